@@ -1,0 +1,104 @@
+//! PTX entry points (compiled only for `nvptx64-nvidia-cuda`).
+//!
+//! Launch shape: a 3D grid, x over detector columns, y over rows, z over views; one
+//! thread computes one pixel. Arguments are device pointers and plain scalars (no
+//! structs by value: rustc's PTX ABI for those is young, rust-lang/rust#117271).
+//!
+//! # Safety contract (upheld by the host's launch wrapper)
+//!
+//! * `volume` points to `grid.nx * grid.ny * grid.nz` readable `f32`s.
+//! * `grid` points to one [`GridParams`]; `views` to `n_views` [`ViewParams`].
+//! * `out` points to `n_views * rows * cols` writable `f32`s, not aliased by the inputs.
+
+use core::arch::nvptx::{
+    _block_dim_x, _block_dim_y, _block_idx_x, _block_idx_y, _block_idx_z, _thread_idx_x,
+    _thread_idx_y,
+};
+
+use crate::params::{Beam, DetectorParams, GridParams, ViewParams};
+use crate::pixel::{line_integral, Method};
+use crate::voxels::Voxels;
+
+/// The volume in device memory. Reads are unchecked: the traversals only pass indices
+/// below `voxel_count()` (see [`Voxels`]), and the host sized the buffer to match.
+struct DeviceVolume(*const f32);
+
+impl Voxels for DeviceVolume {
+    #[inline(always)]
+    fn voxel(&self, index: usize) -> f32 {
+        // SAFETY: index < voxel_count() by the traversal's contract; the buffer holds
+        // voxel_count() elements by the launch contract above.
+        unsafe { *self.0.add(index) }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward(
+    method: Method,
+    volume: *const f32,
+    grid: *const GridParams,
+    views: *const ViewParams,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    beam: u32,
+    out: *mut f32,
+) {
+    let col = _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32;
+    let row = _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32;
+    let view = _block_idx_z() as u32;
+    if col >= cols || row >= rows || view >= n_views {
+        return;
+    }
+    let detector = DetectorParams {
+        rows,
+        cols,
+        beam: Beam::from_u32(beam),
+    };
+    let grid = &*grid;
+    let view_params = &*views.add(view as usize);
+    let value = line_integral(
+        method,
+        &DeviceVolume(volume),
+        grid,
+        view_params,
+        &detector,
+        row,
+        col,
+    );
+    let pixel = (view as usize * rows as usize + row as usize) * cols as usize + col as usize;
+    *out.add(pixel) = value;
+}
+
+/// Forward projection, Siddon's method. See the module docs for the launch shape and
+/// the safety contract.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_forward_siddon(
+    volume: *const f32,
+    grid: *const GridParams,
+    views: *const ViewParams,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    beam: u32,
+    out: *mut f32,
+) {
+    forward(Method::Siddon, volume, grid, views, n_views, rows, cols, beam, out)
+}
+
+/// Forward projection, Joseph's method. See the module docs for the launch shape and
+/// the safety contract.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_forward_joseph(
+    volume: *const f32,
+    grid: *const GridParams,
+    views: *const ViewParams,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    beam: u32,
+    out: *mut f32,
+) {
+    forward(Method::Joseph, volume, grid, views, n_views, rows, cols, beam, out)
+}

@@ -1,0 +1,157 @@
+//! Joseph's method ("An improved algorithm for reprojecting rays through pixel images",
+//! IEEE TMI 1982), in 3D: the ray is sampled once per slice of its dominant axis (the
+//! index axis along which it moves fastest), at the slice's centre plane, with bilinear
+//! interpolation in the other two axes and zero outside the grid. Each sample is
+//! weighted by the ray's length per slice, `|M d| / |d_main|`.
+//!
+//! This is the model of ASTRA's GPU projector: smoother than Siddon, and for a ray that
+//! crosses the whole grid inside a uniform region it equals `mu * chord` exactly.
+
+use crate::math::{ceil, floor};
+use crate::params::GridParams;
+use crate::ray::Ray;
+use crate::voxels::Voxels;
+
+/// The grid seen from a ray's dominant axis `a` and its two other axes `b`, `c`.
+#[derive(Clone, Copy)]
+struct Frame {
+    /// Voxel counts along (a, b, c).
+    count: [u32; 3],
+    /// Linear-index strides along (a, b, c).
+    stride: [usize; 3],
+    /// Ray origin in (a, b, c).
+    origin: [f32; 3],
+    /// Ray direction in (a, b, c); `|direction[0]|` is the largest component.
+    direction: [f32; 3],
+}
+
+#[inline(always)]
+fn frame(grid: &GridParams, ray: &Ray) -> Frame {
+    let d = ray.direction;
+    let o = ray.origin;
+    let (ax, ay, az) = (d[0].abs(), d[1].abs(), d[2].abs());
+    let (sy, sz) = (grid.nx as usize, grid.nx as usize * grid.ny as usize);
+    // Axis order (a, b, c): a is the dominant axis, ties go to the lower axis. Spelled
+    // out per case so that nothing is indexed at run time (which would put the arrays
+    // in local memory on the GPU).
+    if ax >= ay && ax >= az {
+        Frame {
+            count: [grid.nx, grid.ny, grid.nz],
+            stride: [1, sy, sz],
+            origin: [o[0], o[1], o[2]],
+            direction: [d[0], d[1], d[2]],
+        }
+    } else if ay >= az {
+        Frame {
+            count: [grid.ny, grid.nx, grid.nz],
+            stride: [sy, 1, sz],
+            origin: [o[1], o[0], o[2]],
+            direction: [d[1], d[0], d[2]],
+        }
+    } else {
+        Frame {
+            count: [grid.nz, grid.nx, grid.ny],
+            stride: [sz, 1, sy],
+            origin: [o[2], o[0], o[1]],
+            direction: [d[2], d[0], d[1]],
+        }
+    }
+}
+
+/// One voxel of a slice, or 0 outside the grid.
+#[inline(always)]
+fn tap<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, ib: i32, ic: i32) -> f32 {
+    if ib >= 0 && (ib as u32) < f.count[1] && ic >= 0 && (ic as u32) < f.count[2] {
+        volume.voxel(slice_base + ib as usize * f.stride[1] + ic as usize * f.stride[2])
+    } else {
+        0.0
+    }
+}
+
+/// Bilinear interpolation of the slice at `slice_base`, at continuous index-space
+/// coordinates `(b, c)` (voxel centres at `i + 0.5`), zero outside the grid.
+#[inline(always)]
+fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32, c: f32) -> f32 {
+    let fb = b - 0.5;
+    let fc = c - 0.5;
+    let b0 = floor(fb);
+    let c0 = floor(fc);
+    let wb = fb - b0;
+    let wc = fc - c0;
+    let (ib, ic) = (b0 as i32, c0 as i32);
+    let inside = ib >= 0
+        && ((ib + 1) as u32) < f.count[1]
+        && ic >= 0
+        && ((ic + 1) as u32) < f.count[2];
+    let (v00, v10, v01, v11) = if inside {
+        let base = slice_base + ib as usize * f.stride[1] + ic as usize * f.stride[2];
+        (
+            volume.voxel(base),
+            volume.voxel(base + f.stride[1]),
+            volume.voxel(base + f.stride[2]),
+            volume.voxel(base + f.stride[1] + f.stride[2]),
+        )
+    } else {
+        (
+            tap(volume, f, slice_base, ib, ic),
+            tap(volume, f, slice_base, ib + 1, ic),
+            tap(volume, f, slice_base, ib, ic + 1),
+            tap(volume, f, slice_base, ib + 1, ic + 1),
+        )
+    };
+    let low = v00 + wb * (v10 - v00);
+    let high = v01 + wb * (v11 - v01);
+    low + wc * (high - low)
+}
+
+/// The line integral of `ray` through the trilinearly-sampled volume, with Joseph's
+/// one-sample-per-slice rule. Rays that miss the grid (and its half-voxel interpolation
+/// margin) give exactly 0.
+#[inline(always)]
+pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f32 {
+    let f = frame(grid, ray);
+    let da = f.direction[0];
+    if da == 0.0 || f.count[0] == 0 {
+        return 0.0;
+    }
+    // Where samples can be non-zero: a in [0, n_a], b and c within half a voxel of the
+    // grid (bilinear support). The box is given back in (x, y, z) order for `clip`.
+    let local = Ray {
+        origin: f.origin,
+        direction: f.direction,
+        t_min: ray.t_min,
+        t_max: ray.t_max,
+    };
+    let lo = [0.0, -0.5, -0.5];
+    let hi = [
+        f.count[0] as f32,
+        f.count[1] as f32 + 0.5,
+        f.count[2] as f32 + 0.5,
+    ];
+    let Some((t_enter, t_exit)) = local.clip(lo, hi) else {
+        return 0.0;
+    };
+    // Slices k whose centre plane a = k + 0.5 lies within [a(t_enter), a(t_exit)].
+    let a_enter = f.origin[0] + t_enter * da;
+    let a_exit = f.origin[0] + t_exit * da;
+    let (a_lo, a_hi) = if a_enter < a_exit { (a_enter, a_exit) } else { (a_exit, a_enter) };
+    let k_first = ceil(a_lo - 0.5).max(0.0) as i32;
+    let k_last = (floor(a_hi - 0.5) as i32).min(f.count[0] as i32 - 1);
+    if k_last < k_first {
+        return 0.0;
+    }
+    let slope_b = f.direction[1] / da;
+    let slope_c = f.direction[2] / da;
+    let t_first = (k_first as f32 + 0.5 - f.origin[0]) / da;
+    let b_first = f.origin[1] + t_first * f.direction[1];
+    let c_first = f.origin[2] + t_first * f.direction[2];
+
+    let mut sum = 0.0f32;
+    for k in k_first..=k_last {
+        let steps = (k - k_first) as f32;
+        let b = b_first + steps * slope_b;
+        let c = c_first + steps * slope_c;
+        sum += bilinear(volume, &f, k as usize * f.stride[0], b, c);
+    }
+    sum * grid.world_length(ray.direction) / da.abs()
+}

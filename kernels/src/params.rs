@@ -1,0 +1,94 @@
+//! The `#[repr(C)]` records shared by host and device. Only `f32`/`u32` fields; layouts
+//! are pinned by compile-time size checks so that host and PTX can never disagree.
+
+use core::mem::size_of;
+
+/// The voxel grid as the kernels see it: voxel counts and the linear part of the
+/// index-to-world map (see the crate docs for the index-space frame).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GridParams {
+    /// Voxels along x (the fastest axis of the array).
+    pub nx: u32,
+    /// Voxels along y.
+    pub ny: u32,
+    /// Voxels along z (the slowest axis of the array).
+    pub nz: u32,
+    /// Unused, zero: pads the counts to 16 bytes.
+    pub reserved: u32,
+    /// Row-major 3x3 matrix `M` with `world - origin = M * index` (mm per index step).
+    /// For an axis-aligned grid it is `diag(sx, sy, sz)`.
+    pub index_to_world: [f32; 9],
+}
+
+impl GridParams {
+    /// Number of voxels, `nx * ny * nz`, as `usize` (never overflows on 64-bit targets
+    /// for `u32` dimensions).
+    #[inline(always)]
+    pub fn voxel_count(&self) -> usize {
+        self.nx as usize * self.ny as usize * self.nz as usize
+    }
+
+    /// World length (mm) of the index-space vector `d`: `|M d|`.
+    #[inline(always)]
+    pub fn world_length(&self, d: [f32; 3]) -> f32 {
+        let m = &self.index_to_world;
+        let wx = m[0] * d[0] + m[1] * d[1] + m[2] * d[2];
+        let wy = m[3] * d[0] + m[4] * d[1] + m[5] * d[2];
+        let wz = m[6] * d[0] + m[7] * d[1] + m[8] * d[2];
+        crate::math::sqrt(wx * wx + wy * wy + wz * wz)
+    }
+}
+
+/// One view, in voxel-index coordinates (the host converts from world millimetres).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViewParams {
+    /// Cone beam: the source position. Parallel beam: the ray direction (any length).
+    pub source: [f32; 3],
+    /// Centre of the detector.
+    pub detector_centre: [f32; 3],
+    /// Step from one detector column to the next.
+    pub u: [f32; 3],
+    /// Step from one detector row to the next.
+    pub v: [f32; 3],
+}
+
+/// Beam shape, shared by all views of a launch.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beam {
+    /// Rays from a point source to each pixel centre; the integral covers the segment.
+    Cone = 0,
+    /// Rays through each pixel centre along a common direction; the integral covers the
+    /// whole line.
+    Parallel = 1,
+}
+
+impl Beam {
+    /// Decodes the `u32` a kernel receives; anything but 1 is a cone beam.
+    #[inline(always)]
+    pub fn from_u32(raw: u32) -> Beam {
+        if raw == Beam::Parallel as u32 {
+            Beam::Parallel
+        } else {
+            Beam::Cone
+        }
+    }
+}
+
+/// The detector of a launch: its size and the beam shape.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetectorParams {
+    /// Detector rows (the `v` direction).
+    pub rows: u32,
+    /// Detector columns (the `u` direction).
+    pub cols: u32,
+    /// The beam shape.
+    pub beam: Beam,
+}
+
+const _: () = assert!(size_of::<GridParams>() == 52);
+const _: () = assert!(size_of::<ViewParams>() == 48);
+const _: () = assert!(size_of::<DetectorParams>() == 12);
