@@ -7,7 +7,7 @@
 //! This is the model of ASTRA's GPU projector: smoother than Siddon, and for a ray that
 //! crosses the whole grid inside a uniform region it equals `mu * chord` exactly.
 
-use crate::math::{ceil, floor};
+use crate::math::{ceil, floor_i32, max};
 use crate::params::GridParams;
 use crate::ray::Ray;
 use crate::voxels::Voxels;
@@ -74,11 +74,10 @@ fn tap<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, ib: i32, ic
 fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32, c: f32) -> f32 {
     let fb = b - 0.5;
     let fc = c - 0.5;
-    let b0 = floor(fb);
-    let c0 = floor(fc);
-    let wb = fb - b0;
-    let wc = fc - c0;
-    let (ib, ic) = (b0 as i32, c0 as i32);
+    let ib = floor_i32(fb);
+    let ic = floor_i32(fc);
+    let wb = fb - ib as f32;
+    let wc = fc - ic as f32;
     let inside = ib >= 0
         && ((ib + 1) as u32) < f.count[1]
         && ic >= 0
@@ -135,8 +134,8 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     let a_enter = f.origin[0] + t_enter * da;
     let a_exit = f.origin[0] + t_exit * da;
     let (a_lo, a_hi) = if a_enter < a_exit { (a_enter, a_exit) } else { (a_exit, a_enter) };
-    let k_first = ceil(a_lo - 0.5).max(0.0) as i32;
-    let k_last = (floor(a_hi - 0.5) as i32).min(f.count[0] as i32 - 1);
+    let k_first = max(ceil(a_lo - 0.5), 0.0) as i32;
+    let k_last = floor_i32(a_hi - 0.5).min(f.count[0] as i32 - 1);
     if k_last < k_first {
         return 0.0;
     }

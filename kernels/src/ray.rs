@@ -1,5 +1,6 @@
 //! The ray of one detector pixel, and its clipping against an axis-aligned box.
 
+use crate::math::{max, min};
 use crate::params::{Beam, DetectorParams, ViewParams};
 
 /// A ray `origin + t * direction` for `t` in `[t_min, t_max]`, in voxel-index space.
@@ -69,8 +70,8 @@ impl Ray {
                 let t_lo = (lo[a] - o) * inv;
                 let t_hi = (hi[a] - o) * inv;
                 let (near, far) = if t_lo < t_hi { (t_lo, t_hi) } else { (t_hi, t_lo) };
-                t_enter = t_enter.max(near);
-                t_exit = t_exit.min(far);
+                t_enter = max(near, t_enter);
+                t_exit = min(far, t_exit);
             }
         }
         // Written so that NaN anywhere gives a miss.

@@ -6,7 +6,7 @@
 //! For a uniform box the segments telescope, so the result is `mu * chord` to f32
 //! rounding.
 
-use crate::math::floor;
+use crate::math::{floor_i32, min};
 use crate::params::GridParams;
 use crate::ray::Ray;
 use crate::voxels::Voxels;
@@ -28,7 +28,7 @@ struct Axis {
 fn axis(origin: f32, direction: f32, entry: f32, count: u32) -> Axis {
     // Clamp the entry voxel: the entry point lies on a face up to rounding. (Written
     // with max/min, not `clamp`, which would leave a panic path in the PTX.)
-    let index = (floor(entry) as i32).min(count as i32 - 1).max(0);
+    let index = floor_i32(entry).min(count as i32 - 1).max(0);
     if direction > 0.0 {
         Axis {
             index,
@@ -83,7 +83,7 @@ pub fn siddon<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     // nx + ny + nz passes; indices are checked before every read.
     loop {
         let mu = volume.voxel(linear as usize);
-        let t_cross = x.t_next.min(y.t_next).min(z.t_next);
+        let t_cross = min(x.t_next, min(y.t_next, z.t_next));
         if t_cross >= t_exit {
             sum += mu * (t_exit - t);
             break;

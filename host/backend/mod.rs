@@ -1,0 +1,95 @@
+//! The compute backends behind [`crate::Projector`]: the rayon CPU path and (feature
+//! `cuda`) the NVIDIA GPU path. Both call the per-ray functions of `xray-kernels`.
+
+pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
+
+use serde::Serialize;
+
+/// Which backend a [`crate::Projector`] should use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// CUDA when it works here, otherwise the CPU (the reason is kept, see
+    /// [`crate::Projector::fallback_reason`]).
+    #[default]
+    Auto,
+    /// The rayon CPU backend.
+    Cpu,
+    /// The CUDA backend, or an error saying why it cannot be used.
+    Cuda,
+}
+
+/// The backend a [`crate::Projector`] actually runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The rayon CPU backend.
+    Cpu,
+    /// The CUDA backend.
+    Cuda,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+        })
+    }
+}
+
+/// What `xray info` reports about one backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackendStatus {
+    /// The backend.
+    pub kind: BackendKind,
+    /// Whether it can run projections here.
+    pub usable: bool,
+    /// What it runs on (threads, GPU name) or why it cannot be used.
+    pub detail: String,
+}
+
+/// The status of every backend on this machine (probes the CUDA driver when built with
+/// `cuda`; cheap otherwise).
+pub fn backend_statuses() -> Vec<BackendStatus> {
+    vec![
+        BackendStatus {
+            kind: BackendKind::Cpu,
+            usable: true,
+            detail: format!("rayon, {} threads", rayon::current_num_threads()),
+        },
+        cuda_status(),
+    ]
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_status() -> BackendStatus {
+    match cuda::probe() {
+        Ok(description) => BackendStatus {
+            kind: BackendKind::Cuda,
+            usable: false,
+            detail: format!(
+                "{description}; the GPU projection path is not in this version yet, the CPU runs"
+            ),
+        },
+        Err(reason) => BackendStatus {
+            kind: BackendKind::Cuda,
+            usable: false,
+            detail: reason,
+        },
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_status() -> BackendStatus {
+    BackendStatus {
+        kind: BackendKind::Cuda,
+        usable: false,
+        detail: NOT_BUILT.to_string(),
+    }
+}
+
+/// Why CUDA is unavailable in a build without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+pub(crate) const NOT_BUILT: &str = "this build of xray-projector was made without the `cuda` feature";

@@ -1,0 +1,207 @@
+//! [`VolumeGeometry`]: the voxel grid in world coordinates.
+
+use xray_kernels::GridParams;
+
+use super::check::{count, finite3, positive};
+use crate::error::{Error, GeometryError, Result};
+
+/// Where a volume's voxels are in the world.
+///
+/// The array is `[z, y, x]` (x fastest) with `shape = [nz, ny, nx]`; `spacing` is
+/// `[sx, sy, sz]` in mm (note the order: per world axis, not per array axis); `origin`
+/// is the world position of the grid's *minimum corner* (not of the first voxel's
+/// centre). The columns of `direction` are the world directions of the x, y and z index
+/// axes (identity for an axis-aligned grid); a world point is
+/// `origin + direction * diag(spacing) * index`, with voxel `(ix, iy, iz)` covering
+/// `[ix, ix+1) x [iy, iy+1) x [iz, iz+1)` in index space.
+///
+/// # Examples
+/// ```
+/// use xray_projector::VolumeGeometry;
+/// let g = VolumeGeometry::centered([133, 512, 512], [0.703125, 0.703125, 2.5]);
+/// assert_eq!(g.origin, [-180.0, -180.0, -166.25]);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeGeometry {
+    /// Voxel counts `[nz, ny, nx]`, the array's shape.
+    pub shape: [usize; 3],
+    /// Voxel size `[sx, sy, sz]` in mm.
+    pub spacing: [f64; 3],
+    /// World position (mm) of the grid's minimum corner.
+    pub origin: [f64; 3],
+    /// Orthonormal matrix whose columns are the world directions of the x, y, z index
+    /// axes; row-major, `direction[row][col]`.
+    pub direction: [[f64; 3]; 3],
+}
+
+const IDENTITY: [[f64; 3]; 3] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+
+impl VolumeGeometry {
+    /// An axis-aligned grid with its minimum corner at `origin`.
+    pub fn new(shape: [usize; 3], spacing: [f64; 3], origin: [f64; 3]) -> Self {
+        VolumeGeometry {
+            shape,
+            spacing,
+            origin,
+            direction: IDENTITY,
+        }
+    }
+
+    /// An axis-aligned grid centred on the world origin.
+    pub fn centered(shape: [usize; 3], spacing: [f64; 3]) -> Self {
+        let [nz, ny, nx] = shape;
+        let origin = [
+            -0.5 * nx as f64 * spacing[0],
+            -0.5 * ny as f64 * spacing[1],
+            -0.5 * nz as f64 * spacing[2],
+        ];
+        VolumeGeometry::new(shape, spacing, origin)
+    }
+
+    /// The same grid with another orientation (columns: world directions of x, y, z).
+    pub fn with_direction(mut self, direction: [[f64; 3]; 3]) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Number of voxels, `nz * ny * nx`.
+    ///
+    /// # Errors
+    /// [`GeometryError::TooLarge`] if the product overflows `usize`.
+    pub fn voxel_count(&self) -> Result<usize> {
+        let [nz, ny, nx] = self.shape;
+        nz.checked_mul(ny)
+            .and_then(|p| p.checked_mul(nx))
+            .ok_or_else(|| {
+                GeometryError::TooLarge {
+                    field: "volume voxel count".into(),
+                    value: nz as u128 * ny as u128 * nx as u128,
+                    limit: usize::MAX as u128,
+                }
+                .into()
+            })
+    }
+
+    /// Checks every field; the projector calls it before any work.
+    ///
+    /// # Errors
+    /// A [`GeometryError`] naming the field: a zero or oversized dimension, a spacing that
+    /// is not finite and positive, a non-finite origin, a direction matrix that is not
+    /// orthonormal.
+    pub fn validate(&self) -> Result<()> {
+        const AXES: [&str; 3] = ["nz", "ny", "nx"];
+        for (i, &n) in self.shape.iter().enumerate() {
+            count(|| format!("volume shape[{i}] ({})", AXES[i]), n)?;
+        }
+        self.voxel_count()?;
+        const SPACING: [&str; 3] = ["sx", "sy", "sz"];
+        for (i, &s) in self.spacing.iter().enumerate() {
+            positive(|| format!("volume spacing[{i}] ({})", SPACING[i]), s)?;
+        }
+        finite3("volume origin", self.origin)?;
+        for (r, row) in self.direction.iter().enumerate() {
+            finite3(&format!("volume direction row {r}"), *row)?;
+        }
+        let error = orthonormality_error(&self.direction);
+        if error > 1e-6 {
+            return Err(GeometryError::DirectionNotOrthonormal { error }.into());
+        }
+        Ok(())
+    }
+
+    /// Checks that `shape` (an array's shape, `[nz, ny, nx]`) is this grid's.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if it is not.
+    pub fn check_shape(&self, shape: &[usize]) -> Result<()> {
+        if shape == self.shape {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch {
+                what: "volume",
+                expected: self.shape.to_vec(),
+                got: shape.to_vec(),
+            })
+        }
+    }
+
+    /// The linear map from index space to world: `direction * diag(spacing)`.
+    pub fn index_to_world(&self) -> [[f64; 3]; 3] {
+        let mut m = [[0.0; 3]; 3];
+        for (r, row) in m.iter_mut().enumerate() {
+            for (c, value) in row.iter_mut().enumerate() {
+                *value = self.direction[r][c] * self.spacing[c];
+            }
+        }
+        m
+    }
+
+    /// Index-space coordinates of the world point `p` (voxel centres at `i + 0.5`).
+    pub fn world_to_index(&self, p: [f64; 3]) -> [f64; 3] {
+        let d = [
+            p[0] - self.origin[0],
+            p[1] - self.origin[1],
+            p[2] - self.origin[2],
+        ];
+        self.world_vector_to_index(d)
+    }
+
+    /// Index-space components of the world displacement `v` (no origin shift).
+    pub fn world_vector_to_index(&self, v: [f64; 3]) -> [f64; 3] {
+        // The inverse of direction * diag(spacing) is diag(1/spacing) * direction^T,
+        // because the direction matrix is orthonormal.
+        let mut out = [0.0; 3];
+        for (c, o) in out.iter_mut().enumerate() {
+            let along = (0..3).map(|r| self.direction[r][c] * v[r]).sum::<f64>();
+            *o = along / self.spacing[c];
+        }
+        out
+    }
+
+    /// World position of the centre of voxel `[iz, iy, ix]`.
+    pub fn voxel_centre(&self, index: [usize; 3]) -> [f64; 3] {
+        let q = [
+            index[2] as f64 + 0.5,
+            index[1] as f64 + 0.5,
+            index[0] as f64 + 0.5,
+        ];
+        let m = self.index_to_world();
+        let mut p = self.origin;
+        for (r, value) in p.iter_mut().enumerate() {
+            *value += m[r][0] * q[0] + m[r][1] * q[1] + m[r][2] * q[2];
+        }
+        p
+    }
+
+    /// The grid record the kernels read.
+    pub(crate) fn grid_params(&self) -> GridParams {
+        let m = self.index_to_world();
+        let mut flat = [0.0f32; 9];
+        for r in 0..3 {
+            for c in 0..3 {
+                flat[3 * r + c] = m[r][c] as f32;
+            }
+        }
+        let [nz, ny, nx] = self.shape;
+        GridParams {
+            nx: nx as u32,
+            ny: ny as u32,
+            nz: nz as u32,
+            reserved: 0,
+            index_to_world: flat,
+        }
+    }
+}
+
+/// Largest entry of `|R^T R - I|`.
+fn orthonormality_error(r: &[[f64; 3]; 3]) -> f64 {
+    let mut worst = 0.0f64;
+    for i in 0..3 {
+        for j in 0..3 {
+            let dot: f64 = (0..3).map(|k| r[k][i] * r[k][j]).sum();
+            let want = if i == j { 1.0 } else { 0.0 };
+            worst = worst.max((dot - want).abs());
+        }
+    }
+    worst
+}
