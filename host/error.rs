@@ -58,8 +58,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// Reading or writing a file failed.
-    #[error("{action} {path}: {source}")]
+    /// Reading or writing a file failed (the cause is the error's `source()`).
+    #[error("{action} {path}")]
     Io {
         /// "cannot read", "cannot write", ...
         action: &'static str,

@@ -1,0 +1,130 @@
+//! `xray bench`: the standard cases of BENCHMARKS.md, timed on this machine.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use xray_projector::cases::StandardCase;
+use xray_projector::BackendKind;
+
+use crate::inputs::{projector, BackendName, MethodName};
+
+/// Views used on the CPU when --views is not given.
+const CPU_DEFAULT_VIEWS: usize = 8;
+
+/// A standard case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CaseName {
+    /// 256^3 volume, 256^2 detector, 360 views.
+    Fp256,
+    /// 512^3 volume, 512^2 detector, 360 views.
+    Fp512,
+    /// One 512^2 DRR of a 512 x 512 x 133 CT-like volume.
+    Drr1,
+    /// 64 DRRs of the same volume.
+    Drr64,
+}
+
+/// Options of `xray bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Cases to run (repeat the option for several).
+    #[arg(long, value_enum, default_values_t = [CaseName::Fp256])]
+    case: Vec<CaseName>,
+    /// Views per case (default: the case's own on CUDA, 8 on the CPU).
+    #[arg(long, value_name = "N")]
+    views: Option<usize>,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
+    backend: BackendName,
+    /// Ray tracer.
+    #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
+    method: MethodName,
+    /// Timed repetitions after one warm-up; the median is reported.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    repeats: usize,
+    /// Print one JSON object per case instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Record {
+    case: &'static str,
+    backend: BackendKind,
+    method: &'static str,
+    views: usize,
+    seconds: f64,
+    rays_per_second: f64,
+    centre_ray: f32,
+    anchor_centre_ray: f32,
+}
+
+/// Runs the cases and prints the results.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let projector = projector(args.backend)?;
+    let method = args.method.into();
+    let repeats = args.repeats.max(1);
+    if !args.json {
+        println!(
+            "{:<6} {:<5} {:<7} {:>6} {:>12} {:>14} {:>10} {:>8}",
+            "case", "on", "method", "views", "seconds", "Mrays/s", "centre", "anchor"
+        );
+    }
+    for case in &args.case {
+        let name = match case {
+            CaseName::Fp256 => "fp256",
+            CaseName::Fp512 => "fp512",
+            CaseName::Drr1 => "drr1",
+            CaseName::Drr64 => "drr64",
+        };
+        let mut case = StandardCase::named(name).context("unknown case")?;
+        let views = args.views.unwrap_or(match projector.backend() {
+            BackendKind::Cpu => case.scan.views.min(CPU_DEFAULT_VIEWS),
+            BackendKind::Cuda => case.scan.views,
+        });
+        case = case.with_views(views);
+        let volume = case.phantom.voxelize(&case.volume, 1)?;
+        let geometry = case.scan.geometry()?;
+        let rays = geometry.ray_count()?;
+        let mut result = projector.forward(&volume, &case.volume, &geometry, method)?;
+        let mut times = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let start = Instant::now();
+            result = projector.forward(&volume, &case.volume, &geometry, method)?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        let seconds = times[times.len() / 2];
+        let record = Record {
+            case: case.name,
+            backend: projector.backend(),
+            method: match args.method {
+                MethodName::Siddon => "siddon",
+                MethodName::Joseph => "joseph",
+            },
+            views,
+            seconds,
+            rays_per_second: rays as f64 / seconds,
+            centre_ray: result[[0, geometry.rows / 2, geometry.cols / 2]],
+            anchor_centre_ray: case.check_value,
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&record)?);
+        } else {
+            println!(
+                "{:<6} {:<5} {:<7} {:>6} {:>12.4} {:>14.3} {:>10.4} {:>8.3}",
+                record.case,
+                record.backend,
+                record.method,
+                record.views,
+                record.seconds,
+                record.rays_per_second / 1e6,
+                record.centre_ray,
+                record.anchor_centre_ray
+            );
+        }
+    }
+    Ok(())
+}

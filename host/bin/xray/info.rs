@@ -1,0 +1,14 @@
+//! `xray info`.
+
+use anyhow::Result;
+use xray_projector::backend_statuses;
+
+/// Prints each backend, whether it is usable here, and why not.
+pub fn run() -> Result<()> {
+    println!("xray-projector {}", env!("CARGO_PKG_VERSION"));
+    for status in backend_statuses() {
+        let state = if status.usable { "usable" } else { "unavailable" };
+        println!("{:<5} {:<12} {}", status.kind, state, status.detail);
+    }
+    Ok(())
+}

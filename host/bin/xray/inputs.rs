@@ -1,0 +1,189 @@
+//! Command-line options shared by the commands: the volume, the scanner, the method and
+//! the backend, and their conversion into library types.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use ndarray::Array3;
+use xray_projector::io::read_volume_npy;
+use xray_projector::{
+    Backend, CircularScan, GeometryFile, Method, Phantom, ProjectionGeometry, Projector,
+    VolumeGeometry,
+};
+
+/// Largest phantom edge accepted by --size.
+const MAX_PHANTOM_SIZE: usize = 2048;
+
+/// The built-in phantoms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PhantomName {
+    /// 3D Shepp-Logan head (Kak-Slaney), 256 mm field of view.
+    SheppLogan,
+    /// Nested ellipsoids of the fp256/fp512 benchmark cases.
+    Nested,
+    /// Body slab of the DRR benchmark cases (body, lungs, spine), 360 mm wide.
+    Body,
+    /// A uniform box of mu 0.02/mm filling the middle half of the field of view.
+    Box,
+}
+
+/// Where the volume comes from.
+#[derive(Args, Debug)]
+pub struct VolumeArgs {
+    /// Volume file: a 3D float32 or float64 .npy array indexed [z, y, x], mu in 1/mm,
+    /// centred at the origin. Needs --spacing.
+    #[arg(long, value_name = "FILE.npy", conflicts_with = "phantom", requires = "spacing")]
+    pub volume: Option<PathBuf>,
+    /// Voxel size of --volume in mm, as SX,SY,SZ (x, y, z order).
+    #[arg(long, value_name = "SX,SY,SZ", value_delimiter = ',', num_args = 3)]
+    pub spacing: Option<Vec<f64>>,
+    /// Built-in phantom to render when no --volume is given.
+    #[arg(long, value_enum, default_value_t = PhantomName::SheppLogan)]
+    pub phantom: PhantomName,
+    /// Phantom voxels per edge (the field of view stays the same).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub size: usize,
+}
+
+impl VolumeArgs {
+    /// Loads or builds the volume and its grid.
+    pub fn load(&self) -> Result<(Array3<f32>, VolumeGeometry)> {
+        if let Some(path) = &self.volume {
+            let spacing = self.spacing.as_deref().context("--volume needs --spacing SX,SY,SZ")?;
+            let volume = read_volume_npy(path)?;
+            let (nz, ny, nx) = volume.dim();
+            let grid = VolumeGeometry::centered([nz, ny, nx], [spacing[0], spacing[1], spacing[2]]);
+            grid.validate().with_context(|| format!("volume {}", path.display()))?;
+            return Ok((volume, grid));
+        }
+        let n = self.size;
+        if n == 0 || n > MAX_PHANTOM_SIZE {
+            bail!("--size must be between 1 and {MAX_PHANTOM_SIZE}, got {n}");
+        }
+        let (phantom, grid) = match self.phantom {
+            PhantomName::SheppLogan => (
+                Phantom::shepp_logan(128.0),
+                VolumeGeometry::centered([n; 3], [256.0 / n as f64; 3]),
+            ),
+            PhantomName::Nested => {
+                let voxel = 256.0 / n as f64;
+                (
+                    Phantom::nested_ellipsoids(voxel * (n as f64 - 1.0) / 2.0),
+                    VolumeGeometry::centered([n; 3], [voxel; 3]),
+                )
+            }
+            PhantomName::Body => {
+                let nz = ((n * 133) as f64 / 512.0).round().max(1.0) as usize;
+                let half_z = 133.0 * 2.5 / 2.0;
+                (
+                    Phantom::body([-half_z, half_z]),
+                    VolumeGeometry::centered(
+                        [nz, n, n],
+                        [360.0 / n as f64, 360.0 / n as f64, 2.0 * half_z / nz as f64],
+                    ),
+                )
+            }
+            PhantomName::Box => (
+                Phantom::uniform_box([-64.0; 3], [64.0; 3], 0.02),
+                VolumeGeometry::centered([n; 3], [256.0 / n as f64; 3]),
+            ),
+        };
+        let volume = phantom.voxelize(&grid, 1).context("voxelising the phantom")?;
+        Ok((volume, grid))
+    }
+}
+
+/// The scanner: a circular-scan position or a geometry file.
+#[derive(Args, Debug)]
+pub struct ScannerArgs {
+    /// Projection geometry file (TOML: [circular], [pose] or [vectors]); replaces the
+    /// scanner options below.
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["sod", "sdd", "det", "pixel", "angle"])]
+    pub geometry: Option<PathBuf>,
+    /// Source to rotation axis distance, mm.
+    #[arg(long, value_name = "MM", default_value_t = 1000.0)]
+    pub sod: f64,
+    /// Source to detector distance, mm.
+    #[arg(long, value_name = "MM", default_value_t = 1500.0)]
+    pub sdd: f64,
+    /// Detector size in pixels, ROWSxCOLS.
+    #[arg(long, value_name = "ROWSxCOLS", default_value = "256x256", value_parser = parse_detector)]
+    pub det: [usize; 2],
+    /// Detector pixel size, mm.
+    #[arg(long, value_name = "MM", default_value_t = 1.6)]
+    pub pixel: f64,
+    /// Angle of the (first) view in degrees; 0 puts the source on -x.
+    #[arg(long, value_name = "DEG", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub angle: f64,
+}
+
+impl ScannerArgs {
+    /// The projection geometry: from the file, or a circular scan of `views` views.
+    pub fn geometry(&self, views: usize) -> Result<ProjectionGeometry> {
+        if let Some(path) = &self.geometry {
+            let file = GeometryFile::read(path)?;
+            return file
+                .geometry()
+                .with_context(|| format!("geometry file {}", path.display()));
+        }
+        let scan = CircularScan::new(self.sod, self.sdd, views, self.det, self.pixel)
+            .starting_at(self.angle.to_radians());
+        Ok(scan.geometry()?)
+    }
+}
+
+fn parse_detector(text: &str) -> Result<[usize; 2], String> {
+    let (rows, cols) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected ROWSxCOLS such as 256x256, got {text:?}"))?;
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|e| format!("{s:?} in {text:?}: {e}"))
+    };
+    Ok([parse(rows)?, parse(cols)?])
+}
+
+/// Ray tracer names on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodName {
+    /// Exact path lengths through voxels (Siddon, Amanatides-Woo traversal).
+    Siddon,
+    /// One bilinear sample per slice of the dominant axis (Joseph; ASTRA's GPU model).
+    Joseph,
+}
+
+impl From<MethodName> for Method {
+    fn from(m: MethodName) -> Method {
+        match m {
+            MethodName::Siddon => Method::Siddon,
+            MethodName::Joseph => Method::Joseph,
+        }
+    }
+}
+
+/// Backend names on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendName {
+    /// CUDA if usable here, else the CPU (says why).
+    Auto,
+    /// The CPU (rayon, all cores).
+    Cpu,
+    /// CUDA, or an error saying why not.
+    Cuda,
+}
+
+/// Opens a projector on the named backend, telling on stderr when Auto falls back.
+pub fn projector(name: BackendName) -> Result<Projector> {
+    let backend = match name {
+        BackendName::Auto => Backend::Auto,
+        BackendName::Cpu => Backend::Cpu,
+        BackendName::Cuda => Backend::Cuda,
+    };
+    let projector = Projector::new(backend).context("opening the backend")?;
+    if let Some(reason) = projector.fallback_reason() {
+        eprintln!("note: using the CPU backend ({reason})");
+    }
+    Ok(projector)
+}

@@ -1,0 +1,144 @@
+//! `xray drr` and `xray project`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{s, Array3};
+use xray_projector::intensity::{add_poisson_noise, beer_lambert};
+
+use crate::inputs::{projector, BackendName, MethodName, ScannerArgs, VolumeArgs};
+use crate::outputs::{self, format_of, Bits, Format};
+
+/// Options of `xray drr`.
+#[derive(Args, Debug)]
+pub struct DrrArgs {
+    #[command(flatten)]
+    volume: VolumeArgs,
+    #[command(flatten)]
+    scanner: ScannerArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+    /// PNG sample depth.
+    #[arg(long, value_enum, default_value_t = Bits::Eight)]
+    bits: Bits,
+    /// Output: .png (an image) or .npy (the float32 [rows, cols] array).
+    #[arg(long, value_name = "FILE", default_value = "drr.png")]
+    out: PathBuf,
+}
+
+/// Options of `xray project`.
+#[derive(Args, Debug)]
+pub struct ProjectArgs {
+    #[command(flatten)]
+    volume: VolumeArgs,
+    #[command(flatten)]
+    scanner: ScannerArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Number of views over a full turn (ignored with --geometry).
+    #[arg(long, value_name = "N", default_value_t = 360)]
+    views: usize,
+    /// Output: a .npy float32 array [views, rows, cols].
+    #[arg(long, value_name = "FILE.npy", default_value = "projections.npy")]
+    out: PathBuf,
+}
+
+/// Options shared by `drr` and `project`.
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Ray tracer.
+    #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
+    method: MethodName,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
+    backend: BackendName,
+    /// Write detected intensities I0 * exp(-p) for this many photons per pixel instead
+    /// of line integrals p.
+    #[arg(long, value_name = "PHOTONS")]
+    i0: Option<f64>,
+    /// Add Poisson photon noise to the intensities, reproducibly from this seed (needs --i0).
+    #[arg(long, value_name = "SEED", requires = "i0")]
+    noise_seed: Option<u64>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+impl CommonArgs {
+    /// Line integrals, or intensities with optional noise, as asked.
+    fn detector_signal(&self, line_integrals: Array3<f32>) -> Result<Array3<f32>> {
+        let Some(i0) = self.i0 else {
+            return Ok(line_integrals);
+        };
+        let mut counts = beer_lambert(&line_integrals, i0).context("--i0")?;
+        if let Some(seed) = self.noise_seed {
+            add_poisson_noise(&mut counts, seed)?;
+        }
+        Ok(counts)
+    }
+}
+
+/// `xray drr`.
+pub fn drr(args: DrrArgs) -> Result<()> {
+    let format = format_of(&args.out, &[Format::Png, Format::Npy])?;
+    let overwrite = outputs::overwrite(args.common.force);
+    let geometry = args.scanner.geometry(1)?;
+    let (volume, grid) = args.volume.load()?;
+    let projector = projector(args.common.backend)?;
+    let start = Instant::now();
+    let p = projector
+        .forward(&volume, &grid, &geometry, args.common.method.into())
+        .context("projecting")?;
+    let elapsed = start.elapsed();
+    let signal = args.common.detector_signal(p)?;
+    let image = signal.slice(s![0, .., ..]);
+    match format {
+        Format::Png => outputs::png(&args.out, &image, args.bits, args.common.i0.is_some(), overwrite)?,
+        Format::Npy => outputs::npy(&args.out, &image, overwrite)?,
+    }
+    eprintln!(
+        "wrote {} ({} x {} pixels, {:?} on {}, {:.1} ms)",
+        args.out.display(),
+        geometry.rows,
+        geometry.cols,
+        args.common.method,
+        projector.backend(),
+        elapsed.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// `xray project`.
+pub fn project(args: ProjectArgs) -> Result<()> {
+    format_of(&args.out, &[Format::Npy])?;
+    let overwrite = outputs::overwrite(args.common.force);
+    let geometry = args.scanner.geometry(args.views)?;
+    let (volume, grid) = args.volume.load()?;
+    let projector = projector(args.common.backend)?;
+    let bar = ProgressBar::new(geometry.views.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} views, {elapsed} elapsed, ETA {eta}")
+            .expect("the template is valid"),
+    );
+    let start = Instant::now();
+    let p = projector
+        .forward_with_progress(&volume, &grid, &geometry, args.common.method.into(), &|| bar.inc(1))
+        .context("projecting")?;
+    bar.finish_and_clear();
+    let elapsed = start.elapsed();
+    let signal = args.common.detector_signal(p)?;
+    outputs::npy(&args.out, &signal, overwrite)?;
+    eprintln!(
+        "wrote {} ({} views of {} x {}, {:?} on {}, {:.2} s)",
+        args.out.display(),
+        geometry.views.len(),
+        geometry.rows,
+        geometry.cols,
+        args.common.method,
+        projector.backend(),
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
