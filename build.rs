@@ -19,7 +19,8 @@ fn main() {
     println!("cargo:rerun-if-changed=kernels/xray_kernels.ptx");
     println!("cargo:rerun-if-env-changed=XRAY_USE_COMMITTED_PTX");
 
-    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let committed = root.join("kernels").join("xray_kernels.ptx");
     let dest = out_dir.join("xray_kernels.ptx");
@@ -84,7 +85,13 @@ fn build_ptx(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
             "RUSTFLAGS",
             "-Zunstable-options -Cpanic=immediate-abort -Ctarget-cpu=sm_70",
         )
-        .args(["rustc", "--release", "--target", "nvptx64-nvidia-cuda", "-Zbuild-std=core"])
+        .args([
+            "rustc",
+            "--release",
+            "--target",
+            "nvptx64-nvidia-cuda",
+            "-Zbuild-std=core",
+        ])
         .arg("--manifest-path")
         .arg(root.join("kernels").join("Cargo.toml"))
         .args(["--", "--emit=asm"]);
@@ -93,10 +100,17 @@ fn build_ptx(root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("could not run cargo: {e}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(format!("nightly build of the kernels failed: {last}"));
     }
-    let deps = target_dir.join("nvptx64-nvidia-cuda").join("release").join("deps");
+    let deps = target_dir
+        .join("nvptx64-nvidia-cuda")
+        .join("release")
+        .join("deps");
     newest_ptx(&deps).ok_or_else(|| format!("no PTX found in {}", deps.display()))
 }
 

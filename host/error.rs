@@ -140,7 +140,9 @@ pub enum GeometryError {
         view: usize,
     },
     /// The source-to-detector distance is not larger than the source-to-object distance.
-    #[error("the source-detector distance ({sdd} mm) must exceed the source-object distance ({sod} mm)")]
+    #[error(
+        "the source-detector distance ({sdd} mm) must exceed the source-object distance ({sod} mm)"
+    )]
     DetectorInsideOrbit {
         /// Source to rotation axis.
         sod: f64,

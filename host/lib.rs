@@ -57,6 +57,8 @@ mod projector;
 
 pub use backend::{backend_statuses, Backend, BackendKind, BackendStatus};
 pub use error::{Error, GeometryError, Result};
-pub use geometry::{Beam, CircularScan, DrrPose, GeometryFile, ProjectionGeometry, View, VolumeGeometry};
+pub use geometry::{
+    Beam, CircularScan, DrrPose, GeometryFile, ProjectionGeometry, View, VolumeGeometry,
+};
 pub use phantom::Phantom;
 pub use projector::{Method, Projector};

@@ -3,7 +3,6 @@
 
 use ndarray::{Array3, ArrayBase, Data, Ix3};
 
-
 use crate::alloc::zeroed;
 use crate::backend::{cpu, Backend, BackendKind};
 use crate::error::{Error, Result};
@@ -122,9 +121,9 @@ impl Projector {
         let views = geometry.view_params(volume_geometry);
         let detector = geometry.detector_params();
         match self.kind {
-            BackendKind::Cpu => {
-                cpu::forward(voxels, &grid, &views, &detector, method, &mut out, view_done)
-            }
+            BackendKind::Cpu => cpu::forward(
+                voxels, &grid, &views, &detector, method, &mut out, view_done,
+            ),
             BackendKind::Cuda => {
                 return Err(Error::CudaUnavailable {
                     reason: cuda_unavailable_reason(),

@@ -35,12 +35,23 @@ fn check_siddon_box(beam: Beam, seed: u64) {
     let mu = 0.5;
     let (volume, grid, phantom) = uniform_grid(mu);
     let geometry = random_views(seed, beam, 12, [-1.8, 2.0, -2.2], 150.0, [40, 48], 1.3);
-    let got = cpu().forward(&volume, &grid, &geometry, Method::Siddon).unwrap();
+    let got = cpu()
+        .forward(&volume, &grid, &geometry, Method::Siddon)
+        .unwrap();
     let want = phantom.project(&geometry).unwrap();
     let hits = want.iter().filter(|&&w| w > 0.0).count();
-    assert!(hits > want.len() / 4, "the views must mostly hit the box ({hits} hits)");
+    assert!(
+        hits > want.len() / 4,
+        "the views must mostly hit the box ({hits} hits)"
+    );
     let floor = 1e-4 * mu as f64 * 0.7;
-    assert_close(got.as_slice().unwrap(), want.as_slice().unwrap(), floor, 1e-5, "Siddon vs chord");
+    assert_close(
+        got.as_slice().unwrap(),
+        want.as_slice().unwrap(),
+        floor,
+        1e-5,
+        "Siddon vs chord",
+    );
 }
 
 #[test]
@@ -65,18 +76,28 @@ fn cone_rays_that_start_or_end_inside_the_grid_integrate_only_their_segment() {
         beam: Beam::Cone,
         rows: 1,
         cols: 1,
-        views: vec![View { source, detector, u: [0.0, 1.0, 0.0], v: [0.0, 0.0, 1.0] }],
+        views: vec![View {
+            source,
+            detector,
+            u: [0.0, 1.0, 0.0],
+            v: [0.0, 0.0, 1.0],
+        }],
     };
     let cases = [
         // Source inside, pixel outside beyond x = 20: path inside is 20 - 5.3 along x.
         (view([5.3, 10.2, 9.7], [40.0, 10.2, 9.7]), 20.0 - 5.3),
         // Both inside, oblique.
-        (view([4.1, 3.3, 6.2], [15.6, 12.9, 8.0]), ((15.6f64 - 4.1).powi(2) + (12.9f64 - 3.3).powi(2) + (8.0f64 - 6.2).powi(2)).sqrt()),
+        (
+            view([4.1, 3.3, 6.2], [15.6, 12.9, 8.0]),
+            ((15.6f64 - 4.1).powi(2) + (12.9f64 - 3.3).powi(2) + (8.0f64 - 6.2).powi(2)).sqrt(),
+        ),
         // Source outside, pixel inside.
         (view([-30.0, 7.7, 12.1], [11.25, 7.7, 12.1]), 11.25),
     ];
     for (geometry, length) in cases {
-        let got = cpu().forward(&volume, &grid, &geometry, Method::Siddon).unwrap()[[0, 0, 0]] as f64;
+        let got = cpu()
+            .forward(&volume, &grid, &geometry, Method::Siddon)
+            .unwrap()[[0, 0, 0]] as f64;
         let want = mu as f64 * length;
         assert!((got - want).abs() <= 1e-5 * want, "got {got}, want {want}");
     }
@@ -92,15 +113,34 @@ fn rays_that_miss_give_exactly_zero() {
             rows: 8,
             cols: 8,
             views: vec![
-                View { source: [100.0, 0.0, 0.0], detector: [200.0, 0.0, 0.0], u: [0.0, 1.0, 0.0], v: [0.0, 0.0, 1.0] },
+                View {
+                    source: [100.0, 0.0, 0.0],
+                    detector: [200.0, 0.0, 0.0],
+                    u: [0.0, 1.0, 0.0],
+                    v: [0.0, 0.0, 1.0],
+                },
                 // Rays passing 50 mm above the grid's top face.
-                View { source: [-300.0, 0.0, 80.0], detector: [300.0, 0.0, 80.0], u: [0.0, 1.0, 0.0], v: [0.0, 0.0, 1.0] },
+                View {
+                    source: [-300.0, 0.0, 80.0],
+                    detector: [300.0, 0.0, 80.0],
+                    u: [0.0, 1.0, 0.0],
+                    v: [0.0, 0.0, 1.0],
+                },
                 // Source and detector on the same side, grid beyond the detector.
-                View { source: [-300.0, 0.0, 0.0], detector: [-200.0, 0.0, 0.0], u: [0.0, 1.0, 0.0], v: [0.0, 0.0, 1.0] },
+                View {
+                    source: [-300.0, 0.0, 0.0],
+                    detector: [-200.0, 0.0, 0.0],
+                    u: [0.0, 1.0, 0.0],
+                    v: [0.0, 0.0, 1.0],
+                },
             ],
         };
         let p = cpu().forward(&volume, &grid, &geometry, method).unwrap();
-        assert!(p.iter().all(|&v| v == 0.0), "{method:?}: a ray that misses gave {:?}", p.iter().find(|&&v| v != 0.0));
+        assert!(
+            p.iter().all(|&v| v == 0.0),
+            "{method:?}: a ray that misses gave {:?}",
+            p.iter().find(|&&v| v != 0.0)
+        );
     }
 }
 
@@ -108,18 +148,35 @@ fn rays_that_miss_give_exactly_zero() {
 fn random_volume(seed: u64) -> (Array3<f32>, VolumeGeometry) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let volume = Array3::from_shape_fn((6, 7, 9), |_| rng.random_range(0.0..1.0f32));
-    (volume, VolumeGeometry::new([6, 7, 9], [0.5, 2.0, 1.5], [0.0, 0.0, 0.0]))
+    (
+        volume,
+        VolumeGeometry::new([6, 7, 9], [0.5, 2.0, 1.5], [0.0, 0.0, 0.0]),
+    )
 }
 
 /// One parallel ray along `direction` through the world point `through`.
 fn parallel_ray(direction: [f64; 3], through: [f64; 3]) -> ProjectionGeometry {
-    let u = if direction[0] == 0.0 { [1.0, 0.0, 0.0] } else { [0.0, 1.0, 0.0] };
+    let u = if direction[0] == 0.0 {
+        [1.0, 0.0, 0.0]
+    } else {
+        [0.0, 1.0, 0.0]
+    };
     let v = [
         direction[1] * u[2] - direction[2] * u[1],
         direction[2] * u[0] - direction[0] * u[2],
         direction[0] * u[1] - direction[1] * u[0],
     ];
-    ProjectionGeometry { beam: Beam::Parallel, rows: 1, cols: 1, views: vec![View { source: direction, detector: through, u, v }] }
+    ProjectionGeometry {
+        beam: Beam::Parallel,
+        rows: 1,
+        cols: 1,
+        views: vec![View {
+            source: direction,
+            detector: through,
+            u,
+            v,
+        }],
+    }
 }
 
 #[test]
@@ -129,14 +186,31 @@ fn rays_along_axes_sum_voxel_rows_exactly() {
     for method in [Method::Siddon, Method::Joseph] {
         // Along x through the centre of row (z=2, y=4); along y through (z=5, x=1); along z through (y=6, x=8).
         let cases: [([f64; 3], [f64; 3], f64); 3] = [
-            ([1.0, 0.0, 0.0], [-5.0, 4.5 * sy, 2.5 * sz], sx * volume.slice(ndarray::s![2, 4, ..]).sum() as f64),
-            ([0.0, -1.0, 0.0], [1.5 * sx, 50.0, 5.5 * sz], sy * volume.slice(ndarray::s![5, .., 1]).sum() as f64),
-            ([0.0, 0.0, 1.0], [8.5 * sx, 6.5 * sy, 0.0], sz * volume.slice(ndarray::s![.., 6, 8]).sum() as f64),
+            (
+                [1.0, 0.0, 0.0],
+                [-5.0, 4.5 * sy, 2.5 * sz],
+                sx * volume.slice(ndarray::s![2, 4, ..]).sum() as f64,
+            ),
+            (
+                [0.0, -1.0, 0.0],
+                [1.5 * sx, 50.0, 5.5 * sz],
+                sy * volume.slice(ndarray::s![5, .., 1]).sum() as f64,
+            ),
+            (
+                [0.0, 0.0, 1.0],
+                [8.5 * sx, 6.5 * sy, 0.0],
+                sz * volume.slice(ndarray::s![.., 6, 8]).sum() as f64,
+            ),
         ];
         for (direction, through, want) in cases {
-            let p = cpu().forward(&volume, &grid, &parallel_ray(direction, through), method).unwrap();
+            let p = cpu()
+                .forward(&volume, &grid, &parallel_ray(direction, through), method)
+                .unwrap();
             let got = p[[0, 0, 0]] as f64;
-            assert!((got - want).abs() <= 1e-5 * want, "{method:?} along {direction:?}: got {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1e-5 * want,
+                "{method:?} along {direction:?}: got {got}, want {want}"
+            );
         }
     }
 }
@@ -158,9 +232,19 @@ fn siddon_rays_on_voxel_faces_edges_and_corners_follow_the_lower_face_rule() {
     let want_corner = sz * volume.slice(ndarray::s![.., 0, 0]).sum() as f64;
     // Along z on the grid's upper corner line x = 9 sx, y = 7 sy: outside, exactly 0.
     let outside = parallel_ray([0.0, 0.0, 1.0], [9.0 * sx, 7.0 * 2.0, 0.0]);
-    for (name, geometry, want) in [("face", face, want_face), ("edge", edge, want_edge), ("corner", corner, want_corner), ("upper corner", outside, 0.0)] {
-        let got = cpu().forward(&volume, &grid, &geometry, Method::Siddon).unwrap()[[0, 0, 0]] as f64;
-        assert!((got - want).abs() <= 1e-5 * want, "{name}: got {got}, want {want}");
+    for (name, geometry, want) in [
+        ("face", face, want_face),
+        ("edge", edge, want_edge),
+        ("corner", corner, want_corner),
+        ("upper corner", outside, 0.0),
+    ] {
+        let got = cpu()
+            .forward(&volume, &grid, &geometry, Method::Siddon)
+            .unwrap()[[0, 0, 0]] as f64;
+        assert!(
+            (got - want).abs() <= 1e-5 * want,
+            "{name}: got {got}, want {want}"
+        );
     }
 }
 
@@ -171,7 +255,9 @@ fn oblique_ray_through_a_voxel_corner_is_exact() {
     let grid = VolumeGeometry::new([16, 16, 16], [1.0; 3], [0.0; 3]);
     let volume = Array3::from_elem((16, 16, 16), 0.25f32);
     let geometry = parallel_ray([1.0, 1.0, 1.0], [8.0, 8.0, 8.0]);
-    let got = cpu().forward(&volume, &grid, &geometry, Method::Siddon).unwrap()[[0, 0, 0]] as f64;
+    let got = cpu()
+        .forward(&volume, &grid, &geometry, Method::Siddon)
+        .unwrap()[[0, 0, 0]] as f64;
     let want = 0.25 * 16.0 * 3f64.sqrt();
     assert!((got - want).abs() <= 1e-5 * want, "got {got}, want {want}");
 }
@@ -181,7 +267,10 @@ fn shepp_logan_nrmse(n: usize, method: Method) -> f64 {
     let grid = VolumeGeometry::centered([n; 3], [256.0 / n as f64; 3]);
     let phantom = Phantom::shepp_logan(128.0);
     let volume = phantom.voxelize(&grid, 3).unwrap();
-    let scan = CircularScan { start_angle: 0.3, ..CircularScan::new(600.0, 900.0, 3, [96, 96], 4.0) };
+    let scan = CircularScan {
+        start_angle: 0.3,
+        ..CircularScan::new(600.0, 900.0, 3, [96, 96], 4.0)
+    };
     let geometry = scan.geometry().unwrap();
     let got = cpu().forward(&volume, &grid, &geometry, method).unwrap();
     let want = phantom.project(&geometry).unwrap();
@@ -202,7 +291,10 @@ fn shepp_logan_matches_analytic_integrals_within_stated_nrmse() {
         let fine = shepp_logan_nrmse(128, method);
         eprintln!("{method:?}: NRMSE 64^3 = {coarse:.4}, 128^3 = {fine:.4}");
         assert!(fine < 0.02, "{method:?}: NRMSE at 128^3 is {fine}");
-        assert!(fine < 0.6 * coarse, "{method:?}: NRMSE did not fall with finer voxels: {coarse} -> {fine}");
+        assert!(
+            fine < 0.6 * coarse,
+            "{method:?}: NRMSE did not fall with finer voxels: {coarse} -> {fine}"
+        );
     }
 }
 
@@ -211,12 +303,20 @@ fn anchor_check_values_are_reproduced() {
     // BENCHMARKS.md: the anchors' Siddon gives 6.040 (fp256) and 5.284 (drr) on the
     // centre ray of view 0.
     for name in ["fp256", "drr1"] {
-        let case = xray_projector::cases::StandardCase::named(name).unwrap().with_views(1);
+        let case = xray_projector::cases::StandardCase::named(name)
+            .unwrap()
+            .with_views(1);
         let volume = case.phantom.voxelize(&case.volume, 1).unwrap();
         let geometry = case.scan.geometry().unwrap();
-        let p = cpu().forward(&volume, &case.volume, &geometry, Method::Siddon).unwrap();
+        let p = cpu()
+            .forward(&volume, &case.volume, &geometry, Method::Siddon)
+            .unwrap();
         let got = p[[0, geometry.rows / 2, geometry.cols / 2]];
-        assert!((got - case.check_value).abs() < 5e-4, "{name}: got {got}, anchor {}", case.check_value);
+        assert!(
+            (got - case.check_value).abs() < 5e-4,
+            "{name}: got {got}, anchor {}",
+            case.check_value
+        );
     }
 }
 
@@ -226,8 +326,16 @@ fn scaling_mu_scales_the_projection() {
     let geometry = random_views(5, Beam::Cone, 3, [2.0, 7.0, 4.5], 60.0, [12, 12], 1.0);
     for method in [Method::Siddon, Method::Joseph] {
         let p = cpu().forward(&volume, &grid, &geometry, method).unwrap();
-        let p3 = cpu().forward(&(&volume * 3.0), &grid, &geometry, method).unwrap();
+        let p3 = cpu()
+            .forward(&(&volume * 3.0), &grid, &geometry, method)
+            .unwrap();
         assert!(p.iter().any(|&v| v > 0.0));
-        assert_close(p3.as_slice().unwrap(), (&p * 3.0).as_slice().unwrap(), 1e-6, 1e-6, "3 mu");
+        assert_close(
+            p3.as_slice().unwrap(),
+            (&p * 3.0).as_slice().unwrap(),
+            1e-6,
+            1e-6,
+            "3 mu",
+        );
     }
 }

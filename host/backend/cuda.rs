@@ -17,7 +17,9 @@ pub(crate) fn probe() -> Result<String, String> {
         return Err("no CUDA-capable device is detected".into());
     }
     let device = Device::get_device(0).map_err(|e| format!("CUDA device 0: {e}"))?;
-    let name = device.name().map_err(|e| format!("CUDA device 0 name: {e}"))?;
+    let name = device
+        .name()
+        .map_err(|e| format!("CUDA device 0 name: {e}"))?;
     let major = device
         .get_attribute(DeviceAttribute::ComputeCapabilityMajor)
         .map_err(|e| format!("CUDA device 0: {e}"))?;
@@ -25,11 +27,14 @@ pub(crate) fn probe() -> Result<String, String> {
         .get_attribute(DeviceAttribute::ComputeCapabilityMinor)
         .map_err(|e| format!("CUDA device 0: {e}"))?;
     let _context = Context::new(device).map_err(|e| format!("CUDA context on {name}: {e}"))?;
-    let module = Module::from_ptx(PTX, &[]).map_err(|e| format!("loading the PTX on {name}: {e}"))?;
+    let module =
+        Module::from_ptx(PTX, &[]).map_err(|e| format!("loading the PTX on {name}: {e}"))?;
     for entry in xray_kernels::names::ALL {
         module
             .get_function(entry)
             .map_err(|e| format!("kernel {entry} missing from the PTX: {e}"))?;
     }
-    Ok(format!("{name} (sm_{major}{minor}), {count} device(s), PTX loaded"))
+    Ok(format!(
+        "{name} (sm_{major}{minor}), {count} device(s), PTX loaded"
+    ))
 }

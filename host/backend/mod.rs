@@ -92,4 +92,5 @@ fn cuda_status() -> BackendStatus {
 
 /// Why CUDA is unavailable in a build without the `cuda` feature.
 #[cfg(not(feature = "cuda"))]
-pub(crate) const NOT_BUILT: &str = "this build of xray-projector was made without the `cuda` feature";
+pub(crate) const NOT_BUILT: &str =
+    "this build of xray-projector was made without the `cuda` feature";

@@ -190,7 +190,8 @@ impl DrrPose {
         let axis = scale(axis, 1.0 / axis_length);
         let u_dir = cross(self.up, axis);
         let u_length = norm(u_dir);
-        if !(u_length > 1e-9 * norm(self.up)) {
+        // Inputs are finite (checked above); a zero `up` gives 0 <= 0.
+        if u_length <= 1e-9 * norm(self.up) {
             return Err(GeometryError::DetectorAxesParallel { view: 0 }.into());
         }
         let u_unit = scale(u_dir, 1.0 / u_length);

@@ -65,7 +65,9 @@ impl GeometryFile {
         if size > MAX_FILE_BYTES {
             return Err(Error::Format {
                 path: path.to_path_buf(),
-                reason: format!("geometry file is {size} bytes, more than the {MAX_FILE_BYTES} allowed"),
+                reason: format!(
+                    "geometry file is {size} bytes, more than the {MAX_FILE_BYTES} allowed"
+                ),
             });
         }
         let text = std::fs::read_to_string(path).map_err(io)?;

@@ -93,7 +93,8 @@ impl ProjectionGeometry {
             finite3(&format!("view {i} v"), view.v)?;
             let normal = cross(view.u, view.v);
             let area = norm(normal);
-            if !(area > 1e-9 * norm(view.u) * norm(view.v)) || area == 0.0 {
+            // Vectors are finite (checked above); zero u or v gives 0 <= 0.
+            if area <= 1e-9 * norm(view.u) * norm(view.v) {
                 return Err(GeometryError::DetectorAxesParallel { view: i }.into());
             }
             let unit_normal = [normal[0] / area, normal[1] / area, normal[2] / area];
@@ -107,7 +108,7 @@ impl ProjectionGeometry {
                 }
                 Beam::Parallel => {
                     let length = norm(view.source);
-                    if !(dot(view.source, unit_normal).abs() > 1e-9 * length) {
+                    if dot(view.source, unit_normal).abs() <= 1e-9 * length {
                         return Err(GeometryError::RayAlongDetector { view: i }.into());
                     }
                 }

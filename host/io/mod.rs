@@ -38,7 +38,10 @@ pub(crate) fn write_atomically(
     if overwrite == Overwrite::Refuse && path.exists() {
         return Err(io(
             "refusing to overwrite",
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists (use --force to replace it)"),
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the file exists (use --force to replace it)",
+            ),
         ));
     }
     let dir = match path.parent() {
@@ -47,7 +50,9 @@ pub(crate) fn write_atomically(
     };
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("cannot write", e))?;
     fill(temp.as_file_mut())?;
-    temp.as_file_mut().flush().map_err(|e| io("cannot write", e))?;
+    temp.as_file_mut()
+        .flush()
+        .map_err(|e| io("cannot write", e))?;
     match overwrite {
         Overwrite::Replace => temp.persist(path).map(drop),
         Overwrite::Refuse => temp.persist_noclobber(path).map(drop),

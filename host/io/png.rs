@@ -38,18 +38,32 @@ impl Window {
         let (low, high) = image
             .iter()
             .filter(|v| v.is_finite())
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         if low.is_finite() {
-            Window { low, high, invert: false }
+            Window {
+                low,
+                high,
+                invert: false,
+            }
         } else {
-            Window { low: 0.0, high: 1.0, invert: false }
+            Window {
+                low: 0.0,
+                high: 1.0,
+                invert: false,
+            }
         }
     }
 
     /// Grey level in `[0, 1]` of `value`.
     fn level(&self, value: f32) -> f32 {
         let span = self.high - self.low;
-        let t = if span > 0.0 { (value - self.low) / span } else { 0.0 };
+        let t = if span > 0.0 {
+            (value - self.low) / span
+        } else {
+            0.0
+        };
         let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
         if self.invert {
             1.0 - t
@@ -83,10 +97,11 @@ pub fn write_png<S: Data<Elem = f32>>(
         }
     };
     // Row 0 of the array goes to the bottom of the picture.
-    let levels = image
-        .outer_iter()
-        .rev()
-        .flat_map(|line| line.into_iter().map(|&v| window.level(v)).collect::<Vec<_>>());
+    let levels = image.outer_iter().rev().flat_map(|line| {
+        line.into_iter()
+            .map(|&v| window.level(v))
+            .collect::<Vec<_>>()
+    });
     let encoded = match depth {
         BitDepth::Eight => {
             let pixels: Vec<u8> = levels.map(|t| (t * 255.0).round() as u8).collect();
@@ -94,7 +109,8 @@ pub fn write_png<S: Data<Elem = f32>>(
         }
         BitDepth::Sixteen => {
             let pixels: Vec<u16> = levels.map(|t| (t * 65535.0).round() as u16).collect();
-            image::ImageBuffer::from_raw(width, height, pixels).map(image::DynamicImage::ImageLuma16)
+            image::ImageBuffer::from_raw(width, height, pixels)
+                .map(image::DynamicImage::ImageLuma16)
         }
     }
     .expect("the buffer has rows * cols pixels");

@@ -65,7 +65,11 @@ impl Ellipsoid {
     fn to_unit(&self, p: [f64; 3], is_point: bool) -> [f64; 3] {
         let (sin, cos) = self.angle_z.sin_cos();
         let q = if is_point {
-            [p[0] - self.centre[0], p[1] - self.centre[1], p[2] - self.centre[2]]
+            [
+                p[0] - self.centre[0],
+                p[1] - self.centre[1],
+                p[2] - self.centre[2],
+            ]
         } else {
             p
         };
@@ -172,7 +176,11 @@ impl EllipticCylinder {
                 return None;
             }
         } else {
-            quadratic_interval(ex * ex + ey * ey, ox * ex + oy * ey, ox * ox + oy * oy - 1.0)?
+            quadratic_interval(
+                ex * ex + ey * ey,
+                ox * ex + oy * ey,
+                ox * ox + oy * oy - 1.0,
+            )?
         };
         if d[2] == 0.0 {
             if !(origin[2] >= self.z_range[0] && origin[2] <= self.z_range[1]) {

@@ -84,7 +84,17 @@ pub unsafe extern "ptx-kernel" fn xray_forward_siddon(
     beam: u32,
     out: *mut f32,
 ) {
-    forward(Method::Siddon, volume, grid, views, n_views, rows, cols, beam, out)
+    forward(
+        Method::Siddon,
+        volume,
+        grid,
+        views,
+        n_views,
+        rows,
+        cols,
+        beam,
+        out,
+    )
 }
 
 /// Forward projection, Joseph's method. See the module docs for the launch shape and
@@ -100,5 +110,15 @@ pub unsafe extern "ptx-kernel" fn xray_forward_joseph(
     beam: u32,
     out: *mut f32,
 ) {
-    forward(Method::Joseph, volume, grid, views, n_views, rows, cols, beam, out)
+    forward(
+        Method::Joseph,
+        volume,
+        grid,
+        views,
+        n_views,
+        rows,
+        cols,
+        beam,
+        out,
+    )
 }

@@ -78,10 +78,8 @@ fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32
     let ic = floor_i32(fc);
     let wb = fb - ib as f32;
     let wc = fc - ic as f32;
-    let inside = ib >= 0
-        && ((ib + 1) as u32) < f.count[1]
-        && ic >= 0
-        && ((ic + 1) as u32) < f.count[2];
+    let inside =
+        ib >= 0 && ((ib + 1) as u32) < f.count[1] && ic >= 0 && ((ic + 1) as u32) < f.count[2];
     let (v00, v10, v01, v11) = if inside {
         let base = slice_base + ib as usize * f.stride[1] + ic as usize * f.stride[2];
         (
@@ -133,7 +131,11 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     // Slices k whose centre plane a = k + 0.5 lies within [a(t_enter), a(t_exit)].
     let a_enter = f.origin[0] + t_enter * da;
     let a_exit = f.origin[0] + t_exit * da;
-    let (a_lo, a_hi) = if a_enter < a_exit { (a_enter, a_exit) } else { (a_exit, a_enter) };
+    let (a_lo, a_hi) = if a_enter < a_exit {
+        (a_enter, a_exit)
+    } else {
+        (a_exit, a_enter)
+    };
     let k_first = max(ceil(a_lo - 0.5), 0.0) as i32;
     let k_last = floor_i32(a_hi - 0.5).min(f.count[0] as i32 - 1);
     if k_last < k_first {

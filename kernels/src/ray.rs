@@ -69,7 +69,11 @@ impl Ray {
                 let inv = 1.0 / d;
                 let t_lo = (lo[a] - o) * inv;
                 let t_hi = (hi[a] - o) * inv;
-                let (near, far) = if t_lo < t_hi { (t_lo, t_hi) } else { (t_hi, t_lo) };
+                let (near, far) = if t_lo < t_hi {
+                    (t_lo, t_hi)
+                } else {
+                    (t_hi, t_lo)
+                };
                 t_enter = max(near, t_enter);
                 t_exit = min(far, t_exit);
             }

@@ -71,8 +71,7 @@ pub fn siddon<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
 
     let stride_y = nx as isize;
     let stride_z = nx as isize * ny as isize;
-    let mut linear =
-        x.index as isize + y.index as isize * stride_y + z.index as isize * stride_z;
+    let mut linear = x.index as isize + y.index as isize * stride_y + z.index as isize * stride_z;
     let step_x = x.step as isize;
     let step_y = y.step as isize * stride_y;
     let step_z = z.step as isize * stride_z;

@@ -21,14 +21,22 @@ pub fn assert_close(got: &[f32], want: &[f32], abs: f64, rel: f64, what: &str) {
 
 /// Normalised RMS error: `rms(got - want) / rms(want)`.
 pub fn nrmse(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
     (num / den).sqrt()
 }
 
 fn unit(rng: &mut ChaCha8Rng) -> [f64; 3] {
     loop {
-        let v: [f64; 3] = [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)];
+        let v: [f64; 3] = [
+            rng.random_range(-1.0..1.0),
+            rng.random_range(-1.0..1.0),
+            rng.random_range(-1.0..1.0),
+        ];
         let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
         if n > 0.1 && n <= 1.0 {
             return [v[0] / n, v[1] / n, v[2] / n];
@@ -37,7 +45,11 @@ fn unit(rng: &mut ChaCha8Rng) -> [f64; 3] {
 }
 
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 fn normalise(a: [f64; 3]) -> [f64; 3] {
@@ -66,9 +78,21 @@ pub fn random_views(
             let v = cross(axis, u);
             // Tilt the detector a little off perpendicular, as C-arms do.
             let tilt: f64 = rng.random_range(-0.3..0.3);
-            let v = normalise([v[0] + tilt * axis[0], v[1] + tilt * axis[1], v[2] + tilt * axis[2]]);
-            let source = [centre[0] - distance * axis[0], centre[1] - distance * axis[1], centre[2] - distance * axis[2]];
-            let detector_centre = [centre[0] + 0.5 * distance * axis[0], centre[1] + 0.5 * distance * axis[1], centre[2] + 0.5 * distance * axis[2]];
+            let v = normalise([
+                v[0] + tilt * axis[0],
+                v[1] + tilt * axis[1],
+                v[2] + tilt * axis[2],
+            ]);
+            let source = [
+                centre[0] - distance * axis[0],
+                centre[1] - distance * axis[1],
+                centre[2] - distance * axis[2],
+            ];
+            let detector_centre = [
+                centre[0] + 0.5 * distance * axis[0],
+                centre[1] + 0.5 * distance * axis[1],
+                centre[2] + 0.5 * distance * axis[2],
+            ];
             View {
                 source: match beam {
                     Beam::Cone => source,
@@ -80,5 +104,10 @@ pub fn random_views(
             }
         })
         .collect();
-    ProjectionGeometry { beam, rows: detector[0], cols: detector[1], views }
+    ProjectionGeometry {
+        beam,
+        rows: detector[0],
+        cols: detector[1],
+        views,
+    }
 }

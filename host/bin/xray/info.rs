@@ -7,7 +7,11 @@ use xray_projector::backend_statuses;
 pub fn run() -> Result<()> {
     println!("xray-projector {}", env!("CARGO_PKG_VERSION"));
     for status in backend_statuses() {
-        let state = if status.usable { "usable" } else { "unavailable" };
+        let state = if status.usable {
+            "usable"
+        } else {
+            "unavailable"
+        };
         println!("{:<5} {:<12} {}", status.kind, state, status.detail);
     }
     Ok(())

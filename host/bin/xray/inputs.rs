@@ -33,10 +33,20 @@ pub enum PhantomName {
 pub struct VolumeArgs {
     /// Volume file: a 3D float32 or float64 .npy array indexed [z, y, x], mu in 1/mm,
     /// centred at the origin. Needs --spacing.
-    #[arg(long, value_name = "FILE.npy", conflicts_with = "phantom", requires = "spacing")]
+    #[arg(
+        long,
+        value_name = "FILE.npy",
+        conflicts_with = "phantom",
+        requires = "spacing"
+    )]
     pub volume: Option<PathBuf>,
     /// Voxel size of --volume in mm, as SX,SY,SZ (x, y, z order).
-    #[arg(long, value_name = "SX,SY,SZ", value_delimiter = ',', num_args = 3)]
+    #[arg(
+        long,
+        value_name = "SX,SY,SZ",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
     pub spacing: Option<Vec<f64>>,
     /// Built-in phantom to render when no --volume is given.
     #[arg(long, value_enum, default_value_t = PhantomName::SheppLogan)]
@@ -50,11 +60,21 @@ impl VolumeArgs {
     /// Loads or builds the volume and its grid.
     pub fn load(&self) -> Result<(Array3<f32>, VolumeGeometry)> {
         if let Some(path) = &self.volume {
-            let spacing = self.spacing.as_deref().context("--volume needs --spacing SX,SY,SZ")?;
+            let spacing = self
+                .spacing
+                .as_deref()
+                .context("--volume needs --spacing SX,SY,SZ")?;
+            let &[sx, sy, sz] = spacing else {
+                bail!(
+                    "--spacing needs three values SX,SY,SZ, got {}",
+                    spacing.len()
+                );
+            };
             let volume = read_volume_npy(path)?;
             let (nz, ny, nx) = volume.dim();
-            let grid = VolumeGeometry::centered([nz, ny, nx], [spacing[0], spacing[1], spacing[2]]);
-            grid.validate().with_context(|| format!("volume {}", path.display()))?;
+            let grid = VolumeGeometry::centered([nz, ny, nx], [sx, sy, sz]);
+            grid.validate()
+                .with_context(|| format!("volume {}", path.display()))?;
             return Ok((volume, grid));
         }
         let n = self.size;
@@ -89,7 +109,9 @@ impl VolumeArgs {
                 VolumeGeometry::centered([n; 3], [256.0 / n as f64; 3]),
             ),
         };
-        let volume = phantom.voxelize(&grid, 1).context("voxelising the phantom")?;
+        let volume = phantom
+            .voxelize(&grid, 1)
+            .context("voxelising the phantom")?;
         Ok((volume, grid))
     }
 }
@@ -102,19 +124,39 @@ pub struct ScannerArgs {
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["sod", "sdd", "det", "pixel", "angle"])]
     pub geometry: Option<PathBuf>,
     /// Source to rotation axis distance, mm.
-    #[arg(long, value_name = "MM", default_value_t = 1000.0)]
+    #[arg(
+        long,
+        value_name = "MM",
+        default_value_t = 1000.0,
+        allow_negative_numbers = true
+    )]
     pub sod: f64,
     /// Source to detector distance, mm.
-    #[arg(long, value_name = "MM", default_value_t = 1500.0)]
+    #[arg(
+        long,
+        value_name = "MM",
+        default_value_t = 1500.0,
+        allow_negative_numbers = true
+    )]
     pub sdd: f64,
     /// Detector size in pixels, ROWSxCOLS.
     #[arg(long, value_name = "ROWSxCOLS", default_value = "256x256", value_parser = parse_detector)]
     pub det: [usize; 2],
     /// Detector pixel size, mm.
-    #[arg(long, value_name = "MM", default_value_t = 1.6)]
+    #[arg(
+        long,
+        value_name = "MM",
+        default_value_t = 1.6,
+        allow_negative_numbers = true
+    )]
     pub pixel: f64,
     /// Angle of the (first) view in degrees; 0 puts the source on -x.
-    #[arg(long, value_name = "DEG", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "DEG",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub angle: f64,
 }
 

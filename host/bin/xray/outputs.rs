@@ -42,7 +42,10 @@ pub fn format_of(path: &Path, allowed: &[Format]) -> Result<Format> {
         ),
     };
     if !allowed.contains(&format) {
-        bail!("{} : this command writes only {allowed:?} files", path.display());
+        bail!(
+            "{} : this command writes only {allowed:?} files",
+            path.display()
+        );
     }
     Ok(format)
 }

@@ -57,7 +57,7 @@ struct CommonArgs {
     backend: BackendName,
     /// Write detected intensities I0 * exp(-p) for this many photons per pixel instead
     /// of line integrals p.
-    #[arg(long, value_name = "PHOTONS")]
+    #[arg(long, value_name = "PHOTONS", allow_negative_numbers = true)]
     i0: Option<f64>,
     /// Add Poisson photon noise to the intensities, reproducibly from this seed (needs --i0).
     #[arg(long, value_name = "SEED", requires = "i0")]
@@ -96,7 +96,13 @@ pub fn drr(args: DrrArgs) -> Result<()> {
     let signal = args.common.detector_signal(p)?;
     let image = signal.slice(s![0, .., ..]);
     match format {
-        Format::Png => outputs::png(&args.out, &image, args.bits, args.common.i0.is_some(), overwrite)?,
+        Format::Png => outputs::png(
+            &args.out,
+            &image,
+            args.bits,
+            args.common.i0.is_some(),
+            overwrite,
+        )?,
         Format::Npy => outputs::npy(&args.out, &image, overwrite)?,
     }
     eprintln!(
@@ -124,7 +130,13 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     );
     let start = Instant::now();
     let p = projector
-        .forward_with_progress(&volume, &grid, &geometry, args.common.method.into(), &|| bar.inc(1))
+        .forward_with_progress(
+            &volume,
+            &grid,
+            &geometry,
+            args.common.method.into(),
+            &|| bar.inc(1),
+        )
         .context("projecting")?;
     bar.finish_and_clear();
     let elapsed = start.elapsed();

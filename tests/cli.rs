@@ -1,0 +1,273 @@
+//! The `xray` binary as a user runs it: files that decode, clear errors, nothing
+//! overwritten by accident.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ndarray::{Array2, Array3};
+use ndarray_npy::{read_npy, write_npy};
+use xray_projector::{Backend, CircularScan, Method, Phantom, Projector, VolumeGeometry};
+
+fn xray(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xray"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the xray binary runs")
+}
+
+#[track_caller]
+fn ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "xray failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[track_caller]
+fn fails_with(output: &Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "xray should have failed");
+    assert!(
+        stderr.contains(message),
+        "stderr should mention {message:?}:\n{stderr}"
+    );
+}
+
+#[test]
+fn drr_with_no_input_writes_a_png_of_the_phantom() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&xray(&["drr", "--size", "64"], dir.path()));
+    let image = image::open(dir.path().join("drr.png")).unwrap().to_luma8();
+    assert_eq!(image.dimensions(), (256, 256));
+    // The head is bright in the middle, the background black.
+    assert_eq!(image.get_pixel(0, 0)[0], 0);
+    assert!(image.get_pixel(128, 128)[0] > 100);
+}
+
+#[test]
+fn drr_npy_holds_the_line_integrals_the_library_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&xray(
+        &[
+            "drr", "--size", "32", "--det", "20x30", "--pixel", "2", "--angle", "30", "--method",
+            "joseph", "--out", "p.npy",
+        ],
+        dir.path(),
+    ));
+    let got: Array2<f32> = read_npy(dir.path().join("p.npy")).unwrap();
+    assert_eq!(got.dim(), (20, 30));
+    let grid = VolumeGeometry::centered([32; 3], [8.0; 3]);
+    let volume = Phantom::shepp_logan(128.0).voxelize(&grid, 1).unwrap();
+    let geometry = CircularScan::new(1000.0, 1500.0, 1, [20, 30], 2.0)
+        .starting_at(30f64.to_radians())
+        .geometry()
+        .unwrap();
+    let want = Projector::new(Backend::Cpu)
+        .unwrap()
+        .forward(&volume, &grid, &geometry, Method::Joseph)
+        .unwrap();
+    assert_eq!(got, want.index_axis_move(ndarray::Axis(0), 0));
+}
+
+#[test]
+fn drr_of_a_npy_volume_with_intensities_and_16_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    write_npy(
+        dir.path().join("vol.npy"),
+        &Array3::<f64>::from_elem((8, 10, 12), 0.05),
+    )
+    .unwrap();
+    ok(&xray(
+        &[
+            "drr",
+            "--volume",
+            "vol.npy",
+            "--spacing",
+            "2,2,3",
+            "--det",
+            "40x40",
+            "--i0",
+            "1e4",
+            "--noise-seed",
+            "1",
+            "--bits",
+            "16",
+            "--out",
+            "i.png",
+        ],
+        dir.path(),
+    ));
+    let image = image::open(dir.path().join("i.png")).unwrap();
+    assert_eq!(image.color(), image::ColorType::L16);
+    // Intensities are inverted so that the box is bright and the unattenuated border
+    // (I0 = 1e4, Poisson noise of +-1%) nearly black; the box's centre transmits
+    // exp(-24 mm * 0.05) = 30%, the darkest intensity, so it is nearly white.
+    let image = image.to_luma16();
+    assert!(
+        image.get_pixel(0, 0)[0] < 8000,
+        "border {}",
+        image.get_pixel(0, 0)[0]
+    );
+    assert!(
+        image.get_pixel(20, 20)[0] > 55000,
+        "centre {}",
+        image.get_pixel(20, 20)[0]
+    );
+}
+
+#[test]
+fn project_writes_a_stack_of_views() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&xray(
+        &[
+            "project",
+            "--phantom",
+            "nested",
+            "--size",
+            "24",
+            "--views",
+            "5",
+            "--det",
+            "12x16",
+            "--out",
+            "s.npy",
+        ],
+        dir.path(),
+    ));
+    let stack: Array3<f32> = read_npy(dir.path().join("s.npy")).unwrap();
+    assert_eq!(stack.dim(), (5, 12, 16));
+    assert!(stack.iter().all(|v| v.is_finite()) && stack.iter().any(|&v| v > 0.0));
+}
+
+#[test]
+fn existing_files_are_not_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("drr.png"), b"precious").unwrap();
+    fails_with(&xray(&["drr", "--size", "16"], dir.path()), "--force");
+    assert_eq!(
+        std::fs::read(dir.path().join("drr.png")).unwrap(),
+        b"precious"
+    );
+    ok(&xray(&["drr", "--size", "16", "--force"], dir.path()));
+    assert!(image::open(dir.path().join("drr.png")).is_ok());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fails_with(
+        &xray(&["drr", "--sod", "1500", "--sdd", "1000"], dir.path()),
+        "must exceed the source-object distance",
+    );
+    fails_with(
+        &xray(&["drr", "--pixel", "-1"], dir.path()),
+        "pixel width must be positive",
+    );
+    fails_with(
+        &xray(&["drr", "--det", "0x10"], dir.path()),
+        "detector rows must be at least 1",
+    );
+    fails_with(
+        &xray(&["drr", "--out", "x.jpg"], dir.path()),
+        "use a .png or .npy extension",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "0"], dir.path()),
+        "--size must be between",
+    );
+    fails_with(
+        &xray(
+            &["drr", "--volume", "missing.npy", "--spacing", "1,1,1"],
+            dir.path(),
+        ),
+        "missing.npy",
+    );
+    // A header that claims a 2^40-element array in a tiny file: an error, not a huge allocation.
+    let mut lying = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 1024, 1048576), }";
+    let padded = format!("{header:<117}\n");
+    lying.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+    lying.extend_from_slice(padded.as_bytes());
+    lying.extend_from_slice(&[0u8; 64]);
+    std::fs::write(dir.path().join("lying.npy"), lying).unwrap();
+    fails_with(
+        &xray(
+            &["drr", "--volume", "lying.npy", "--spacing", "1,1,1"],
+            dir.path(),
+        ),
+        "lying.npy",
+    );
+    write_npy(
+        dir.path().join("ints.npy"),
+        &Array3::<i32>::zeros((2, 2, 2)),
+    )
+    .unwrap();
+    fails_with(
+        &xray(
+            &["drr", "--volume", "ints.npy", "--spacing", "1,1,1"],
+            dir.path(),
+        ),
+        "float32 or float64",
+    );
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !entries.iter().any(|n| n == "drr.png"),
+        "a failed run wrote {entries:?}"
+    );
+}
+
+#[test]
+fn info_lists_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = xray(&["info"], dir.path());
+    ok(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("cpu") && stdout.contains("usable"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cuda"), "{stdout}");
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = xray(
+        &[
+            "bench",
+            "--case",
+            "fp256",
+            "--views",
+            "1",
+            "--repeats",
+            "1",
+            "--backend",
+            "cpu",
+            "--json",
+        ],
+        dir.path(),
+    );
+    ok(&output);
+    let line = String::from_utf8_lossy(&output.stdout);
+    let record: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    for field in [
+        "case",
+        "backend",
+        "method",
+        "views",
+        "seconds",
+        "rays_per_second",
+    ] {
+        assert!(record.get(field).is_some(), "missing {field} in {line}");
+    }
+    assert_eq!(record["case"], "fp256");
+    assert_eq!(record["views"], 1);
+    let centre = record["centre_ray"].as_f64().unwrap();
+    assert!((centre - 6.040).abs() < 5e-4, "centre ray {centre}");
+}
