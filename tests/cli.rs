@@ -143,6 +143,45 @@ fn project_writes_a_stack_of_views() {
 }
 
 #[test]
+fn drr_takes_a_pose_file_and_refuses_a_multi_view_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pose = "[pose]\nsource = [0.0, -800.0, 0.0]\ntarget = [0.0, 0.0, 0.0]\nsdd = 1200.0\nup = [0.0, 0.0, 1.0]\ndetector = [24, 32]\npixel = [2.0, 2.0]\n";
+    std::fs::write(dir.path().join("pose.toml"), pose).unwrap();
+    ok(&xray(
+        &[
+            "drr",
+            "--size",
+            "16",
+            "--geometry",
+            "pose.toml",
+            "--out",
+            "pose.npy",
+        ],
+        dir.path(),
+    ));
+    let image: Array2<f32> = read_npy(dir.path().join("pose.npy")).unwrap();
+    assert_eq!(image.dim(), (24, 32));
+    assert!(image[[12, 16]] > 0.0);
+    let scan = "[circular]\nsod = 1000.0\nsdd = 1500.0\nviews = 3\ndetector = [4, 4]\npixel = [1.0, 1.0]\n";
+    std::fs::write(dir.path().join("scan.toml"), scan).unwrap();
+    fails_with(
+        &xray(
+            &[
+                "drr",
+                "--size",
+                "16",
+                "--geometry",
+                "scan.toml",
+                "--out",
+                "x.npy",
+            ],
+            dir.path(),
+        ),
+        "use xray project",
+    );
+}
+
+#[test]
 fn existing_files_are_not_overwritten_without_force() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("drr.png"), b"precious").unwrap();

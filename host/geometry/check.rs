@@ -50,6 +50,18 @@ pub(crate) fn count(field: impl Fn() -> String, value: usize) -> Result<(), Geom
     Ok(())
 }
 
+/// The product of three counts, or [`GeometryError::TooLarge`] naming `field` if it
+/// overflows `usize`.
+pub(crate) fn product3(field: &str, [a, b, c]: [usize; 3]) -> Result<usize, GeometryError> {
+    a.checked_mul(b)
+        .and_then(|p| p.checked_mul(c))
+        .ok_or_else(|| GeometryError::TooLarge {
+            field: field.into(),
+            value: a as u128 * b as u128 * c as u128,
+            limit: usize::MAX as u128,
+        })
+}
+
 pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use xray_kernels::{DetectorParams, ViewParams};
 
-use super::check::{count, cross, dot, finite3, norm, sub};
+use super::check::{count, cross, dot, finite3, norm, product3, sub};
 use super::VolumeGeometry;
 use crate::error::{GeometryError, Result};
 
@@ -62,17 +62,7 @@ impl ProjectionGeometry {
     /// # Errors
     /// [`GeometryError::TooLarge`] if the count overflows `usize`.
     pub fn ray_count(&self) -> Result<usize> {
-        let [n, r, c] = self.shape();
-        n.checked_mul(r)
-            .and_then(|p| p.checked_mul(c))
-            .ok_or_else(|| {
-                GeometryError::TooLarge {
-                    field: "projection pixel count".into(),
-                    value: n as u128 * r as u128 * c as u128,
-                    limit: usize::MAX as u128,
-                }
-                .into()
-            })
+        Ok(product3("projection pixel count", self.shape())?)
     }
 
     /// Checks every view; the projector calls it before any work.

@@ -2,7 +2,7 @@
 
 use xray_kernels::GridParams;
 
-use super::check::{count, finite3, positive};
+use super::check::{count, finite3, positive, product3};
 use crate::error::{Error, GeometryError, Result};
 
 /// Where a volume's voxels are in the world.
@@ -69,17 +69,7 @@ impl VolumeGeometry {
     /// # Errors
     /// [`GeometryError::TooLarge`] if the product overflows `usize`.
     pub fn voxel_count(&self) -> Result<usize> {
-        let [nz, ny, nx] = self.shape;
-        nz.checked_mul(ny)
-            .and_then(|p| p.checked_mul(nx))
-            .ok_or_else(|| {
-                GeometryError::TooLarge {
-                    field: "volume voxel count".into(),
-                    value: nz as u128 * ny as u128 * nx as u128,
-                    limit: usize::MAX as u128,
-                }
-                .into()
-            })
+        Ok(product3("volume voxel count", self.shape)?)
     }
 
     /// Checks every field; the projector calls it before any work.

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array3};
@@ -86,6 +86,12 @@ pub fn drr(args: DrrArgs) -> Result<()> {
     let format = format_of(&args.out, &[Format::Png, Format::Npy])?;
     let overwrite = outputs::overwrite(args.common.force);
     let geometry = args.scanner.geometry(1)?;
+    if geometry.views.len() != 1 {
+        bail!(
+            "xray drr renders one view, but the geometry has {} views: use xray project",
+            geometry.views.len()
+        );
+    }
     let (volume, grid) = args.volume.load()?;
     let projector = projector(args.common.backend)?;
     let start = Instant::now();
