@@ -148,19 +148,31 @@ impl VolumeGeometry {
         out
     }
 
-    /// World position of the centre of voxel `[iz, iy, ix]`.
-    pub fn voxel_centre(&self, index: [usize; 3]) -> [f64; 3] {
-        let q = [
-            index[2] as f64 + 0.5,
-            index[1] as f64 + 0.5,
-            index[0] as f64 + 0.5,
-        ];
+    /// World position of the index-space point `q = [qx, qy, qz]` (voxel `(ix, iy, iz)`
+    /// spans `[ix, ix+1)` etc.): `origin + direction * diag(spacing) * q`.
+    pub fn index_point_to_world(&self, q: [f64; 3]) -> [f64; 3] {
         let m = self.index_to_world();
         let mut p = self.origin;
         for (r, value) in p.iter_mut().enumerate() {
             *value += m[r][0] * q[0] + m[r][1] * q[1] + m[r][2] * q[2];
         }
         p
+    }
+
+    /// World position of the centre of voxel `[iz, iy, ix]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use xray_projector::VolumeGeometry;
+    /// let g = VolumeGeometry::new([2, 3, 4], [0.5, 1.0, 2.0], [10.0, 20.0, 30.0]);
+    /// assert_eq!(g.voxel_centre([1, 2, 3]), [10.0 + 3.5 * 0.5, 20.0 + 2.5, 30.0 + 1.5 * 2.0]);
+    /// ```
+    pub fn voxel_centre(&self, index: [usize; 3]) -> [f64; 3] {
+        self.index_point_to_world([
+            index[2] as f64 + 0.5,
+            index[1] as f64 + 0.5,
+            index[0] as f64 + 0.5,
+        ])
     }
 
     /// The grid record the kernels read.

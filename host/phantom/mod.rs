@@ -152,7 +152,6 @@ impl Phantom {
         grid.validate()?;
         let mut data = zeroed(grid.voxel_count()?, "phantom volume")?;
         let [_, ny, nx] = grid.shape;
-        let m = grid.index_to_world();
         let s = supersample as f64;
         data.par_chunks_mut(ny * nx)
             .enumerate()
@@ -168,11 +167,7 @@ impl Phantom {
                                     iy as f64 + (b as f64 + 0.5) / s,
                                     iz as f64 + (a as f64 + 0.5) / s,
                                 ];
-                                let mut p = grid.origin;
-                                for (r, coord) in p.iter_mut().enumerate() {
-                                    *coord += m[r][0] * q[0] + m[r][1] * q[1] + m[r][2] * q[2];
-                                }
-                                sum += self.mu_at(p);
+                                sum += self.mu_at(grid.index_point_to_world(q));
                             }
                         }
                     }
