@@ -117,3 +117,163 @@ pub fn siddon<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     }
     sum * grid.world_length(d)
 }
+#[cfg(test)]
+mod tests {
+    //! The f32 walk against an independent f64 one on random volumes, where the
+    //! analytic uniform-box chords of the integration tests cannot see wrong voxels.
+
+    use super::siddon;
+    use crate::params::GridParams;
+    use crate::ray::Ray;
+
+    /// Amanatides-Woo ("A fast voxel traversal algorithm", 1987) in f64, summing
+    /// `mu * length` voxel by voxel.
+    fn amanatides_woo(volume: &[f32], grid: &GridParams, ray: &Ray) -> f64 {
+        let n = [grid.nx as i64, grid.ny as i64, grid.nz as i64];
+        let Some((t_enter, t_exit)) = ray.clip([0.0; 3], [n[0] as f32, n[1] as f32, n[2] as f32])
+        else {
+            return 0.0;
+        };
+        let (t_enter, t_exit) = (t_enter as f64, t_exit as f64);
+        let o = ray.origin.map(f64::from);
+        let d = ray.direction.map(f64::from);
+        let mut index = [0i64; 3];
+        let mut step = [0i64; 3];
+        let mut t_next = [f64::INFINITY; 3];
+        let mut t_delta = [f64::INFINITY; 3];
+        for a in 0..3 {
+            let entry = o[a] + t_enter * d[a];
+            index[a] = (entry.floor() as i64).clamp(0, n[a] - 1);
+            if d[a] > 0.0 {
+                step[a] = 1;
+                t_next[a] = ((index[a] + 1) as f64 - o[a]) / d[a];
+                t_delta[a] = 1.0 / d[a];
+            } else if d[a] < 0.0 {
+                step[a] = -1;
+                t_next[a] = (index[a] as f64 - o[a]) / d[a];
+                t_delta[a] = -1.0 / d[a];
+            }
+        }
+        let mut t = t_enter;
+        let mut sum = 0.0;
+        loop {
+            let linear = ((index[2] * n[1] + index[1]) * n[0] + index[0]) as usize;
+            let mu = volume[linear] as f64;
+            let a = (0..3)
+                .min_by(|&i, &j| t_next[i].total_cmp(&t_next[j]))
+                .unwrap_or(0);
+            if t_next[a] >= t_exit {
+                sum += mu * (t_exit - t);
+                break;
+            }
+            sum += mu * (t_next[a] - t);
+            t = t_next[a];
+            index[a] += step[a];
+            t_next[a] += t_delta[a];
+            if index[a] < 0 || index[a] >= n[a] {
+                break;
+            }
+        }
+        sum * grid.world_length(ray.direction) as f64
+    }
+
+    /// A small deterministic generator (SplitMix64), so the kernels crate needs no
+    /// dependency for its tests.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        fn range(&mut self, low: f64, high: f64) -> f32 {
+            (low + (high - low) * self.next()) as f32
+        }
+    }
+
+    fn grid(nx: u32, ny: u32, nz: u32, spacing: [f32; 3]) -> GridParams {
+        GridParams {
+            nx,
+            ny,
+            nz,
+            reserved: 0,
+            index_to_world: [
+                spacing[0], 0.0, 0.0, //
+                0.0, spacing[1], 0.0, //
+                0.0, 0.0, spacing[2],
+            ],
+        }
+    }
+
+    #[test]
+    fn f32_walk_equals_f64_reference_on_random_rays_and_volumes() {
+        let mut random = Random(7);
+        let g = grid(13, 9, 17, [0.7, 1.3, 2.1]);
+        let count = (g.nx * g.ny * g.nz) as usize;
+        let volume: Vec<f32> = (0..count).map(|_| random.range(0.0, 2.0)).collect();
+        let mut worst = 0.0f64;
+        for _ in 0..20_000 {
+            // Segments between random points around and inside the grid: some miss,
+            // some start or end inside, every direction class occurs.
+            let from = [
+                random.range(-8.0, 21.0),
+                random.range(-8.0, 17.0),
+                random.range(-8.0, 25.0),
+            ];
+            let to = [
+                random.range(-8.0, 21.0),
+                random.range(-8.0, 17.0),
+                random.range(-8.0, 25.0),
+            ];
+            let ray = Ray {
+                origin: from,
+                direction: [to[0] - from[0], to[1] - from[1], to[2] - from[2]],
+                t_min: 0.0,
+                t_max: 1.0,
+            };
+            let reference = amanatides_woo(&volume, &g, &ray);
+            let ours = siddon(volume.as_slice(), &g, &ray) as f64;
+            let error = (ours - reference).abs() / (1.0 + reference.abs());
+            worst = worst.max(error);
+            assert!(
+                error < 2e-5,
+                "ray {ray:?}: f32 walk {ours}, f64 reference {reference}"
+            );
+        }
+        assert!(worst > 0.0, "the comparison must be of two computations");
+    }
+
+    #[test]
+    fn rays_along_faces_and_axes_match_the_f64_reference() {
+        let g = grid(6, 5, 4, [1.0, 1.0, 1.0]);
+        let volume: Vec<f32> = (0..120).map(|i| (i % 7) as f32 + 0.5).collect();
+        let mut rays = Vec::new();
+        for &(b, c) in &[(0.0f32, 0.0f32), (2.0, 3.0), (2.5, 1.5), (5.0, 3.999)] {
+            rays.push(([-1.0, b, c], [8.0, 0.0, 0.0]));
+            rays.push(([b, -1.0, c.min(3.5)], [0.0, 7.0, 0.0]));
+            rays.push(([b, c.min(4.5), -1.0], [0.0, 0.0, 6.0]));
+        }
+        // Diagonals through voxel corners and edges.
+        rays.push(([0.0, 0.0, 0.0], [4.0, 4.0, 4.0]));
+        rays.push(([-1.0, -1.0, 2.0], [7.0, 7.0, 0.0]));
+        rays.push(([6.0, 0.0, 0.0], [-5.0, 5.0, 0.0]));
+        for (origin, direction) in rays {
+            let ray = Ray {
+                origin,
+                direction,
+                t_min: 0.0,
+                t_max: 1.0,
+            };
+            let reference = amanatides_woo(&volume, &g, &ray);
+            let ours = siddon(volume.as_slice(), &g, &ray) as f64;
+            assert!(
+                (ours - reference).abs() <= 1e-5 * (1.0 + reference.abs()),
+                "ray {ray:?}: f32 walk {ours}, f64 reference {reference}"
+            );
+        }
+    }
+}
