@@ -21,14 +21,29 @@ use crate::voxels::Voxels;
 
 /// The volume in device memory. Reads are unchecked: the traversals only pass indices
 /// below `voxel_count()` (see [`Voxels`]), and the host sized the buffer to match.
+///
+/// Reads go through the read-only (non-coherent) data cache, `ld.global.nc`: the volume
+/// does not change during a launch, and neighbouring rays of a block read neighbouring
+/// voxels. rustc cannot prove the pointer read-only and `noalias`, so it would not choose
+/// that load by itself.
 struct DeviceVolume(*const f32);
 
 impl Voxels for DeviceVolume {
     #[inline(always)]
     fn voxel(&self, index: usize) -> f32 {
+        let value: f32;
         // SAFETY: index < voxel_count() by the traversal's contract; the buffer holds
-        // voxel_count() elements by the launch contract above.
-        unsafe { *self.0.add(index) }
+        // voxel_count() elements by the launch contract above, and nothing writes it
+        // during the launch (`out` does not alias it), as `.nc` requires.
+        unsafe {
+            core::arch::asm!(
+                "ld.global.nc.f32 {value}, [{address}];",
+                value = out(reg32) value,
+                address = in(reg64) self.0.add(index),
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        value
     }
 }
 
