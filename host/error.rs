@@ -58,6 +58,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A CUDA driver call failed (the CUDA backend was usable, but this operation was not).
+    #[error("CUDA error while {action}: {reason}")]
+    Cuda {
+        /// What the library was doing ("uploading the volume", "running the kernel", ...).
+        action: String,
+        /// The driver's message.
+        reason: String,
+    },
+
+    /// The GPU has too little free memory for a buffer.
+    #[error("not enough GPU memory for {what}: {bytes} bytes needed, {free} bytes free")]
+    DeviceOutOfMemory {
+        /// What the buffer was for.
+        what: &'static str,
+        /// Its size in bytes.
+        bytes: u128,
+        /// Free device memory when it was requested.
+        free: u128,
+    },
+
     /// Reading or writing a file failed (the cause is the error's `source()`).
     #[error("{action} {path}")]
     Io {

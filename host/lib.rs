@@ -48,6 +48,8 @@
 mod alloc;
 pub mod backend;
 pub mod cases;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
 pub mod geometry;
 pub mod intensity;

@@ -30,33 +30,50 @@ pub use xray_kernels::Method;
 #[derive(Debug)]
 pub struct Projector {
     kind: BackendKind,
+    requested: Backend,
     fallback_reason: Option<String>,
+    #[cfg(feature = "cuda")]
+    gpu: Option<std::sync::Arc<crate::cuda::CudaBackend>>,
 }
 
 impl Projector {
     /// A projector on `backend`.
     ///
-    /// `Backend::Auto` uses CUDA when it can run here and the CPU otherwise, keeping the
-    /// reason (see [`Projector::fallback_reason`]).
+    /// `Backend::Auto` uses CUDA (device 0) when it can run here and the CPU otherwise,
+    /// keeping the reason (see [`Projector::fallback_reason`]). The CUDA probe runs once
+    /// per process; later projectors reuse its outcome.
     ///
     /// # Errors
     /// [`Error::CudaUnavailable`] for `Backend::Cuda` when CUDA cannot be used, with the
-    /// reason (not built with `cuda`, no driver, no device, PTX rejected, or, in this
-    /// version, the GPU launch path not yet present).
+    /// reason (not built with `cuda`, no driver, no device, PTX rejected).
     pub fn new(backend: Backend) -> Result<Projector> {
+        let cpu = |fallback_reason| Projector {
+            kind: BackendKind::Cpu,
+            requested: backend,
+            fallback_reason,
+            #[cfg(feature = "cuda")]
+            gpu: None,
+        };
         match backend {
-            Backend::Cpu => Ok(Projector {
-                kind: BackendKind::Cpu,
-                fallback_reason: None,
-            }),
-            Backend::Cuda => Err(Error::CudaUnavailable {
-                reason: cuda_unavailable_reason(),
-            }),
-            Backend::Auto => Ok(Projector {
-                kind: BackendKind::Cpu,
-                fallback_reason: Some(cuda_unavailable_reason()),
-            }),
+            Backend::Cpu => Ok(cpu(None)),
+            Backend::Cuda | Backend::Auto => match open_gpu() {
+                Ok(projector) => Ok(projector.requested(backend)),
+                Err(reason) if backend == Backend::Auto => Ok(cpu(Some(reason))),
+                Err(reason) => Err(Error::CudaUnavailable { reason }),
+            },
         }
+    }
+
+    fn requested(mut self, backend: Backend) -> Projector {
+        self.requested = backend;
+        self
+    }
+
+    /// The GPU this projector runs on, for the device-resident API of [`crate::cuda`]
+    /// (`None` on the CPU).
+    #[cfg(feature = "cuda")]
+    pub fn cuda_backend(&self) -> Option<&std::sync::Arc<crate::cuda::CudaBackend>> {
+        self.gpu.as_ref()
     }
 
     /// The backend this projector runs on.
@@ -65,6 +82,9 @@ impl Projector {
     }
 
     /// Why `Backend::Auto` did not pick CUDA, if it did not.
+    ///
+    /// (With `Auto` on a GPU, a projection that does not fit in GPU memory runs on the
+    /// CPU instead; that is logged at `warn`, per call.)
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()
     }
@@ -110,6 +130,18 @@ impl Projector {
         volume_geometry.validate()?;
         geometry.validate()?;
         volume_geometry.check_shape(volume.shape())?;
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let on_gpu = gpu
+                .upload(volume, volume_geometry)
+                .and_then(|resident| gpu.forward_to_host(&resident, geometry, method, view_done));
+            match on_gpu {
+                Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
+                    log::warn!("projecting on the CPU: {error}");
+                }
+                other => return other,
+            }
+        }
         let contiguous = volume.as_standard_layout();
         let voxels = contiguous
             .as_slice()
@@ -120,40 +152,37 @@ impl Projector {
         let grid = volume_geometry.grid_params();
         let views = geometry.view_params(volume_geometry);
         let detector = geometry.detector_params();
-        match self.kind {
-            BackendKind::Cpu => cpu::forward(
-                voxels, &grid, &views, &detector, method, &mut out, view_done,
-            ),
-            BackendKind::Cuda => {
-                return Err(Error::CudaUnavailable {
-                    reason: cuda_unavailable_reason(),
-                })
-            }
-        }
+        cpu::forward(
+            voxels, &grid, &views, &detector, method, &mut out, view_done,
+        );
         Ok(Array3::from_shape_vec(geometry.shape(), out)
             .expect("the buffer has views * rows * cols elements"))
     }
 }
 
-/// Why the CUDA backend cannot run projections in this build on this machine.
-fn cuda_unavailable_reason() -> String {
+/// A projector on CUDA device 0, or why there cannot be one.
+fn open_gpu() -> std::result::Result<Projector, String> {
     #[cfg(feature = "cuda")]
     {
-        match crate::backend::cuda::probe() {
-            Ok(device) => format!(
-                "{device}, but this version has no GPU launch path yet (the CUDA backend issue)"
-            ),
-            Err(reason) => reason,
+        match crate::cuda::CudaBackend::on_device(0) {
+            Ok(gpu) => Ok(Projector {
+                kind: BackendKind::Cuda,
+                requested: Backend::Cuda,
+                fallback_reason: None,
+                gpu: Some(gpu),
+            }),
+            Err(Error::CudaUnavailable { reason }) => Err(reason),
+            Err(other) => Err(other.to_string()),
         }
     }
     #[cfg(not(feature = "cuda"))]
     {
-        crate::backend::NOT_BUILT.to_string()
+        Err(crate::backend::NOT_BUILT.to_string())
     }
 }
 
 /// Rejects NaN and infinities, naming the first one (`voxels` is `[nz, ny, nx]`).
-fn check_finite(voxels: &[f32], shape: [usize; 3]) -> Result<()> {
+pub(crate) fn check_finite(voxels: &[f32], shape: [usize; 3]) -> Result<()> {
     if voxels.iter().all(|v| v.is_finite()) {
         return Ok(());
     }

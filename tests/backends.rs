@@ -1,5 +1,5 @@
-//! Backend selection and the CPU/GPU contract: `Auto` falls back to the CPU and says
-//! why, `Cuda` errors instead, the CPU result does not depend on the thread count, and
+//! Backend selection and the CPU/GPU contract: `Auto` picks CUDA when usable and else
+//! falls back to the CPU saying why, `Cuda` errors instead, the CPU result does not depend on the thread count, and
 //! the PTX module exports every kernel.
 
 mod common;
@@ -11,53 +11,83 @@ use rand_chacha::ChaCha8Rng;
 use xray_projector::intensity::{add_poisson_noise, beer_lambert};
 use xray_projector::{Backend, BackendKind, Beam, Error, Method, Projector, VolumeGeometry};
 
+/// Whether this machine has a usable CUDA backend (always false without `cuda`).
+fn cuda_usable() -> bool {
+    xray_projector::backend_statuses()
+        .iter()
+        .any(|s| s.kind == BackendKind::Cuda && s.usable)
+}
+
 #[test]
-fn auto_falls_back_to_the_cpu_and_says_why() {
+fn auto_picks_cuda_when_usable_and_otherwise_falls_back_to_the_cpu_saying_why() {
     let projector = Projector::new(Backend::Auto).unwrap();
-    // In this version the GPU launch path is not there yet, so Auto always picks the
-    // CPU; the reason names the cause (no `cuda` feature, no device, ...).
+    if cuda_usable() {
+        assert_eq!(projector.backend(), BackendKind::Cuda);
+        assert_eq!(projector.fallback_reason(), None);
+        return;
+    }
     assert_eq!(projector.backend(), BackendKind::Cpu);
     let reason = projector
         .fallback_reason()
         .expect("Auto must say why it is not on CUDA");
-    assert!(!reason.is_empty());
     eprintln!("Auto fell back to the CPU: {reason}");
     #[cfg(not(feature = "cuda"))]
     assert!(reason.contains("without the `cuda` feature"), "{reason}");
+    #[cfg(feature = "cuda")]
+    assert!(
+        reason.contains("CUDA") || reason.contains("PTX"),
+        "the reason must come from the driver: {reason}"
+    );
+    // And the fallback computes: a 0.02/mm cube of 16 mm on the central ray.
+    let grid = VolumeGeometry::centered([16, 16, 16], [1.0, 1.0, 1.0]);
+    let volume = Array3::from_elem((16, 16, 16), 0.02f32);
+    let geometry = xray_projector::CircularScan::new(100.0, 200.0, 1, [1, 1], 1.0)
+        .geometry()
+        .unwrap();
+    let p = projector
+        .forward(&volume, &grid, &geometry, Method::Siddon)
+        .unwrap();
+    assert!((p[[0, 0, 0]] - 0.32).abs() < 1e-5, "{}", p[[0, 0, 0]]);
 }
 
 #[test]
-fn cuda_backend_reports_why_it_is_unavailable() {
+fn cuda_backend_is_usable_or_reports_why_not() {
     match Projector::new(Backend::Cuda) {
+        Ok(p) => {
+            assert!(cuda_usable(), "Cuda opened, so `xray info` must say usable");
+            assert_eq!(p.backend(), BackendKind::Cuda);
+        }
         Err(Error::CudaUnavailable { reason }) => {
             eprintln!("CUDA unavailable: {reason}");
+            assert!(!cuda_usable());
             assert!(!reason.is_empty());
         }
-        Ok(p) => panic!(
-            "no CUDA launch path exists in this version, got {:?}",
-            p.backend()
-        ),
         Err(other) => panic!("expected CudaUnavailable, got {other}"),
     }
 }
 
 #[cfg(feature = "cuda")]
 #[test]
-fn without_a_gpu_the_driver_says_so() {
+fn the_cuda_status_comes_from_the_driver() {
     // CI builds with Debian's libcuda1 on a machine without a GPU: cuInit must answer,
-    // and the reason must come from the driver, not from a missing library.
+    // and the reason must come from the driver, not from a missing library. On a GPU
+    // machine the status names the device.
     let statuses = xray_projector::backend_statuses();
     let cuda = statuses
         .iter()
         .find(|s| s.kind == BackendKind::Cuda)
         .unwrap();
     eprintln!("cuda status: {}", cuda.detail);
-    assert!(!cuda.usable);
     assert!(
         !cuda.detail.contains("without the `cuda` feature"),
         "{}",
         cuda.detail
     );
+    if cuda.usable {
+        assert!(cuda.detail.contains("sm_"), "{}", cuda.detail);
+    } else {
+        assert!(cuda.detail.contains("CUDA"), "{}", cuda.detail);
+    }
 }
 
 #[test]

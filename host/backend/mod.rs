@@ -1,9 +1,8 @@
-//! The compute backends behind [`crate::Projector`]: the rayon CPU path and (feature
-//! `cuda`) the NVIDIA GPU path. Both call the per-ray functions of `xray-kernels`.
+//! The compute backends behind [`crate::Projector`]: the rayon CPU path here, and (feature
+//! `cuda`) the NVIDIA GPU path in [`crate::cuda`]. Both call the per-ray functions of
+//! `xray-kernels`.
 
 pub(crate) mod cpu;
-#[cfg(feature = "cuda")]
-pub(crate) mod cuda;
 
 use serde::Serialize;
 
@@ -65,18 +64,19 @@ pub fn backend_statuses() -> Vec<BackendStatus> {
 
 #[cfg(feature = "cuda")]
 fn cuda_status() -> BackendStatus {
-    match cuda::probe() {
-        Ok(description) => BackendStatus {
+    match crate::cuda::CudaBackend::on_device(0) {
+        Ok(backend) => BackendStatus {
             kind: BackendKind::Cuda,
-            usable: false,
-            detail: format!(
-                "{description}; the GPU projection path is not in this version yet, the CPU runs"
-            ),
+            usable: true,
+            detail: backend.description().to_string(),
         },
-        Err(reason) => BackendStatus {
+        Err(error) => BackendStatus {
             kind: BackendKind::Cuda,
             usable: false,
-            detail: reason,
+            detail: match error {
+                crate::Error::CudaUnavailable { reason } => reason,
+                other => other.to_string(),
+            },
         },
     }
 }

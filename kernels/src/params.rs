@@ -7,6 +7,7 @@ use core::mem::size_of;
 /// index-to-world map (see the crate docs for the index-space frame).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "bytemuck", derive(bytemuck::Pod, bytemuck::Zeroable))]
 pub struct GridParams {
     /// Voxels along x (the fastest axis of the array).
     pub nx: u32,
@@ -43,6 +44,7 @@ impl GridParams {
 /// One view, in voxel-index coordinates (the host converts from world millimetres).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "bytemuck", derive(bytemuck::Pod, bytemuck::Zeroable))]
 pub struct ViewParams {
     /// Cone beam: the source position. Parallel beam: the ray direction (any length).
     pub source: [f32; 3],

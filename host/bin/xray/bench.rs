@@ -57,6 +57,14 @@ struct Record {
     views: usize,
     seconds: f64,
     rays_per_second: f64,
+    /// CUDA only: the kernel alone, volume resident and output kept on the GPU (CUDA
+    /// events), median over the repeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resident_seconds: Option<f64>,
+    /// CUDA only: GPU memory taken by the resident volume, the projections and the view
+    /// records (free memory before minus after allocating them), in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_mib: Option<f64>,
     centre_ray: f32,
     anchor_centre_ray: f32,
 }
@@ -68,8 +76,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let repeats = args.repeats.max(1);
     if !args.json {
         println!(
-            "{:<6} {:<5} {:<7} {:>6} {:>12} {:>14} {:>10} {:>8}",
-            "case", "on", "method", "views", "seconds", "Mrays/s", "centre", "anchor"
+            "{:<6} {:<5} {:<7} {:>6} {:>12} {:>14} {:>12} {:>9} {:>10} {:>8}",
+            "case",
+            "on",
+            "method",
+            "views",
+            "seconds",
+            "Mrays/s",
+            "resident s",
+            "GPU MiB",
+            "centre",
+            "anchor"
         );
     }
     for case in &args.case {
@@ -95,8 +112,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             result = projector.forward(&volume, &case.volume, &geometry, method)?;
             times.push(start.elapsed().as_secs_f64());
         }
-        times.sort_by(f64::total_cmp);
-        let seconds = times[times.len() / 2];
+        let seconds = median(&mut times);
+        let resident = resident_timing(&projector, &volume, &case, &geometry, method, repeats)?;
         let record = Record {
             case: case.name,
             backend: projector.backend(),
@@ -107,24 +124,80 @@ pub fn run(args: BenchArgs) -> Result<()> {
             views,
             seconds,
             rays_per_second: rays as f64 / seconds,
+            resident_seconds: resident.map(|(seconds, _)| seconds),
+            device_mib: resident.map(|(_, bytes)| bytes as f64 / (1u64 << 20) as f64),
             centre_ray: result[[0, geometry.rows / 2, geometry.cols / 2]],
             anchor_centre_ray: case.check_value,
         };
         if args.json {
             println!("{}", serde_json::to_string(&record)?);
         } else {
+            let or_dash = |v: Option<f64>, digits: usize| {
+                v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+            };
             println!(
-                "{:<6} {:<5} {:<7} {:>6} {:>12.4} {:>14.3} {:>10.4} {:>8.3}",
+                "{:<6} {:<5} {:<7} {:>6} {:>12.4} {:>14.3} {:>12} {:>9} {:>10.4} {:>8.3}",
                 record.case,
                 record.backend,
                 record.method,
                 record.views,
                 record.seconds,
                 record.rays_per_second / 1e6,
+                or_dash(record.resident_seconds, 5),
+                or_dash(record.device_mib, 1),
                 record.centre_ray,
                 record.anchor_centre_ray
             );
         }
     }
     Ok(())
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// On CUDA: the median kernel time (over at least 20 runs) with the volume resident and the output kept on the
+/// GPU, and the GPU memory those buffers took. `None` on the CPU.
+#[cfg(feature = "cuda")]
+fn resident_timing(
+    projector: &xray_projector::Projector,
+    volume: &ndarray::Array3<f32>,
+    case: &StandardCase,
+    geometry: &xray_projector::ProjectionGeometry,
+    method: xray_projector::Method,
+    repeats: usize,
+) -> Result<Option<(f64, u64)>> {
+    let Some(gpu) = projector.cuda_backend() else {
+        return Ok(None);
+    };
+    let (free_before, _) = gpu.memory_info()?;
+    let resident = gpu.upload(volume, &case.volume)?;
+    let mut out = gpu.allocate_projections(geometry)?;
+    let (free_after, _) = gpu.memory_info()?;
+    gpu.forward_into(&resident, geometry, method, &mut out)?;
+    // Kernels are short (a DRR takes well under a millisecond): time at least 20.
+    let repeats = repeats.max(20);
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        times.push(
+            gpu.forward_into(&resident, geometry, method, &mut out)?
+                .as_secs_f64(),
+        );
+    }
+    let used = free_before.saturating_sub(free_after) as u64;
+    Ok(Some((median(&mut times), used)))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn resident_timing(
+    _: &xray_projector::Projector,
+    _: &ndarray::Array3<f32>,
+    _: &StandardCase,
+    _: &xray_projector::ProjectionGeometry,
+    _: xray_projector::Method,
+    _: usize,
+) -> Result<Option<(f64, u64)>> {
+    Ok(None)
 }

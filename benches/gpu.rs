@@ -1,0 +1,78 @@
+//! Criterion benches of the CUDA backend on the standard cases of BENCHMARKS.md, every
+//! case with its own number of views (built only with feature `cuda`).
+//!
+//! * `cuda_resident_<method>/<case>`: the kernel alone, the volume resident and the
+//!   output kept on the GPU, timed with CUDA events (`Criterion::iter_custom`).
+//! * `cuda_from_host_<method>/<case>`: `Projector::forward` from host arrays to a host
+//!   array: upload, kernel, download (wall clock).
+//!
+//! Without a usable GPU it prints `SKIPPED: <reason>` and measures nothing.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use xray_projector::cases::StandardCase;
+use xray_projector::cuda::CudaBackend;
+use xray_projector::{Backend, Method, Projector};
+
+fn cuda_forward(c: &mut Criterion) {
+    let gpu = match CudaBackend::on_device(0) {
+        Ok(gpu) => gpu,
+        Err(error) => {
+            eprintln!("SKIPPED: GPU benches: {error}");
+            return;
+        }
+    };
+    eprintln!("GPU: {}", gpu.description());
+    let projector = Projector::new(Backend::Cuda).expect("the GPU opened above");
+    for name in StandardCase::NAMES {
+        let case = StandardCase::named(name).expect("a standard case");
+        let volume = case
+            .phantom
+            .voxelize(&case.volume, 1)
+            .expect("the phantom fits in memory");
+        let geometry = case
+            .scan
+            .geometry()
+            .expect("the standard geometry is valid");
+        let rays = geometry.ray_count().expect("the ray count fits") as u64;
+        let resident = gpu
+            .upload(&volume, &case.volume)
+            .expect("the volume fits on the GPU");
+        let mut out = gpu
+            .allocate_projections(&geometry)
+            .expect("the projections fit on the GPU");
+        let id = BenchmarkId::new(name, format!("{}_views", case.scan.views));
+        for (label, method) in [("siddon", Method::Siddon), ("joseph", Method::Joseph)] {
+            let mut group = c.benchmark_group(format!("cuda_resident_{label}"));
+            group.throughput(Throughput::Elements(rays));
+            group.sample_size(20);
+            group.bench_function(id.clone(), |b| {
+                b.iter_custom(|iterations| {
+                    (0..iterations)
+                        .map(|_| {
+                            gpu.forward_into(&resident, &geometry, method, &mut out)
+                                .expect("the kernel runs")
+                        })
+                        .sum::<Duration>()
+                })
+            });
+            group.finish();
+
+            let mut group = c.benchmark_group(format!("cuda_from_host_{label}"));
+            group.throughput(Throughput::Elements(rays));
+            group.sample_size(10);
+            group.bench_function(id.clone(), |b| {
+                b.iter(|| {
+                    projector
+                        .forward(&volume, &case.volume, &geometry, method)
+                        .expect("the projection runs")
+                })
+            });
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, cuda_forward);
+criterion_main!(benches);

@@ -1,0 +1,175 @@
+//! Data that lives on the GPU: [`DeviceVolume`] (resident input) and
+//! [`DeviceProjections`] (output kept on the device).
+
+use std::sync::Arc;
+
+use cust::memory::{CopyDestination, DeviceBuffer, DevicePointer};
+use ndarray::{Array3, ArrayBase, Data, Ix3};
+
+use super::device::{cuda_error, CudaBackend};
+use crate::alloc::zeroed;
+use crate::error::{Error, Result};
+use crate::geometry::VolumeGeometry;
+use crate::projector::check_finite;
+
+/// A volume resident in GPU memory, made by [`CudaBackend::upload`].
+///
+/// It keeps its backend (and so the CUDA context) alive, and frees its memory when
+/// dropped, from any thread.
+pub struct DeviceVolume {
+    voxels: DeviceBuffer<f32>,
+    grid: DeviceBuffer<u8>,
+    geometry: VolumeGeometry,
+    // Last: the buffers above are freed while the context still exists.
+    backend: Arc<CudaBackend>,
+}
+
+impl std::fmt::Debug for DeviceVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceVolume")
+            .field("geometry", &self.geometry)
+            .field("device", &self.backend.ordinal())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DeviceVolume {
+    fn drop(&mut self) {
+        // cuMemFree needs the owning context current on this thread.
+        let _ = self.backend.activate();
+    }
+}
+
+impl DeviceVolume {
+    pub(super) fn new(
+        voxels: DeviceBuffer<f32>,
+        grid: DeviceBuffer<u8>,
+        geometry: VolumeGeometry,
+        backend: Arc<CudaBackend>,
+    ) -> DeviceVolume {
+        DeviceVolume {
+            voxels,
+            grid,
+            geometry,
+            backend,
+        }
+    }
+
+    /// Where the volume sits in the world.
+    pub fn geometry(&self) -> &VolumeGeometry {
+        &self.geometry
+    }
+
+    /// The backend (GPU) holding it.
+    pub fn backend(&self) -> &CudaBackend {
+        &self.backend
+    }
+
+    /// Bytes of GPU memory it occupies.
+    pub fn device_bytes(&self) -> usize {
+        self.voxels.len() * 4 + self.grid.len()
+    }
+
+    /// Replaces the voxel values with `volume` (same geometry), without reallocating:
+    /// the update step of an iterative reconstruction.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`], [`Error::NonFiniteVolume`] (the resident values are then
+    /// unchanged), [`Error::Cuda`].
+    pub fn update<S>(&mut self, volume: &ArrayBase<S, Ix3>) -> Result<()>
+    where
+        S: Data<Elem = f32>,
+    {
+        self.geometry.check_shape(volume.shape())?;
+        let contiguous = volume.as_standard_layout();
+        let voxels = contiguous
+            .as_slice()
+            .expect("as_standard_layout gives a contiguous array");
+        check_finite(voxels, self.geometry.shape)?;
+        self.backend.activate()?;
+        self.voxels
+            .copy_from(voxels)
+            .map_err(cuda_error("copying the volume to the GPU"))
+    }
+
+    pub(super) fn voxels_ptr(&self) -> DevicePointer<f32> {
+        self.voxels.as_device_ptr()
+    }
+
+    pub(super) fn grid_ptr(&self) -> DevicePointer<u8> {
+        self.grid.as_device_ptr()
+    }
+}
+
+/// Projections `[views, rows, cols]` in GPU memory, made by
+/// [`CudaBackend::allocate_projections`] or [`CudaBackend::forward`].
+pub struct DeviceProjections {
+    data: DeviceBuffer<f32>,
+    views: DeviceBuffer<u8>,
+    shape: [usize; 3],
+    // Last: the buffers above are freed while the context still exists.
+    backend: Arc<CudaBackend>,
+}
+
+impl std::fmt::Debug for DeviceProjections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceProjections")
+            .field("shape", &self.shape)
+            .field("device", &self.backend.ordinal())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DeviceProjections {
+    fn drop(&mut self) {
+        let _ = self.backend.activate();
+    }
+}
+
+impl DeviceProjections {
+    pub(super) fn new(
+        data: DeviceBuffer<f32>,
+        views: DeviceBuffer<u8>,
+        shape: [usize; 3],
+        backend: Arc<CudaBackend>,
+    ) -> DeviceProjections {
+        DeviceProjections {
+            data,
+            views,
+            shape,
+            backend,
+        }
+    }
+
+    /// `[views, rows, cols]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// The backend (GPU) holding them.
+    pub fn backend(&self) -> &CudaBackend {
+        &self.backend
+    }
+
+    /// Copies the projections into a new host array `[views, rows, cols]`.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] (host memory), [`Error::Cuda`].
+    pub fn to_host(&self) -> Result<Array3<f32>> {
+        let len = self.shape.iter().product();
+        let mut host = zeroed(len, "projections")?;
+        self.backend.activate()?;
+        self.data
+            .index(..len)
+            .copy_to(&mut host[..])
+            .map_err(cuda_error("copying the projections from the GPU"))?;
+        Array3::from_shape_vec(self.shape, host).map_err(|e| Error::InvalidParameter {
+            name: "projections",
+            reason: e.to_string(),
+        })
+    }
+
+    pub(super) fn buffers_mut(&mut self) -> (&mut DeviceBuffer<u8>, &mut DeviceBuffer<f32>) {
+        (&mut self.views, &mut self.data)
+    }
+}

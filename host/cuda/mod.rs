@@ -1,0 +1,44 @@
+//! The CUDA backend (feature `cuda`): device memory with `cust`, the kernels' PTX, and
+//! the launches.
+//!
+//! * [`CudaBackend`]: one GPU's context, the loaded PTX module and a stream; shared per
+//!   device within the process ([`CudaBackend::on_device`]).
+//! * [`DeviceVolume`]: a volume uploaded once and kept resident, validated at upload, for
+//!   callers that project the same volume many times (registration, iterative
+//!   reconstruction).
+//! * [`DeviceProjections`]: projections that stay on the GPU until asked for.
+//!
+//! [`crate::Projector`] with [`crate::Backend::Cuda`] or [`crate::Backend::Auto`] uses
+//! this module for one-shot projections from host arrays; use it directly to keep data
+//! on the GPU:
+//!
+//! ```no_run
+//! use xray_projector::cuda::CudaBackend;
+//! use xray_projector::{CircularScan, Method, Phantom, VolumeGeometry};
+//!
+//! let grid = VolumeGeometry::centered([256, 256, 256], [1.0, 1.0, 1.0]);
+//! let volume = Phantom::shepp_logan(128.0).voxelize(&grid, 1)?;
+//! let gpu = CudaBackend::on_device(0)?;
+//! let resident = gpu.upload(&volume, &grid)?; // once
+//! let geometry = CircularScan::new(1000.0, 1500.0, 360, [256, 256], 1.6).geometry()?;
+//! let mut projections = gpu.allocate_projections(&geometry)?;
+//! for _ in 0..10 {
+//!     let kernel_time = gpu.forward_into(&resident, &geometry, Method::Siddon, &mut projections)?;
+//!     println!("{kernel_time:?}");
+//! }
+//! let sinogram = projections.to_host()?; // [views, rows, cols]
+//! # Ok::<(), xray_projector::Error>(())
+//! ```
+//!
+//! Every driver failure becomes [`crate::Error::Cuda`] (or
+//! [`crate::Error::DeviceOutOfMemory`]), never a panic. The kernels' launch contract
+//! (buffer sizes, no aliasing) is upheld here, in [`device`].
+
+mod buffers;
+mod device;
+
+pub use buffers::{DeviceProjections, DeviceVolume};
+pub use device::CudaBackend;
+
+/// The kernels' PTX, built by `build.rs` from `kernels/` (or the committed copy).
+pub(crate) const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/xray_kernels.ptx"));
