@@ -158,6 +158,69 @@ impl Projector {
         Ok(Array3::from_shape_vec(geometry.shape(), out)
             .expect("the buffer has views * rows * cols elements"))
     }
+
+    /// Backprojection, the exact transpose of [`Projector::forward`]: for each voxel,
+    /// the sum over rays of the projection value times the weight that voxel has in the
+    /// ray's line integral. Satisfies `<A x, y> = <x, A^T y>` to f32 rounding.
+    ///
+    /// `projections` is `[views, rows, cols]` as `geometry` says; the result is
+    /// `[nz, ny, nx]` on `volume_geometry`, in mm (times the projections' unit).
+    ///
+    /// This version computes it on the CPU whatever the backend (the GPU kernel is not
+    /// there yet).
+    ///
+    /// # Errors
+    /// [`Error::Geometry`], [`Error::ShapeMismatch`] (projections not
+    /// `geometry.shape()`), [`Error::InvalidParameter`] for NaN or infinite projection
+    /// values, [`Error::Allocation`].
+    pub fn backward<S>(
+        &self,
+        projections: &ArrayBase<S, Ix3>,
+        geometry: &ProjectionGeometry,
+        volume_geometry: &VolumeGeometry,
+        method: Method,
+    ) -> Result<Array3<f32>>
+    where
+        S: Data<Elem = f32>,
+    {
+        volume_geometry.validate()?;
+        geometry.validate()?;
+        if projections.shape() != geometry.shape() {
+            return Err(Error::ShapeMismatch {
+                what: "the projections",
+                expected: geometry.shape().to_vec(),
+                got: projections.shape().to_vec(),
+            });
+        }
+        let contiguous = projections.as_standard_layout();
+        let values = contiguous
+            .as_slice()
+            .expect("as_standard_layout gives a contiguous array");
+        if let Some(position) = values.iter().position(|v| !v.is_finite()) {
+            let [_, rows, cols] = geometry.shape();
+            return Err(Error::InvalidParameter {
+                name: "projections",
+                reason: format!(
+                    "non-finite value {} at [view, row, col] = [{}, {}, {}]",
+                    values[position],
+                    position / (rows * cols),
+                    position / cols % rows,
+                    position % cols
+                ),
+            });
+        }
+        let mut out = zeroed(volume_geometry.voxel_count()?, "the backprojected volume")?;
+        cpu::backward(
+            values,
+            &volume_geometry.grid_params(),
+            &geometry.view_params(volume_geometry),
+            &geometry.detector_params(),
+            method,
+            &mut out,
+        )?;
+        Ok(Array3::from_shape_vec(volume_geometry.shape, out)
+            .expect("the buffer has nz * ny * nx elements"))
+    }
 }
 
 /// A projector on CUDA device 0, or why there cannot be one.

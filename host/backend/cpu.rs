@@ -1,5 +1,5 @@
-//! The CPU backend: rayon over tiles of detector pixels, each pixel's line integral
-//! computed by the same `xray-kernels` function the GPU runs.
+//! The CPU backend: rayon over tiles of detector pixels, each pixel's line integral (or
+//! its transpose) computed by the same `xray-kernels` function the GPU runs.
 //!
 //! Work is split into tiles of [`TILE_ROWS`] rows x [`TILE_COLS`] columns of one view:
 //! neighbouring rays cross neighbouring voxels, so a tile reuses the cache lines its
@@ -7,7 +7,12 @@
 //! there are no races and the result does not depend on the number of threads.
 
 use rayon::prelude::*;
-use xray_kernels::{line_integral, DetectorParams, GridParams, Method, ViewParams};
+use xray_kernels::{
+    backproject_pixel, line_integral, DetectorParams, GridParams, Method, ViewParams,
+};
+
+use crate::alloc::zeroed;
+use crate::error::Result;
 
 /// Detector rows per tile.
 const TILE_ROWS: usize = 8;
@@ -55,4 +60,92 @@ pub(crate) fn forward(
                 });
             view_done();
         });
+}
+
+/// Most partial volumes a backprojection uses (see [`backward`]).
+const MAX_PARTIAL_VOLUMES: usize = 8;
+
+/// Memory the extra partial volumes of a backprojection may take, in bytes.
+const PARTIAL_VOLUME_BUDGET: usize = 2 << 30;
+
+/// Backprojects `projections` (`[views, rows, cols]`) into `out` (the zeroed volume,
+/// `[nz, ny, nx]`): the exact transpose of [`forward`].
+///
+/// Rays that cross the same voxel would race, so the work units (one band of
+/// [`TILE_ROWS`] detector rows of one view) are dealt round-robin to `K` partial volumes,
+/// each filled by one task, and the partials are then summed voxel by voxel in a fixed
+/// order. `K` depends only on the problem's size (at most 8, and at most 2 GiB of extra
+/// partials), never on the thread count, so the result is the same on any machine.
+///
+/// # Errors
+/// [`crate::Error::Allocation`] if the partial volumes cannot be allocated.
+pub(crate) fn backward(
+    projections: &[f32],
+    grid: &GridParams,
+    views: &[ViewParams],
+    detector: &DetectorParams,
+    method: Method,
+    out: &mut [f32],
+) -> Result<()> {
+    let rows = detector.rows as usize;
+    let cols = detector.cols as usize;
+    debug_assert_eq!(projections.len(), views.len() * rows * cols);
+    debug_assert_eq!(out.len(), grid.voxel_count());
+    let bands_per_view = rows.div_ceil(TILE_ROWS);
+    let units = views.len() * bands_per_view;
+    let volume_bytes = out.len().max(1) * std::mem::size_of::<f32>();
+    let partial_count = MAX_PARTIAL_VOLUMES
+        .min(units)
+        .min(1 + PARTIAL_VOLUME_BUDGET / volume_bytes)
+        .max(1);
+    let mut extra = (1..partial_count)
+        .map(|_| zeroed(out.len(), "backprojection partial volumes"))
+        .collect::<Result<Vec<_>>>()?;
+    {
+        let mut targets: Vec<&mut [f32]> = std::iter::once(&mut *out)
+            .chain(extra.iter_mut().map(Vec::as_mut_slice))
+            .collect();
+        targets
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(first_unit, target)| {
+                for unit in (first_unit..units).step_by(partial_count) {
+                    let view_index = unit / bands_per_view;
+                    let first_row = unit % bands_per_view * TILE_ROWS;
+                    let view = &views[view_index];
+                    for row in first_row..(first_row + TILE_ROWS).min(rows) {
+                        let line = &projections[(view_index * rows + row) * cols..][..cols];
+                        for (col, &value) in line.iter().enumerate() {
+                            if value == 0.0 {
+                                continue;
+                            }
+                            backproject_pixel(
+                                method,
+                                grid,
+                                view,
+                                detector,
+                                row as u32,
+                                col as u32,
+                                value,
+                                |index, weight| target[index] += weight,
+                            );
+                        }
+                    }
+                }
+            });
+    }
+    if !extra.is_empty() {
+        const CHUNK: usize = 1 << 16;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(chunk_index, chunk)| {
+                let range = chunk_index * CHUNK..chunk_index * CHUNK + chunk.len();
+                for partial in &extra {
+                    for (o, p) in chunk.iter_mut().zip(&partial[range.clone()]) {
+                        *o += p;
+                    }
+                }
+            });
+    }
+    Ok(())
 }

@@ -106,10 +106,65 @@ fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32
 /// margin) give exactly 0.
 #[inline(always)]
 pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f32 {
+    let mut sum = 0.0f32;
+    joseph_walk(grid, ray, |f, slice_base, b, c| {
+        sum += bilinear(volume, f, slice_base, b, c)
+    });
+    sum * length_per_slice(grid, ray)
+}
+
+/// The transpose of [`joseph`] for one ray: spreads `value` times the ray's length per
+/// slice over each sample's four bilinear taps, calling `add(index, weight)` for every
+/// tap inside the grid. Summed over rays, this is the exact adjoint (backprojection) of
+/// the forward projection.
+#[inline(always)]
+pub fn joseph_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value: f32, mut add: A) {
+    let weight = value * length_per_slice(grid, ray);
+    joseph_walk(grid, ray, |f, slice_base, b, c| {
+        let fb = b - 0.5;
+        let fc = c - 0.5;
+        let ib = floor_i32(fb);
+        let ic = floor_i32(fc);
+        let wb = fb - ib as f32;
+        let wc = fc - ic as f32;
+        let mut tap = |db: i32, dc: i32, w: f32| {
+            let (jb, jc) = (ib + db, ic + dc);
+            if jb >= 0 && (jb as u32) < f.count[1] && jc >= 0 && (jc as u32) < f.count[2] {
+                add(
+                    slice_base + jb as usize * f.stride[1] + jc as usize * f.stride[2],
+                    weight * w,
+                );
+            }
+        };
+        tap(0, 0, (1.0 - wb) * (1.0 - wc));
+        tap(1, 0, wb * (1.0 - wc));
+        tap(0, 1, (1.0 - wb) * wc);
+        tap(1, 1, wb * wc);
+    });
+}
+
+/// The ray's length in mm per unit step of its dominant index axis, `|M d| / |d_main|`
+/// (0 for a zero direction).
+#[inline(always)]
+fn length_per_slice(grid: &GridParams, ray: &Ray) -> f32 {
+    let d = ray.direction;
+    let main = max(d[0].abs(), max(d[1].abs(), d[2].abs()));
+    if main > 0.0 {
+        grid.world_length(d) / main
+    } else {
+        0.0
+    }
+}
+
+/// Walks `ray` one slice of its dominant axis at a time, calling
+/// `sample(frame, slice_base, b, c)` at each slice's centre plane with the continuous
+/// index coordinates `(b, c)` of the other two axes.
+#[inline(always)]
+fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(grid: &GridParams, ray: &Ray, mut sample: F) {
     let f = frame(grid, ray);
     let da = f.direction[0];
     if da == 0.0 || f.count[0] == 0 {
-        return 0.0;
+        return;
     }
     // Where samples can be non-zero: a in [0, n_a], b and c within half a voxel of the
     // grid (bilinear support). The box is given back in (x, y, z) order for `clip`.
@@ -126,7 +181,7 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
         f.count[2] as f32 + 0.5,
     ];
     let Some((t_enter, t_exit)) = local.clip(lo, hi) else {
-        return 0.0;
+        return;
     };
     // Slices k whose centre plane a = k + 0.5 lies within [a(t_enter), a(t_exit)].
     let a_enter = f.origin[0] + t_enter * da;
@@ -139,7 +194,7 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     let k_first = max(ceil(a_lo - 0.5), 0.0) as i32;
     let k_last = floor_i32(a_hi - 0.5).min(f.count[0] as i32 - 1);
     if k_last < k_first {
-        return 0.0;
+        return;
     }
     let slope_b = f.direction[1] / da;
     let slope_c = f.direction[2] / da;
@@ -147,12 +202,10 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     let b_first = f.origin[1] + t_first * f.direction[1];
     let c_first = f.origin[2] + t_first * f.direction[2];
 
-    let mut sum = 0.0f32;
     for k in k_first..=k_last {
         let steps = (k - k_first) as f32;
         let b = b_first + steps * slope_b;
         let c = c_first + steps * slope_c;
-        sum += bilinear(volume, &f, k as usize * f.stride[0], b, c);
+        sample(&f, k as usize * f.stride[0], b, c);
     }
-    sum * grid.world_length(ray.direction) / da.abs()
 }

@@ -52,5 +52,5 @@ pub mod voxels;
 mod entry;
 
 pub use params::{Beam, DetectorParams, GridParams, ViewParams};
-pub use pixel::{line_integral, Method};
+pub use pixel::{backproject_pixel, line_integral, Method};
 pub use voxels::Voxels;

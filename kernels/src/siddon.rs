@@ -59,9 +59,29 @@ fn axis(origin: f32, direction: f32, entry: f32, count: u32) -> Axis {
 /// grid give exactly 0.
 #[inline(always)]
 pub fn siddon<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f32 {
+    let mut sum = 0.0f32;
+    siddon_walk(grid, ray, |index, length| {
+        sum += volume.voxel(index) * length
+    });
+    sum * grid.world_length(ray.direction)
+}
+
+/// The transpose of [`siddon`] for one ray: calls `add(index, value * L_i)` for every
+/// voxel the ray crosses, `L_i` its path length in mm. Summed over rays, this is the
+/// exact adjoint (backprojection) of the forward projection.
+#[inline(always)]
+pub fn siddon_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value: f32, mut add: A) {
+    let weight = value * grid.world_length(ray.direction);
+    siddon_walk(grid, ray, |index, length| add(index, weight * length));
+}
+
+/// Walks `ray` through the grid voxel by voxel, calling `visit(linear index, length)`
+/// with lengths in units of the ray parameter `t` (multiply by `|M d|` for mm).
+#[inline(always)]
+fn siddon_walk<F: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, mut visit: F) {
     let (nx, ny, nz) = (grid.nx, grid.ny, grid.nz);
     let Some((t_enter, t_exit)) = ray.clip([0.0; 3], [nx as f32, ny as f32, nz as f32]) else {
-        return 0.0;
+        return;
     };
     let o = ray.origin;
     let d = ray.direction;
@@ -77,17 +97,15 @@ pub fn siddon<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     let step_z = z.step as isize * stride_z;
 
     let mut t = t_enter;
-    let mut sum = 0.0f32;
     // Each pass moves one index monotonically, so the loop ends after at most
     // nx + ny + nz passes; indices are checked before every read.
     loop {
-        let mu = volume.voxel(linear as usize);
         let t_cross = min(x.t_next, min(y.t_next, z.t_next));
         if t_cross >= t_exit {
-            sum += mu * (t_exit - t);
+            visit(linear as usize, t_exit - t);
             break;
         }
-        sum += mu * (t_cross - t);
+        visit(linear as usize, t_cross - t);
         t = t_cross;
         if t_cross == x.t_next {
             x.index += x.step;
@@ -115,7 +133,6 @@ pub fn siddon<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
             break;
         }
     }
-    sum * grid.world_length(d)
 }
 #[cfg(test)]
 mod tests {
