@@ -166,8 +166,8 @@ impl Projector {
     /// `projections` is `[views, rows, cols]` as `geometry` says; the result is
     /// `[nz, ny, nx]` on `volume_geometry`, in mm (times the projections' unit).
     ///
-    /// This version computes it on the CPU whatever the backend (the GPU kernel is not
-    /// there yet).
+    /// On CUDA the GPU kernel adds with atomics, so the last bits can vary between runs;
+    /// the CPU result is the same on every run and thread count.
     ///
     /// # Errors
     /// [`Error::Geometry`], [`Error::ShapeMismatch`] (projections not
@@ -185,30 +185,27 @@ impl Projector {
     {
         volume_geometry.validate()?;
         geometry.validate()?;
-        if projections.shape() != geometry.shape() {
-            return Err(Error::ShapeMismatch {
-                what: "the projections",
-                expected: geometry.shape().to_vec(),
-                got: projections.shape().to_vec(),
-            });
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let on_gpu = gpu
+                .upload_projections(projections, geometry)
+                .and_then(|uploaded| {
+                    let mut volume = gpu.allocate_volume(volume_geometry)?;
+                    gpu.backward_into(&uploaded, geometry, method, &mut volume)?;
+                    volume.to_host()
+                });
+            match on_gpu {
+                Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
+                    log::warn!("backprojecting on the CPU: {error}");
+                }
+                other => return other,
+            }
         }
         let contiguous = projections.as_standard_layout();
         let values = contiguous
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
-        if let Some(position) = values.iter().position(|v| !v.is_finite()) {
-            let [_, rows, cols] = geometry.shape();
-            return Err(Error::InvalidParameter {
-                name: "projections",
-                reason: format!(
-                    "non-finite value {} at [view, row, col] = [{}, {}, {}]",
-                    values[position],
-                    position / (rows * cols),
-                    position / cols % rows,
-                    position % cols
-                ),
-            });
-        }
+        check_projections(values, projections.shape(), geometry)?;
         let mut out = zeroed(volume_geometry.voxel_count()?, "the backprojected volume")?;
         cpu::backward(
             values,
@@ -255,4 +252,34 @@ pub(crate) fn check_finite(voxels: &[f32], shape: [usize; 3]) -> Result<()> {
         index: [position / (ny * nx), position / nx % ny, position % nx],
         value: voxels[position],
     })
+}
+
+/// Rejects projections whose shape is not `geometry`'s or that hold NaN or infinities
+/// (naming the first one).
+pub(crate) fn check_projections(
+    values: &[f32],
+    shape: &[usize],
+    geometry: &ProjectionGeometry,
+) -> Result<()> {
+    if shape != geometry.shape() {
+        return Err(Error::ShapeMismatch {
+            what: "the projections",
+            expected: geometry.shape().to_vec(),
+            got: shape.to_vec(),
+        });
+    }
+    if let Some(position) = values.iter().position(|v| !v.is_finite()) {
+        let [_, rows, cols] = geometry.shape();
+        return Err(Error::InvalidParameter {
+            name: "projections",
+            reason: format!(
+                "non-finite value {} at [view, row, col] = [{}, {}, {}]",
+                values[position],
+                position / (rows * cols),
+                position / cols % rows,
+                position % cols
+            ),
+        });
+    }
+    Ok(())
 }

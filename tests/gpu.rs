@@ -299,3 +299,67 @@ fn volumes_with_nan_are_refused_before_upload() {
         other => panic!("expected NonFiniteVolume, got {other:?}"),
     }
 }
+
+#[test]
+fn gpu_backprojection_equals_cpu_and_is_the_adjoint() {
+    let Some(gpu) = gpu("backprojection") else {
+        return;
+    };
+    let grid = VolumeGeometry::new([26, 30, 34], [0.9, 1.2, 1.7], [-15.0, -16.0, -22.0]);
+    let geometries = [
+        CircularScan::new(250.0, 400.0, 9, [36, 44], 1.4)
+            .geometry()
+            .unwrap(),
+        random_views(10, Beam::Cone, 7, [0.0, 0.0, 0.0], 200.0, [40, 36], 1.3),
+        random_views(11, Beam::Parallel, 7, [0.0, 0.0, 0.0], 200.0, [40, 36], 1.3),
+    ];
+    let cpu = Projector::new(Backend::Cpu).unwrap();
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    let x = test_volume(&grid, 12);
+    for (g, geometry) in geometries.iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13 + g as u64);
+        let y = Array3::from_shape_simple_fn(geometry.shape(), || rng.random_range(0.0..1.0f32));
+        for method in [Method::Siddon, Method::Joseph] {
+            let want = cpu.backward(&y, geometry, &grid, method).unwrap();
+            let got = cuda.backward(&y, geometry, &grid, method).unwrap();
+            let (difference, scale) = max_relative_difference(&got, &want);
+            eprintln!(
+                "backprojection {g} {method:?}: max |GPU - CPU| = {difference:.2e} of {scale:.3}"
+            );
+            assert!(difference <= 1e-5, "{g} {method:?}: {difference:.2e}");
+            // <A x, y> = <x, A^T y> with both sides from the GPU.
+            let resident = gpu.upload(&x, &grid).unwrap();
+            let ax = gpu
+                .forward(&resident, geometry, method)
+                .unwrap()
+                .to_host()
+                .unwrap();
+            let dot = |a: &Array3<f32>, b: &Array3<f32>| -> f64 {
+                a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum()
+            };
+            let (left, right) = (dot(&ax, &y), dot(&x, &got));
+            let mismatch = (left - right).abs() / left.abs();
+            assert!(
+                mismatch < 1e-4,
+                "{g} {method:?}: adjoint mismatch {mismatch:.2e}"
+            );
+        }
+    }
+    // The device-resident form: projections uploaded once, the volume overwritten.
+    let geometry = &geometries[0];
+    let y = Array3::from_elem(geometry.shape(), 0.5f32);
+    let uploaded = gpu.upload_projections(&y, geometry).unwrap();
+    let mut volume = gpu.allocate_volume(&grid).unwrap();
+    for _ in 0..2 {
+        let time = gpu
+            .backward_into(&uploaded, geometry, Method::Siddon, &mut volume)
+            .unwrap();
+        assert!(time.as_nanos() > 0);
+    }
+    let want = cpu.backward(&y, geometry, &grid, Method::Siddon).unwrap();
+    let (difference, _) = max_relative_difference(&volume.to_host().unwrap(), &want);
+    assert!(
+        difference <= 1e-5,
+        "backward_into must overwrite, not accumulate: {difference:.2e}"
+    );
+}

@@ -92,6 +92,32 @@ impl DeviceVolume {
             .map_err(cuda_error("copying the volume to the GPU"))
     }
 
+    /// Copies the volume into a new host array `[nz, ny, nx]`.
+    ///
+    /// # Errors
+    /// [`Error::Allocation`] (host memory), [`Error::Cuda`].
+    pub fn to_host(&self) -> Result<Array3<f32>> {
+        let len = self.geometry.voxel_count()?;
+        let mut host = zeroed(len, "the volume")?;
+        self.backend.activate()?;
+        self.voxels
+            .index(..len)
+            .copy_to(&mut host[..])
+            .map_err(cuda_error("copying the volume from the GPU"))?;
+        Array3::from_shape_vec(self.geometry.shape, host).map_err(|e| Error::InvalidParameter {
+            name: "volume",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sets every voxel to 0 (before a backprojection adds into it).
+    pub(super) fn zero(&mut self) -> Result<()> {
+        self.backend.activate()?;
+        self.voxels
+            .set_zero()
+            .map_err(cuda_error("zeroing the volume on the GPU"))
+    }
+
     pub(super) fn voxels_ptr(&self) -> DevicePointer<f32> {
         self.voxels.as_device_ptr()
     }
@@ -167,6 +193,10 @@ impl DeviceProjections {
             name: "projections",
             reason: e.to_string(),
         })
+    }
+
+    pub(super) fn data_ptr(&self) -> DevicePointer<f32> {
+        self.data.as_device_ptr()
     }
 
     pub(super) fn buffers_mut(&mut self) -> (&mut DeviceBuffer<u8>, &mut DeviceBuffer<f32>) {

@@ -21,7 +21,7 @@ use super::PTX;
 use crate::alloc::zeroed;
 use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
-use crate::projector::check_finite;
+use crate::projector::{check_finite, check_projections};
 
 /// Threads per block: 32 detector columns (one warp along a detector row, whose rays
 /// cross neighbouring voxels) by 8 rows.
@@ -33,6 +33,36 @@ const MAX_VIEWS_PER_LAUNCH: usize = 65_535;
 /// Device memory left free when sizing batches of views, for the driver and for other
 /// users of the GPU.
 const FREE_MEMORY_MARGIN: usize = 64 << 20;
+
+/// A PTX entry point and which of its arrays is projection-shaped.
+#[derive(Clone, Copy)]
+struct Kernel {
+    name: &'static str,
+    /// Forward kernels write projections; backprojection kernels read them.
+    output_is_projections: bool,
+}
+
+impl Kernel {
+    fn forward(method: Method) -> Kernel {
+        Kernel {
+            name: match method {
+                Method::Siddon => names::FORWARD_SIDDON,
+                Method::Joseph => names::FORWARD_JOSEPH,
+            },
+            output_is_projections: true,
+        }
+    }
+
+    fn backward(method: Method) -> Kernel {
+        Kernel {
+            name: match method {
+                Method::Siddon => names::BACKWARD_SIDDON,
+                Method::Joseph => names::BACKWARD_JOSEPH,
+            },
+            output_is_projections: false,
+        }
+    }
+}
 
 /// One NVIDIA GPU, ready to run the projection kernels.
 ///
@@ -330,13 +360,118 @@ impl CudaBackend {
         // SAFETY: `views_buffer` holds `views.len()` records and `data` holds
         // `views * rows * cols` values (checked shape above); both are this device's.
         unsafe {
-            self.launch_forward(
-                volume,
+            self.launch(
+                Kernel::forward(method),
+                volume.voxels_ptr(),
+                volume.grid_ptr(),
                 views_buffer.as_device_ptr(),
                 views.len(),
                 &geometry.detector_params(),
-                method,
                 data.as_device_ptr(),
+            )?;
+        }
+        stop.record(&self.stream)
+            .map_err(cuda_error("recording a CUDA event"))?;
+        self.synchronize()?;
+        stop.elapsed(&start)
+            .map_err(cuda_error("reading the kernel time"))
+    }
+
+    /// A zeroed volume on `geometry` in GPU memory: the output of
+    /// [`CudaBackend::backward_into`].
+    ///
+    /// # Errors
+    /// [`Error::Geometry`], [`Error::DeviceOutOfMemory`], [`Error::Cuda`].
+    pub fn allocate_volume(self: &Arc<Self>, geometry: &VolumeGeometry) -> Result<DeviceVolume> {
+        geometry.validate()?;
+        let voxels = self.allocate::<f32>(geometry.voxel_count()?, "the volume")?;
+        let grid = geometry.grid_params();
+        let grid_buffer = DeviceBuffer::from_slice(bytemuck::bytes_of(&grid))
+            .map_err(cuda_error("copying the grid record to the GPU"))?;
+        Ok(DeviceVolume::new(
+            voxels,
+            grid_buffer,
+            geometry.clone(),
+            Arc::clone(self),
+        ))
+    }
+
+    /// Uploads projections `[views, rows, cols]` of `geometry` (for backprojection),
+    /// after checking their shape and that every value is finite.
+    ///
+    /// # Errors
+    /// [`Error::Geometry`], [`Error::ShapeMismatch`], [`Error::InvalidParameter`] for NaN
+    /// or infinite values, [`Error::DeviceOutOfMemory`], [`Error::Cuda`].
+    pub fn upload_projections<S>(
+        self: &Arc<Self>,
+        projections: &ArrayBase<S, Ix3>,
+        geometry: &ProjectionGeometry,
+    ) -> Result<DeviceProjections>
+    where
+        S: Data<Elem = f32>,
+    {
+        let contiguous = projections.as_standard_layout();
+        let values = contiguous
+            .as_slice()
+            .expect("as_standard_layout gives a contiguous array");
+        check_projections(values, projections.shape(), geometry)?;
+        let mut out = self.allocate_projections(geometry)?;
+        out.buffers_mut()
+            .1
+            .index(..values.len())
+            .copy_from(values)
+            .map_err(cuda_error("copying the projections to the GPU"))?;
+        Ok(out)
+    }
+
+    /// Backprojects `projections` (of `geometry`) into `out`, overwriting it: the exact
+    /// transpose of [`CudaBackend::forward_into`] on `out`'s grid. All views in one
+    /// launch; ray-driven with atomic adds, so the last bits may vary between runs.
+    /// Returns the kernel's time on the GPU (CUDA events).
+    ///
+    /// # Errors
+    /// [`Error::Geometry`]; [`Error::ShapeMismatch`] if `projections` is not
+    /// `geometry.shape()`; [`Error::InvalidParameter`] if a buffer belongs to another
+    /// device; [`Error::Cuda`].
+    pub fn backward_into(
+        &self,
+        projections: &DeviceProjections,
+        geometry: &ProjectionGeometry,
+        method: Method,
+        out: &mut DeviceVolume,
+    ) -> Result<Duration> {
+        geometry.validate()?;
+        self.check_owner(projections.backend(), "the projections")?;
+        self.check_owner(out.backend(), "the volume")?;
+        if projections.shape() != geometry.shape() {
+            return Err(Error::ShapeMismatch {
+                what: "the device projections",
+                expected: geometry.shape().to_vec(),
+                got: projections.shape().to_vec(),
+            });
+        }
+        self.activate()?;
+        let views = geometry.view_params(out.geometry());
+        let views_buffer = DeviceBuffer::from_slice(bytemuck::cast_slice::<ViewParams, u8>(&views))
+            .map_err(cuda_error("copying the view records to the GPU"))?;
+        out.zero()?;
+        let start = self.event()?;
+        let stop = self.event()?;
+        start
+            .record(&self.stream)
+            .map_err(cuda_error("recording a CUDA event"))?;
+        // SAFETY: `views_buffer` holds `views.len()` records, `projections` holds
+        // `views * rows * cols` values (shape checked above) and `out` its grid's voxels;
+        // all on this device, and the volume is a different buffer from the projections.
+        unsafe {
+            self.launch(
+                Kernel::backward(method),
+                projections.data_ptr(),
+                out.grid_ptr(),
+                views_buffer.as_device_ptr(),
+                views.len(),
+                &geometry.detector_params(),
+                out.voxels_ptr(),
             )?;
         }
         stop.record(&self.stream)
@@ -396,12 +531,13 @@ impl CudaBackend {
             // SAFETY: `views_buffer` holds at least `views_batch.len()` records and
             // `data` at least `views_batch.len() * rows * cols` values.
             unsafe {
-                self.launch_forward(
-                    volume,
+                self.launch(
+                    Kernel::forward(method),
+                    volume.voxels_ptr(),
+                    volume.grid_ptr(),
                     views_buffer.as_device_ptr(),
                     views_batch.len(),
                     &detector,
-                    method,
                     data.as_device_ptr(),
                 )?;
             }
@@ -415,29 +551,29 @@ impl CudaBackend {
             .expect("the buffer has views * rows * cols elements"))
     }
 
-    /// Launches the forward kernel for `n_views` views (several launches only beyond
-    /// CUDA's grid limit of 65535 views), without waiting.
+    /// Launches `kernel` for `n_views` views (several launches only beyond CUDA's grid
+    /// limit of 65535 views), without waiting. Every kernel takes the same arguments:
+    /// an input array, the grid record, the view records, four scalars, an output array.
+    /// The projection-shaped one of the two advances by one view's pixels per view.
     ///
     /// # Safety
-    /// `views` must point to `n_views` [`ViewParams`] and `out` to
-    /// `n_views * rows * cols` writable `f32`s on this device, not overlapping the
-    /// volume; nothing else may write them until the stream is synchronised.
-    unsafe fn launch_forward(
+    /// `views` must point to `n_views` [`ViewParams`]; `input` and `output` to arrays on
+    /// this device of the sizes `kernel` expects (see `xray_kernels::entry`), not
+    /// overlapping; nothing else may write them until the stream is synchronised.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn launch(
         &self,
-        volume: &DeviceVolume,
+        kernel: Kernel,
+        input: DevicePointer<f32>,
+        grid_record: DevicePointer<u8>,
         views: DevicePointer<u8>,
         n_views: usize,
         detector: &DetectorParams,
-        method: Method,
-        out: DevicePointer<f32>,
+        output: DevicePointer<f32>,
     ) -> Result<()> {
-        let name = match method {
-            Method::Siddon => names::FORWARD_SIDDON,
-            Method::Joseph => names::FORWARD_JOSEPH,
-        };
         let function = self
             .module
-            .get_function(name)
+            .get_function(kernel.name)
             .map_err(cuda_error("finding the projection kernel"))?;
         let (rows, cols) = (detector.rows, detector.cols);
         let block = BlockSize::xy(BLOCK.0, BLOCK.1);
@@ -449,21 +585,23 @@ impl CudaBackend {
             let count = (n_views - first).min(MAX_VIEWS_PER_LAUNCH);
             let grid = GridSize::xyz(cols.div_ceil(BLOCK.0), rows.div_ceil(BLOCK.1), count as u32);
             let views_here = views.wrapping_add(first * record);
-            let out_here = out.wrapping_add(first * pixels_per_view);
-            let volume_voxels = volume.voxels_ptr();
-            let grid_record = volume.grid_ptr();
+            let (input_here, output_here) = if kernel.output_is_projections {
+                (input, output.wrapping_add(first * pixels_per_view))
+            } else {
+                (input.wrapping_add(first * pixels_per_view), output)
+            };
             let (n, beam) = (count as u32, detector.beam as u32);
-            // SAFETY: the argument list matches the kernel's signature in
-            // `xray_kernels::entry`, and the pointers satisfy its contract (see above).
+            // SAFETY: the argument list matches the kernels' signatures in
+            // `xray_kernels::entry`, and the pointers satisfy their contract (see above).
             cust::launch!(function<<<grid, block, 0, stream>>>(
-                volume_voxels,
+                input_here,
                 grid_record,
                 views_here,
                 n,
                 rows,
                 cols,
                 beam,
-                out_here
+                output_here
             ))
             .map_err(cuda_error("launching the projection kernel"))?;
             first += count;

@@ -4,11 +4,19 @@
 //! thread computes one pixel. Arguments are device pointers and plain scalars (no
 //! structs by value: rustc's PTX ABI for those is young, rust-lang/rust#117271).
 //!
+//! Forward kernels write one value per pixel. Backprojection kernels are ray-driven too:
+//! each thread walks its pixel's ray and adds `value * weight` into the voxels it
+//! crosses with `red.global.add.f32` (atomic, so rays that share voxels do not race; the
+//! order of the adds, and so the last bits of the result, can vary between runs).
+//!
 //! # Safety contract (upheld by the host's launch wrapper)
 //!
-//! * `volume` points to `grid.nx * grid.ny * grid.nz` readable `f32`s.
+//! * `volume` points to `grid.nx * grid.ny * grid.nz` `f32`s: readable for the forward
+//!   kernels, writable (and zeroed by the host) for the backprojection kernels.
 //! * `grid` points to one [`GridParams`]; `views` to `n_views` [`ViewParams`].
-//! * `out` points to `n_views * rows * cols` writable `f32`s, not aliased by the inputs.
+//! * `out` (forward) points to `n_views * rows * cols` writable `f32`s and
+//!   `projections` (backprojection) to as many readable ones, not aliased by the other
+//!   buffers.
 
 use core::arch::nvptx::{
     _block_dim_x, _block_dim_y, _block_idx_x, _block_idx_y, _block_idx_z, _thread_idx_x,
@@ -16,7 +24,7 @@ use core::arch::nvptx::{
 };
 
 use crate::params::{Beam, DetectorParams, GridParams, ViewParams};
-use crate::pixel::{line_integral, Method};
+use crate::pixel::{backproject_pixel, line_integral, Method};
 use crate::voxels::Voxels;
 
 /// The volume in device memory. Reads are unchecked: the traversals only pass indices
@@ -135,5 +143,114 @@ pub unsafe extern "ptx-kernel" fn xray_forward_joseph(
         cols,
         beam,
         out,
+    )
+}
+
+/// Adds `value` to the `f32` at `address`, atomically (`red`: no result is returned).
+///
+/// # Safety
+/// `address` must be a valid, aligned global-memory `f32`.
+#[inline(always)]
+unsafe fn atomic_add(address: *mut f32, value: f32) {
+    core::arch::asm!(
+        "red.global.add.f32 [{address}], {value};",
+        address = in(reg64) address,
+        value = in(reg32) value,
+        options(nostack, preserves_flags),
+    );
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward(
+    method: Method,
+    projections: *const f32,
+    grid: *const GridParams,
+    views: *const ViewParams,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    beam: u32,
+    volume: *mut f32,
+) {
+    let col = _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32;
+    let row = _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32;
+    let view = _block_idx_z() as u32;
+    if col >= cols || row >= rows || view >= n_views {
+        return;
+    }
+    let pixel = (view as usize * rows as usize + row as usize) * cols as usize + col as usize;
+    let value = *projections.add(pixel);
+    if value == 0.0 {
+        return;
+    }
+    let detector = DetectorParams {
+        rows,
+        cols,
+        beam: Beam::from_u32(beam),
+    };
+    backproject_pixel(
+        method,
+        &*grid,
+        &*views.add(view as usize),
+        &detector,
+        row,
+        col,
+        value,
+        // SAFETY: the traversals pass indices below voxel_count() (see `Voxels`), and
+        // the volume holds voxel_count() f32s by the launch contract.
+        |index, weight| unsafe { atomic_add(volume.add(index), weight) },
+    );
+}
+
+/// Backprojection, transpose of Siddon's method. Same launch shape as the forward
+/// kernels; `volume` must be zeroed first. See the module docs for the contract.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_backward_siddon(
+    projections: *const f32,
+    grid: *const GridParams,
+    views: *const ViewParams,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    beam: u32,
+    volume: *mut f32,
+) {
+    backward(
+        Method::Siddon,
+        projections,
+        grid,
+        views,
+        n_views,
+        rows,
+        cols,
+        beam,
+        volume,
+    )
+}
+
+/// Backprojection, transpose of Joseph's method. Same launch shape as the forward
+/// kernels; `volume` must be zeroed first. See the module docs for the contract.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_backward_joseph(
+    projections: *const f32,
+    grid: *const GridParams,
+    views: *const ViewParams,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    beam: u32,
+    volume: *mut f32,
+) {
+    backward(
+        Method::Joseph,
+        projections,
+        grid,
+        views,
+        n_views,
+        rows,
+        cols,
+        beam,
+        volume,
     )
 }

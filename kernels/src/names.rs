@@ -6,5 +6,17 @@ pub const FORWARD_SIDDON: &str = "xray_forward_siddon";
 /// Forward projection with Joseph's method: one thread per detector pixel, all views.
 pub const FORWARD_JOSEPH: &str = "xray_forward_joseph";
 
+/// Backprojection (transpose of the Siddon projector): one thread per detector pixel,
+/// all views, atomic adds into the volume.
+pub const BACKWARD_SIDDON: &str = "xray_backward_siddon";
+/// Backprojection (transpose of the Joseph projector): one thread per detector pixel,
+/// all views, atomic adds into the volume.
+pub const BACKWARD_JOSEPH: &str = "xray_backward_joseph";
+
 /// Every entry point the PTX module must contain.
-pub const ALL: [&str; 2] = [FORWARD_SIDDON, FORWARD_JOSEPH];
+pub const ALL: [&str; 4] = [
+    FORWARD_SIDDON,
+    FORWARD_JOSEPH,
+    BACKWARD_SIDDON,
+    BACKWARD_JOSEPH,
+];
