@@ -310,3 +310,56 @@ fn bench_json_has_the_documented_fields() {
     let centre = record["centre_ray"].as_f64().unwrap();
     assert!((centre - 6.040).abs() < 5e-4, "centre ray {centre}");
 }
+
+#[test]
+fn backproject_is_the_library_transpose_and_checks_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let geometry = CircularScan::new(500.0, 800.0, 6, [12, 16], 3.0)
+        .starting_at(10f64.to_radians())
+        .geometry()
+        .unwrap();
+    let projections = Array3::from_shape_fn(geometry.shape(), |(v, r, c)| {
+        (v + 2 * r + 3 * c) as f32 * 0.01
+    });
+    write_npy(dir.path().join("p.npy"), &projections).unwrap();
+    let scanner = [
+        "--sod", "500", "--sdd", "800", "--det", "12x16", "--pixel", "3", "--angle", "10",
+    ];
+    let mut args = vec![
+        "backproject",
+        "--projections",
+        "p.npy",
+        "--shape",
+        "10,12,8",
+        "--spacing",
+        "4,3,5",
+        "--method",
+        "joseph",
+        "--backend",
+        "cpu",
+        "--out",
+        "bp.npy",
+    ];
+    args.extend(scanner);
+    ok(&xray(&args, dir.path()));
+    let got: Array3<f32> = read_npy(dir.path().join("bp.npy")).unwrap();
+    let grid = VolumeGeometry::centered([8, 12, 10], [4.0, 3.0, 5.0]);
+    let want = Projector::new(Backend::Cpu)
+        .unwrap()
+        .backward(&projections, &geometry, &grid, Method::Joseph)
+        .unwrap();
+    assert_eq!(got, want);
+    // A detector that does not match the stack is refused, naming both shapes.
+    let mut wrong = vec![
+        "backproject",
+        "--projections",
+        "p.npy",
+        "--det",
+        "12x15",
+        "--out",
+        "other.npy",
+    ];
+    wrong.extend(["--backend", "cpu"]);
+    fails_with(&xray(&wrong, dir.path()), "[6, 12, 16]");
+    assert!(!dir.path().join("other.npy").exists());
+}

@@ -1,5 +1,6 @@
 //! `xray`: DRRs, projection stacks and benchmarks from the command line.
 
+mod backproject;
 mod bench;
 mod info;
 mod inputs;
@@ -40,6 +41,13 @@ enum Command {
     /// Example:
     ///   xray project --views 360 --out sinogram.npy
     Project(render::ProjectArgs),
+    /// Backproject a [views, rows, cols] .npy stack into a [z, y, x] volume: the exact
+    /// transpose of `project` with the same scanner options (what reconstruction and
+    /// gradient-based registration need).
+    ///
+    /// Example:
+    ///   xray project --views 90 --out p.npy && xray backproject --projections p.npy --out bp.npy
+    Backproject(backproject::BackprojectArgs),
     /// Time the standard benchmark cases (BENCHMARKS.md) on this machine.
     ///
     /// The cases use the anchors' phantoms and geometry, so figures compare one to one
@@ -58,6 +66,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Drr(args) => render::drr(args),
         Command::Project(args) => render::project(args),
+        Command::Backproject(args) => backproject::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
     }

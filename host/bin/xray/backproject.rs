@@ -1,0 +1,82 @@
+//! `xray backproject`: the transpose of `xray project`, from a `[views, rows, cols]`
+//! `.npy` stack to a `[z, y, x]` volume.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use xray_projector::io::read_volume_npy;
+use xray_projector::VolumeGeometry;
+
+use crate::inputs::{projector, BackendName, MethodName, ScannerArgs};
+use crate::outputs::{self, format_of, Format};
+
+/// Options of `xray backproject`.
+#[derive(Args, Debug)]
+pub struct BackprojectArgs {
+    /// Projections: a 3D float32 or float64 .npy array [views, rows, cols], as written
+    /// by `xray project` (line integrals, not intensities).
+    #[arg(long, value_name = "FILE.npy")]
+    projections: PathBuf,
+    #[command(flatten)]
+    scanner: ScannerArgs,
+    /// Output volume size in voxels, as NX,NY,NZ (x, y, z order, like --spacing).
+    #[arg(
+        long,
+        value_name = "NX,NY,NZ",
+        value_delimiter = ',',
+        default_value = "128,128,128"
+    )]
+    shape: Vec<usize>,
+    /// Output voxel size in mm, as SX,SY,SZ; the volume is centred at the origin.
+    #[arg(
+        long,
+        value_name = "SX,SY,SZ",
+        value_delimiter = ',',
+        default_value = "2,2,2",
+        allow_negative_numbers = true
+    )]
+    spacing: Vec<f64>,
+    /// Ray tracer whose transpose to apply.
+    #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
+    method: MethodName,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
+    backend: BackendName,
+    /// Output: a .npy float32 array [z, y, x].
+    #[arg(long, value_name = "FILE.npy", default_value = "backprojection.npy")]
+    out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xray backproject`.
+pub fn run(args: BackprojectArgs) -> Result<()> {
+    format_of(&args.out, &[Format::Npy])?;
+    let overwrite = outputs::overwrite(args.force);
+    let (&[nx, ny, nz], &[sx, sy, sz]) = (args.shape.as_slice(), args.spacing.as_slice()) else {
+        bail!("--shape and --spacing need three values each (x, y, z order)");
+    };
+    let grid = VolumeGeometry::centered([nz, ny, nx], [sx, sy, sz]);
+    grid.validate().context("--shape/--spacing")?;
+    let projections = read_volume_npy(&args.projections)?;
+    let views = projections.dim().0;
+    let geometry = args.scanner.geometry(views)?;
+    let projector = projector(args.backend)?;
+    let start = Instant::now();
+    let volume = projector
+        .backward(&projections, &geometry, &grid, args.method.into())
+        .with_context(|| format!("backprojecting {}", args.projections.display()))?;
+    let elapsed = start.elapsed();
+    outputs::npy(&args.out, &volume, overwrite)?;
+    eprintln!(
+        "wrote {} ({nx} x {ny} x {nz} voxels from {views} views, {:?} on {}, {:.2} s)",
+        args.out.display(),
+        args.method,
+        projector.backend(),
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
