@@ -15,14 +15,7 @@ fn cpu_forward(c: &mut Criterion) {
         let case = StandardCase::named(name)
             .expect("a standard case")
             .with_views(views);
-        let volume = case
-            .phantom
-            .voxelize(&case.volume, 1)
-            .expect("the phantom fits in memory");
-        let geometry = case
-            .scan
-            .geometry()
-            .expect("the standard geometry is valid");
+        let (volume, geometry) = case.inputs().expect("the standard case fits in memory");
         let rays = geometry.ray_count().expect("the ray count fits") as u64;
         for (label, method) in [("siddon", Method::Siddon), ("joseph", Method::Joseph)] {
             let mut group = c.benchmark_group(format!("cpu_{label}"));

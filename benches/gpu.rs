@@ -27,14 +27,7 @@ fn cuda_forward(c: &mut Criterion) {
     let projector = Projector::new(Backend::Cuda).expect("the GPU opened above");
     for name in StandardCase::NAMES {
         let case = StandardCase::named(name).expect("a standard case");
-        let volume = case
-            .phantom
-            .voxelize(&case.volume, 1)
-            .expect("the phantom fits in memory");
-        let geometry = case
-            .scan
-            .geometry()
-            .expect("the standard geometry is valid");
+        let (volume, geometry) = case.inputs().expect("the standard case fits in memory");
         let rays = geometry.ray_count().expect("the ray count fits") as u64;
         let resident = gpu
             .upload(&volume, &case.volume)

@@ -4,7 +4,9 @@
 
 use std::f64::consts::FRAC_PI_2;
 
-use crate::geometry::{CircularScan, VolumeGeometry};
+use ndarray::Array3;
+
+use crate::geometry::{CircularScan, ProjectionGeometry, VolumeGeometry};
 use crate::phantom::Phantom;
 
 /// One standard case: a volume with its phantom and a circular scan.
@@ -36,6 +38,19 @@ impl StandardCase {
             "drr64" => Some(drr("drr64", 64)),
             _ => None,
         }
+    }
+
+    /// The voxelised phantom `[nz, ny, nx]` and the projection geometry: what a run of
+    /// the case projects.
+    ///
+    /// # Errors
+    /// [`crate::Error::Allocation`] if the volume does not fit in memory,
+    /// [`crate::Error::Geometry`] if the scan was changed into an invalid one.
+    pub fn inputs(&self) -> crate::Result<(Array3<f32>, ProjectionGeometry)> {
+        Ok((
+            self.phantom.voxelize(&self.volume, 1)?,
+            self.scan.geometry()?,
+        ))
     }
 
     /// The same case with `views` views over the same full turn (CPU runs use fewer).

@@ -6,23 +6,12 @@
 
 mod common;
 
-use common::random_views;
+use common::{dot, random_array, random_views, with_threads};
 use ndarray::Array3;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use xray_projector::{
     Backend, Beam, CircularScan, DrrPose, Error, Method, ProjectionGeometry, Projector,
     VolumeGeometry,
 };
-
-fn random_array(shape: [usize; 3], seed: u64) -> Array3<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array3::from_shape_simple_fn(shape, || rng.random_range(0.0..1.0f32))
-}
-
-fn dot(a: &Array3<f32>, b: &Array3<f32>) -> f64 {
-    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-}
 
 /// Relative mismatch of `<A x, y>` and `<x, A^T y>`.
 fn adjoint_mismatch(
@@ -110,16 +99,12 @@ fn backprojection_does_not_depend_on_the_thread_count() {
     let y = random_array(geometry.shape(), 6);
     for method in [Method::Siddon, Method::Joseph] {
         let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    Projector::new(Backend::Cpu)
-                        .unwrap()
-                        .backward(&y, &geometry, &grid, method)
-                        .unwrap()
-                })
+            with_threads(threads, || {
+                Projector::new(Backend::Cpu)
+                    .unwrap()
+                    .backward(&y, &geometry, &grid, method)
+                    .unwrap()
+            })
         };
         assert_eq!(
             run(1),

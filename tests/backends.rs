@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::random_views;
+use common::{random_views, with_threads};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -98,16 +98,12 @@ fn cpu_result_does_not_depend_on_the_thread_count() {
     let geometry = random_views(8, Beam::Cone, 5, [0.0; 3], 80.0, [17, 23], 0.9);
     for method in [Method::Siddon, Method::Joseph] {
         let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    Projector::new(Backend::Cpu)
-                        .unwrap()
-                        .forward(&volume, &grid, &geometry, method)
-                        .unwrap()
-                })
+            with_threads(threads, || {
+                Projector::new(Backend::Cpu)
+                    .unwrap()
+                    .forward(&volume, &grid, &geometry, method)
+                    .unwrap()
+            })
         };
         let one = run(1);
         assert!(one.iter().any(|&v| v > 0.0));

@@ -14,7 +14,7 @@ mod common;
 use std::io::Write;
 use std::sync::Arc;
 
-use common::random_views;
+use common::{dot, random_array, random_views};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -317,8 +317,7 @@ fn gpu_backprojection_equals_cpu_and_is_the_adjoint() {
     let cuda = Projector::new(Backend::Cuda).unwrap();
     let x = test_volume(&grid, 12);
     for (g, geometry) in geometries.iter().enumerate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(13 + g as u64);
-        let y = Array3::from_shape_simple_fn(geometry.shape(), || rng.random_range(0.0..1.0f32));
+        let y = random_array(geometry.shape(), 13 + g as u64);
         for method in [Method::Siddon, Method::Joseph] {
             let want = cpu.backward(&y, geometry, &grid, method).unwrap();
             let got = cuda.backward(&y, geometry, &grid, method).unwrap();
@@ -334,9 +333,6 @@ fn gpu_backprojection_equals_cpu_and_is_the_adjoint() {
                 .unwrap()
                 .to_host()
                 .unwrap();
-            let dot = |a: &Array3<f32>, b: &Array3<f32>| -> f64 {
-                a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum()
-            };
             let (left, right) = (dot(&ax, &y), dot(&x, &got));
             let mismatch = (left - right).abs() / left.abs();
             assert!(

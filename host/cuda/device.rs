@@ -337,13 +337,7 @@ impl CudaBackend {
         geometry.validate()?;
         self.check_owner(volume.backend(), "the volume")?;
         self.check_owner(out.backend(), "the projections")?;
-        if out.shape() != geometry.shape() {
-            return Err(Error::ShapeMismatch {
-                what: "the device projections",
-                expected: geometry.shape().to_vec(),
-                got: out.shape().to_vec(),
-            });
-        }
+        check_projection_shape(out, geometry)?;
         self.activate()?;
         let views = geometry.view_params(volume.geometry());
         let (views_buffer, data) = out.buffers_mut();
@@ -352,29 +346,21 @@ impl CudaBackend {
             .index(..record_bytes.len())
             .copy_from(record_bytes)
             .map_err(cuda_error("copying the view records to the GPU"))?;
-        let start = self.event()?;
-        let stop = self.event()?;
-        start
-            .record(&self.stream)
-            .map_err(cuda_error("recording a CUDA event"))?;
-        // SAFETY: `views_buffer` holds `views.len()` records and `data` holds
-        // `views * rows * cols` values (checked shape above); both are this device's.
-        unsafe {
-            self.launch(
-                Kernel::forward(method),
-                volume.voxels_ptr(),
-                volume.grid_ptr(),
-                views_buffer.as_device_ptr(),
-                views.len(),
-                &geometry.detector_params(),
-                data.as_device_ptr(),
-            )?;
-        }
-        stop.record(&self.stream)
-            .map_err(cuda_error("recording a CUDA event"))?;
-        self.synchronize()?;
-        stop.elapsed(&start)
-            .map_err(cuda_error("reading the kernel time"))
+        self.timed(|| {
+            // SAFETY: `views_buffer` holds `views.len()` records and `data` holds
+            // `views * rows * cols` values (checked shape above); both are this device's.
+            unsafe {
+                self.launch(
+                    Kernel::forward(method),
+                    volume.voxels_ptr(),
+                    volume.grid_ptr(),
+                    views_buffer.as_device_ptr(),
+                    views.len(),
+                    &geometry.detector_params(),
+                    data.as_device_ptr(),
+                )
+            }
+        })
     }
 
     /// A zeroed volume on `geometry` in GPU memory: the output of
@@ -443,42 +429,28 @@ impl CudaBackend {
         geometry.validate()?;
         self.check_owner(projections.backend(), "the projections")?;
         self.check_owner(out.backend(), "the volume")?;
-        if projections.shape() != geometry.shape() {
-            return Err(Error::ShapeMismatch {
-                what: "the device projections",
-                expected: geometry.shape().to_vec(),
-                got: projections.shape().to_vec(),
-            });
-        }
+        check_projection_shape(projections, geometry)?;
         self.activate()?;
         let views = geometry.view_params(out.geometry());
         let views_buffer = DeviceBuffer::from_slice(bytemuck::cast_slice::<ViewParams, u8>(&views))
             .map_err(cuda_error("copying the view records to the GPU"))?;
         out.zero()?;
-        let start = self.event()?;
-        let stop = self.event()?;
-        start
-            .record(&self.stream)
-            .map_err(cuda_error("recording a CUDA event"))?;
-        // SAFETY: `views_buffer` holds `views.len()` records, `projections` holds
-        // `views * rows * cols` values (shape checked above) and `out` its grid's voxels;
-        // all on this device, and the volume is a different buffer from the projections.
-        unsafe {
-            self.launch(
-                Kernel::backward(method),
-                projections.data_ptr(),
-                out.grid_ptr(),
-                views_buffer.as_device_ptr(),
-                views.len(),
-                &geometry.detector_params(),
-                out.voxels_ptr(),
-            )?;
-        }
-        stop.record(&self.stream)
-            .map_err(cuda_error("recording a CUDA event"))?;
-        self.synchronize()?;
-        stop.elapsed(&start)
-            .map_err(cuda_error("reading the kernel time"))
+        self.timed(|| {
+            // SAFETY: `views_buffer` holds `views.len()` records, `projections` holds
+            // `views * rows * cols` values (shape checked above) and `out` its grid's voxels;
+            // all on this device, and the volume is a different buffer from the projections.
+            unsafe {
+                self.launch(
+                    Kernel::backward(method),
+                    projections.data_ptr(),
+                    out.grid_ptr(),
+                    views_buffer.as_device_ptr(),
+                    views.len(),
+                    &geometry.detector_params(),
+                    out.voxels_ptr(),
+                )
+            }
+        })
     }
 
     /// Forward-projects the resident `volume` into a host array `[views, rows, cols]`.
@@ -609,6 +581,22 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// Runs `launch` (which enqueues kernels on the stream) between two CUDA events,
+    /// waits for it, and returns the GPU time between the events.
+    fn timed(&self, launch: impl FnOnce() -> Result<()>) -> Result<Duration> {
+        let start = self.event()?;
+        let stop = self.event()?;
+        start
+            .record(&self.stream)
+            .map_err(cuda_error("recording a CUDA event"))?;
+        launch()?;
+        stop.record(&self.stream)
+            .map_err(cuda_error("recording a CUDA event"))?;
+        self.synchronize()?;
+        stop.elapsed(&start)
+            .map_err(cuda_error("reading the kernel time"))
+    }
+
     fn synchronize(&self) -> Result<()> {
         self.stream
             .synchronize()
@@ -632,4 +620,19 @@ impl CudaBackend {
             })
         }
     }
+}
+
+/// [`Error::ShapeMismatch`] unless the device projections have `geometry`'s shape.
+fn check_projection_shape(
+    projections: &DeviceProjections,
+    geometry: &ProjectionGeometry,
+) -> Result<()> {
+    if projections.shape() == geometry.shape() {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        what: "the device projections",
+        expected: geometry.shape().to_vec(),
+        got: projections.shape().to_vec(),
+    })
 }

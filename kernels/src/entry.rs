@@ -55,6 +55,35 @@ impl Voxels for DeviceVolume {
     }
 }
 
+/// The detector pixel of the calling thread (launch shape in the module docs).
+struct ThreadPixel {
+    view: u32,
+    row: u32,
+    col: u32,
+    /// Index of the pixel in the `[views, rows, cols]` array.
+    linear: usize,
+}
+
+impl ThreadPixel {
+    /// `None` for the threads of edge blocks that lie outside the detector.
+    #[inline(always)]
+    fn of_this_thread(n_views: u32, rows: u32, cols: u32) -> Option<ThreadPixel> {
+        let col = _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32;
+        let row = _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32;
+        let view = _block_idx_z() as u32;
+        if col >= cols || row >= rows || view >= n_views {
+            return None;
+        }
+        let linear = (view as usize * rows as usize + row as usize) * cols as usize + col as usize;
+        Some(ThreadPixel {
+            view,
+            row,
+            col,
+            linear,
+        })
+    }
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn forward(
@@ -68,12 +97,10 @@ unsafe fn forward(
     beam: u32,
     out: *mut f32,
 ) {
-    let col = _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32;
-    let row = _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32;
-    let view = _block_idx_z() as u32;
-    if col >= cols || row >= rows || view >= n_views {
+    let Some(pixel) = ThreadPixel::of_this_thread(n_views, rows, cols) else {
         return;
-    }
+    };
+    let (view, row, col) = (pixel.view, pixel.row, pixel.col);
     let detector = DetectorParams {
         rows,
         cols,
@@ -90,8 +117,7 @@ unsafe fn forward(
         row,
         col,
     );
-    let pixel = (view as usize * rows as usize + row as usize) * cols as usize + col as usize;
-    *out.add(pixel) = value;
+    *out.add(pixel.linear) = value;
 }
 
 /// Forward projection, Siddon's method. See the module docs for the launch shape and
@@ -173,14 +199,11 @@ unsafe fn backward(
     beam: u32,
     volume: *mut f32,
 ) {
-    let col = _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32;
-    let row = _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32;
-    let view = _block_idx_z() as u32;
-    if col >= cols || row >= rows || view >= n_views {
+    let Some(pixel) = ThreadPixel::of_this_thread(n_views, rows, cols) else {
         return;
-    }
-    let pixel = (view as usize * rows as usize + row as usize) * cols as usize + col as usize;
-    let value = *projections.add(pixel);
+    };
+    let (view, row, col) = (pixel.view, pixel.row, pixel.col);
+    let value = *projections.add(pixel.linear);
     if value == 0.0 {
         return;
     }

@@ -68,16 +68,38 @@ fn tap<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, ib: i32, ic
     }
 }
 
+/// The four bilinear taps around continuous index coordinates `(b, c)` (voxel centres
+/// at `i + 0.5`): taps `(ib, ic)` to `(ib + 1, ic + 1)`, fractional weights `wb`, `wc`
+/// towards the upper ones. Shared by the forward sample and its transpose so both use
+/// the same taps.
+struct Taps {
+    ib: i32,
+    ic: i32,
+    wb: f32,
+    wc: f32,
+}
+
+impl Taps {
+    #[inline(always)]
+    fn at(b: f32, c: f32) -> Taps {
+        let fb = b - 0.5;
+        let fc = c - 0.5;
+        let ib = floor_i32(fb);
+        let ic = floor_i32(fc);
+        Taps {
+            ib,
+            ic,
+            wb: fb - ib as f32,
+            wc: fc - ic as f32,
+        }
+    }
+}
+
 /// Bilinear interpolation of the slice at `slice_base`, at continuous index-space
 /// coordinates `(b, c)` (voxel centres at `i + 0.5`), zero outside the grid.
 #[inline(always)]
 fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32, c: f32) -> f32 {
-    let fb = b - 0.5;
-    let fc = c - 0.5;
-    let ib = floor_i32(fb);
-    let ic = floor_i32(fc);
-    let wb = fb - ib as f32;
-    let wc = fc - ic as f32;
+    let Taps { ib, ic, wb, wc } = Taps::at(b, c);
     let inside =
         ib >= 0 && ((ib + 1) as u32) < f.count[1] && ic >= 0 && ((ic + 1) as u32) < f.count[2];
     let (v00, v10, v01, v11) = if inside {
@@ -121,12 +143,7 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
 pub fn joseph_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value: f32, mut add: A) {
     let weight = value * length_per_slice(grid, ray);
     joseph_walk(grid, ray, |f, slice_base, b, c| {
-        let fb = b - 0.5;
-        let fc = c - 0.5;
-        let ib = floor_i32(fb);
-        let ic = floor_i32(fc);
-        let wb = fb - ib as f32;
-        let wc = fc - ic as f32;
+        let Taps { ib, ic, wb, wc } = Taps::at(b, c);
         let mut tap = |db: i32, dc: i32, w: f32| {
             let (jb, jc) = (ib + db, ic + dc);
             if jb >= 0 && (jb as u32) < f.count[1] && jc >= 0 && (jc as u32) < f.count[2] {

@@ -111,3 +111,23 @@ pub fn random_views(
         views,
     }
 }
+
+/// `work`'s result when run on a rayon pool of `threads` threads.
+pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(work)
+}
+
+/// A seeded array of values uniform in [0, 1).
+pub fn random_array(shape: [usize; 3], seed: u64) -> ndarray::Array3<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    ndarray::Array3::from_shape_simple_fn(shape, || rng.random_range(0.0..1.0f32))
+}
+
+/// The dot product of two arrays, accumulated in f64.
+pub fn dot(a: &ndarray::Array3<f32>, b: &ndarray::Array3<f32>) -> f64 {
+    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+}

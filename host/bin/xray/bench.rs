@@ -102,8 +102,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             BackendKind::Cuda => case.scan.views,
         });
         case = case.with_views(views);
-        let volume = case.phantom.voxelize(&case.volume, 1)?;
-        let geometry = case.scan.geometry()?;
+        let (volume, geometry) = case.inputs()?;
         let rays = geometry.ray_count()?;
         let mut result = projector.forward(&volume, &case.volume, &geometry, method)?;
         let mut times = Vec::with_capacity(repeats);
