@@ -30,6 +30,9 @@ pub use xray_kernels::Method;
 #[derive(Debug)]
 pub struct Projector {
     kind: BackendKind,
+    /// What the caller asked for: with `Auto`, work that does not fit on the GPU runs on
+    /// the CPU instead of failing.
+    #[cfg(feature = "cuda")]
     requested: Backend,
     fallback_reason: Option<String>,
     #[cfg(feature = "cuda")]
@@ -47,26 +50,30 @@ impl Projector {
     /// [`Error::CudaUnavailable`] for `Backend::Cuda` when CUDA cannot be used, with the
     /// reason (not built with `cuda`, no driver, no device, PTX rejected).
     pub fn new(backend: Backend) -> Result<Projector> {
-        let cpu = |fallback_reason| Projector {
+        let fallback_reason = match backend {
+            Backend::Cpu => None,
+            Backend::Cuda | Backend::Auto => match open_gpu() {
+                #[cfg(feature = "cuda")]
+                Ok(gpu) => {
+                    return Ok(Projector {
+                        kind: BackendKind::Cuda,
+                        requested: backend,
+                        fallback_reason: None,
+                        gpu: Some(gpu),
+                    })
+                }
+                Err(reason) if backend == Backend::Auto => Some(reason),
+                Err(reason) => return Err(Error::CudaUnavailable { reason }),
+            },
+        };
+        Ok(Projector {
             kind: BackendKind::Cpu,
+            #[cfg(feature = "cuda")]
             requested: backend,
             fallback_reason,
             #[cfg(feature = "cuda")]
             gpu: None,
-        };
-        match backend {
-            Backend::Cpu => Ok(cpu(None)),
-            Backend::Cuda | Backend::Auto => match open_gpu() {
-                Ok(projector) => Ok(projector.requested(backend)),
-                Err(reason) if backend == Backend::Auto => Ok(cpu(Some(reason))),
-                Err(reason) => Err(Error::CudaUnavailable { reason }),
-            },
-        }
-    }
-
-    fn requested(mut self, backend: Backend) -> Projector {
-        self.requested = backend;
-        self
+        })
     }
 
     /// The GPU this projector runs on, for the device-resident API of [`crate::cuda`]
@@ -220,20 +227,20 @@ impl Projector {
     }
 }
 
-/// A projector on CUDA device 0, or why there cannot be one.
-fn open_gpu() -> std::result::Result<Projector, String> {
+/// What [`open_gpu`] gives: the GPU, or (in a build without `cuda`) nothing that can exist.
+#[cfg(feature = "cuda")]
+type Gpu = std::sync::Arc<crate::cuda::CudaBackend>;
+#[cfg(not(feature = "cuda"))]
+type Gpu = std::convert::Infallible;
+
+/// CUDA device 0, or why it cannot be used.
+fn open_gpu() -> std::result::Result<Gpu, String> {
     #[cfg(feature = "cuda")]
     {
-        match crate::cuda::CudaBackend::on_device(0) {
-            Ok(gpu) => Ok(Projector {
-                kind: BackendKind::Cuda,
-                requested: Backend::Cuda,
-                fallback_reason: None,
-                gpu: Some(gpu),
-            }),
-            Err(Error::CudaUnavailable { reason }) => Err(reason),
-            Err(other) => Err(other.to_string()),
-        }
+        crate::cuda::CudaBackend::on_device(0).map_err(|error| match error {
+            Error::CudaUnavailable { reason } => reason,
+            other => other.to_string(),
+        })
     }
     #[cfg(not(feature = "cuda"))]
     {
