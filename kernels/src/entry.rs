@@ -68,9 +68,14 @@ impl ThreadPixel {
     /// `None` for the threads of edge blocks that lie outside the detector.
     #[inline(always)]
     fn of_this_thread(n_views: u32, rows: u32, cols: u32) -> Option<ThreadPixel> {
-        let col = _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32;
-        let row = _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32;
-        let view = _block_idx_z() as u32;
+        // SAFETY: these read the thread's special registers, valid in any kernel.
+        let (col, row, view) = unsafe {
+            (
+                _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32,
+                _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32,
+                _block_idx_z() as u32,
+            )
+        };
         if col >= cols || row >= rows || view >= n_views {
             return None;
         }
