@@ -16,3 +16,16 @@ pub(crate) fn zeroed(len: usize, what: &'static str) -> Result<Vec<f32>> {
     buffer.resize(len, 0.0);
     Ok(buffer)
 }
+
+/// A zeroed `[a, b, c]` array, or an error naming `what` if it cannot be allocated.
+pub(crate) fn zeroed_array(shape: [usize; 3], what: &'static str) -> Result<ndarray::Array3<f32>> {
+    let len = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or(Error::Allocation {
+            what,
+            bytes: shape.iter().map(|&d| d as u128).product::<u128>() * 4,
+        })?;
+    Ok(ndarray::Array3::from_shape_vec(shape, zeroed(len, what)?)
+        .expect("the buffer has the shape's element count"))
+}

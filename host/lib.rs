@@ -56,6 +56,7 @@ pub mod intensity;
 pub mod io;
 pub mod phantom;
 mod projector;
+pub mod recon;
 
 pub use backend::{backend_statuses, Backend, BackendKind, BackendStatus};
 pub use error::{Error, GeometryError, Result};

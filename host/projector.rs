@@ -7,6 +7,7 @@ use crate::alloc::zeroed;
 use crate::backend::{cpu, Backend, BackendKind};
 use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
+use xray_kernels::VoxelView;
 
 pub use xray_kernels::Method;
 
@@ -222,6 +223,38 @@ impl Projector {
             method,
             &mut out,
         )?;
+        Ok(Array3::from_shape_vec(volume_geometry.shape, out)
+            .expect("the buffer has nz * ny * nx elements"))
+    }
+
+    /// FDK's voxel-driven backprojection of `filtered` (`[views, rows, cols]`, already
+    /// weighted and filtered) with one [`VoxelView`] per view, on this projector's
+    /// backend.
+    pub(crate) fn backproject_filtered(
+        &self,
+        filtered: &Array3<f32>,
+        views: &[VoxelView],
+        volume_geometry: &VolumeGeometry,
+    ) -> Result<Array3<f32>> {
+        let [_, rows, cols] = [
+            filtered.shape()[0],
+            filtered.shape()[1],
+            filtered.shape()[2],
+        ];
+        let values = filtered
+            .as_slice()
+            .expect("FDK's filtered projections are contiguous");
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            match gpu.fdk_backproject(values, [views.len(), rows, cols], views, volume_geometry) {
+                Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
+                    log::warn!("FDK backprojection on the CPU: {error}");
+                }
+                other => return other,
+            }
+        }
+        let mut out = zeroed(volume_geometry.voxel_count()?, "the reconstructed volume")?;
+        cpu::fdk_backproject(values, rows, cols, views, volume_geometry.shape, &mut out);
         Ok(Array3::from_shape_vec(volume_geometry.shape, out)
             .expect("the buffer has nz * ny * nx elements"))
     }

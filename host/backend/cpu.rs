@@ -8,7 +8,8 @@
 
 use rayon::prelude::*;
 use xray_kernels::{
-    backproject_pixel, line_integral, DetectorParams, GridParams, Method, ViewParams,
+    backproject_pixel, fdk_sample, line_integral, DetectorParams, GridParams, Method, ViewParams,
+    VoxelView,
 };
 
 use crate::alloc::zeroed;
@@ -148,4 +149,42 @@ pub(crate) fn backward(
             });
     }
     Ok(())
+}
+
+/// FDK's voxel-driven backprojection of `filtered` (`[views, rows, cols]`) into `out`
+/// (`[nz, ny, nx]`, added to): rayon over rows of voxels, each row summing the views in
+/// order, so each voxel adds the same terms in the same order as on the GPU.
+pub(crate) fn fdk_backproject(
+    filtered: &[f32],
+    rows: usize,
+    cols: usize,
+    views: &[VoxelView],
+    shape: [usize; 3],
+    out: &mut [f32],
+) {
+    let [_, ny, nx] = shape;
+    let image = rows * cols;
+    debug_assert_eq!(filtered.len(), views.len() * image);
+    debug_assert_eq!(out.len(), shape.iter().product::<usize>());
+    out.par_chunks_mut(nx.max(1))
+        .enumerate()
+        .for_each(|(line, voxels)| {
+            let (iy, iz) = ((line % ny) as f32, (line / ny) as f32);
+            let mut sums = vec![0.0f32; voxels.len()];
+            for (k, view) in views.iter().enumerate() {
+                for (ix, sum) in sums.iter_mut().enumerate() {
+                    *sum += fdk_sample(
+                        filtered,
+                        k * image,
+                        rows as u32,
+                        cols as u32,
+                        view,
+                        [ix as f32, iy, iz],
+                    );
+                }
+            }
+            for (voxel, sum) in voxels.iter_mut().zip(sums) {
+                *voxel += sum;
+            }
+        });
 }

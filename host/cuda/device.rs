@@ -25,14 +25,14 @@ use crate::projector::{check_finite, check_projections};
 
 /// Threads per block: 32 detector columns (one warp along a detector row, whose rays
 /// cross neighbouring voxels) by 8 rows.
-const BLOCK: (u32, u32) = (32, 8);
+pub(super) const BLOCK: (u32, u32) = (32, 8);
 
 /// Most views per launch: CUDA's limit on the grid's z dimension.
 const MAX_VIEWS_PER_LAUNCH: usize = 65_535;
 
 /// Device memory left free when sizing batches of views, for the driver and for other
 /// users of the GPU.
-const FREE_MEMORY_MARGIN: usize = 64 << 20;
+pub(super) const FREE_MEMORY_MARGIN: usize = 64 << 20;
 
 /// A PTX entry point and which of its arrays is projection-shaped.
 #[derive(Clone, Copy)]
@@ -70,8 +70,8 @@ impl Kernel {
 /// `Arc`); every method may be called from any thread.
 pub struct CudaBackend {
     // Field order is drop order: the module and stream go before the context.
-    module: Module,
-    stream: Stream,
+    pub(super) module: Module,
+    pub(super) stream: Stream,
     ordinal: u32,
     description: String,
     context: Context,
@@ -597,7 +597,7 @@ impl CudaBackend {
             .map_err(cuda_error("reading the kernel time"))
     }
 
-    fn synchronize(&self) -> Result<()> {
+    pub(super) fn synchronize(&self) -> Result<()> {
         self.stream
             .synchronize()
             .map_err(cuda_error("running the projection kernel"))

@@ -36,6 +36,7 @@
 
 mod buffers;
 mod device;
+mod fdk;
 
 pub use buffers::{DeviceProjections, DeviceVolume};
 pub use device::CudaBackend;

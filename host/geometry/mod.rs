@@ -7,7 +7,7 @@
 //! `[z, y, x]` arrays, projections `[views, rows, cols]`; pixel (r, c) of a view is
 //! centred at `detector + (c - (cols-1)/2) u + (r - (rows-1)/2) v`.
 
-mod check;
+pub(crate) mod check;
 mod circular;
 mod file;
 mod projection;

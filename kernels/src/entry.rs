@@ -1,7 +1,8 @@
 //! PTX entry points (compiled only for `nvptx64-nvidia-cuda`).
 //!
-//! Launch shape: a 3D grid, x over detector columns, y over rows, z over views; one
-//! thread computes one pixel. Arguments are device pointers and plain scalars (no
+//! Launch shape of the projectors: a 3D grid, x over detector columns, y over rows, z
+//! over views; one thread computes one pixel. FDK's backprojection: x over voxel
+//! columns, y over voxel rows, z over slices; one thread computes one voxel. Arguments are device pointers and plain scalars (no
 //! structs by value: rustc's PTX ABI for those is young, rust-lang/rust#117271).
 //!
 //! Forward kernels write one value per pixel. Backprojection kernels are ray-driven too:
@@ -17,26 +18,31 @@
 //! * `out` (forward) points to `n_views * rows * cols` writable `f32`s and
 //!   `projections` (backprojection) to as many readable ones, not aliased by the other
 //!   buffers.
+//! * FDK: `projections` points to `n_views * rows * cols` readable `f32`s, `views` to
+//!   `n_views` [`VoxelView`]s, `volume` to `nx * ny * nz` writable `f32`s (added to).
 
 use core::arch::nvptx::{
     _block_dim_x, _block_dim_y, _block_idx_x, _block_idx_y, _block_idx_z, _thread_idx_x,
     _thread_idx_y,
 };
 
+use crate::fdk::{fdk_voxel, VoxelView};
 use crate::params::{Beam, DetectorParams, GridParams, ViewParams};
 use crate::pixel::{backproject_pixel, line_integral, Method};
 use crate::voxels::Voxels;
 
-/// The volume in device memory. Reads are unchecked: the traversals only pass indices
-/// below `voxel_count()` (see [`Voxels`]), and the host sized the buffer to match.
+/// A read-only `f32` array in device memory: the volume of the projectors, the filtered
+/// projections of FDK. Reads are unchecked: the traversals only pass indices below
+/// `voxel_count()` (see [`Voxels`]), FDK only indices inside its view's image, and the
+/// host sized the buffers to match.
 ///
-/// Reads go through the read-only (non-coherent) data cache, `ld.global.nc`: the volume
-/// does not change during a launch, and neighbouring rays of a block read neighbouring
-/// voxels. rustc cannot prove the pointer read-only and `noalias`, so it would not choose
+/// Reads go through the read-only (non-coherent) data cache, `ld.global.nc`: the array
+/// does not change during a launch, and neighbouring threads of a block read
+/// neighbouring elements. rustc cannot prove the pointer read-only and `noalias`, so it would not choose
 /// that load by itself.
-struct DeviceVolume(*const f32);
+struct ReadOnly(*const f32);
 
-impl Voxels for DeviceVolume {
+impl Voxels for ReadOnly {
     #[inline(always)]
     fn voxel(&self, index: usize) -> f32 {
         let value: f32;
@@ -115,7 +121,7 @@ unsafe fn forward(
     let view_params = &*views.add(view as usize);
     let value = line_integral(
         method,
-        &DeviceVolume(volume),
+        &ReadOnly(volume),
         grid,
         view_params,
         &detector,
@@ -281,4 +287,39 @@ pub unsafe extern "ptx-kernel" fn xray_backward_joseph(
         beam,
         volume,
     )
+}
+
+/// FDK's voxel-driven backprojection: each thread adds the weighted, interpolated sum
+/// over all views to its voxel (so batches of views can be added in turn). See the
+/// module docs for the launch shape and the contract.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "ptx-kernel" fn xray_fdk_backproject(
+    projections: *const f32,
+    views: *const VoxelView,
+    n_views: u32,
+    rows: u32,
+    cols: u32,
+    nx: u32,
+    ny: u32,
+    nz: u32,
+    volume: *mut f32,
+) {
+    // SAFETY: these read the thread's special registers, valid in any kernel.
+    let (ix, iy, iz) = unsafe {
+        (
+            _block_idx_x() as u32 * _block_dim_x() as u32 + _thread_idx_x() as u32,
+            _block_idx_y() as u32 * _block_dim_y() as u32 + _thread_idx_y() as u32,
+            _block_idx_z() as u32,
+        )
+    };
+    if ix >= nx || iy >= ny || iz >= nz {
+        return;
+    }
+    // SAFETY: `views` holds `n_views` records by the launch contract.
+    let views = unsafe { core::slice::from_raw_parts(views, n_views as usize) };
+    let value = fdk_voxel(&ReadOnly(projections), rows, cols, views, ix, iy, iz);
+    let index = (iz as usize * ny as usize + iy as usize) * nx as usize + ix as usize;
+    // SAFETY: index < nx * ny * nz, the volume's length by the launch contract.
+    unsafe { *volume.add(index) += value };
 }

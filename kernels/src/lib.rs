@@ -8,8 +8,11 @@
 //! * [`siddon`]: exact path lengths through piecewise-constant voxels (Amanatides-Woo).
 //! * [`joseph`]: Joseph's method, one sample per slice of the dominant axis, bilinear.
 //! * [`pixel`]: one pixel's line integral, the function both backends call.
+//! * [`fdk`]: the voxel-driven, distance-weighted backprojection of filtered
+//!   backprojection (FDK), one voxel at a time.
 //! * `entry` (only when compiled for `nvptx64-nvidia-cuda`): the `extern "ptx-kernel"`
-//!   entry points, one thread per detector pixel, all views in one launch.
+//!   entry points: one thread per detector pixel (projectors) or per voxel (FDK), all
+//!   views in one launch.
 //!
 //! # The frame the kernels see
 //!
@@ -39,6 +42,7 @@
 #![cfg_attr(target_arch = "nvptx64", allow(internal_features))]
 #![warn(missing_docs)]
 
+pub mod fdk;
 pub mod joseph;
 pub mod math;
 pub mod names;
@@ -51,6 +55,7 @@ pub mod voxels;
 #[cfg(target_arch = "nvptx64")]
 mod entry;
 
+pub use fdk::{fdk_sample, fdk_voxel, VoxelView};
 pub use params::{Beam, DetectorParams, GridParams, ViewParams};
 pub use pixel::{backproject_pixel, line_integral, Method};
 pub use voxels::Voxels;

@@ -13,10 +13,15 @@ pub const BACKWARD_SIDDON: &str = "xray_backward_siddon";
 /// all views, atomic adds into the volume.
 pub const BACKWARD_JOSEPH: &str = "xray_backward_joseph";
 
+/// Voxel-driven FDK backprojection of filtered projections: one thread per voxel, all
+/// views, adding into the volume.
+pub const FDK_BACKPROJECT: &str = "xray_fdk_backproject";
+
 /// Every entry point the PTX module must contain.
-pub const ALL: [&str; 4] = [
+pub const ALL: [&str; 5] = [
     FORWARD_SIDDON,
     FORWARD_JOSEPH,
     BACKWARD_SIDDON,
     BACKWARD_JOSEPH,
+    FDK_BACKPROJECT,
 ];

@@ -1,0 +1,112 @@
+//! FDK's voxel-driven backprojection on the GPU (`xray_fdk_backproject`): one thread per
+//! voxel, the filtered projections uploaded in as many batches of views as free memory
+//! requires.
+
+use cust::function::{BlockSize, GridSize};
+use cust::memory::{CopyDestination, DeviceBuffer};
+use ndarray::Array3;
+use xray_kernels::{names, VoxelView};
+
+use super::device::{cuda_error, CudaBackend, BLOCK, FREE_MEMORY_MARGIN};
+use crate::alloc::zeroed;
+use crate::error::{Error, Result};
+use crate::geometry::VolumeGeometry;
+
+/// Most slices per launch: CUDA's limit on the grid's z dimension.
+const MAX_SLICES: usize = 65_535;
+
+impl CudaBackend {
+    /// Backprojects `filtered` (`[views, rows, cols]` = `shape`, weighted and filtered)
+    /// onto `volume_geometry`'s grid with one [`VoxelView`] per view, and returns the
+    /// volume. Each voxel sums the views in order, as the CPU does.
+    ///
+    /// # Errors
+    /// [`Error::Geometry`], [`Error::InvalidParameter`] for more than 65,535 slices,
+    /// [`Error::DeviceOutOfMemory`], [`Error::Allocation`] (host), [`Error::Cuda`].
+    pub(crate) fn fdk_backproject(
+        &self,
+        filtered: &[f32],
+        shape: [usize; 3],
+        views: &[VoxelView],
+        volume_geometry: &VolumeGeometry,
+    ) -> Result<Array3<f32>> {
+        volume_geometry.validate()?;
+        let [n_views, rows, cols] = shape;
+        debug_assert_eq!(filtered.len(), n_views * rows * cols);
+        debug_assert_eq!(views.len(), n_views);
+        let [nz, ny, nx] = volume_geometry.shape;
+        if nz > MAX_SLICES {
+            return Err(Error::InvalidParameter {
+                name: "volume shape",
+                reason: format!("the GPU reconstructs at most {MAX_SLICES} slices, not {nz}"),
+            });
+        }
+        let voxel_count = volume_geometry.voxel_count()?;
+        let volume = self.allocate::<f32>(voxel_count, "the reconstructed volume")?;
+        let records = DeviceBuffer::from_slice(bytemuck::cast_slice::<VoxelView, u8>(views))
+            .map_err(cuda_error("copying the view matrices to the GPU"))?;
+        let image = rows * cols;
+        let (free, _) = self.memory_info()?;
+        let batch = (free.saturating_sub(FREE_MEMORY_MARGIN) / (image * 4).max(1)).min(n_views);
+        if batch == 0 {
+            return Err(Error::DeviceOutOfMemory {
+                what: "the filtered projections of one view",
+                bytes: image as u128 * 4,
+                free: free as u128,
+            });
+        }
+        let projections = self.allocate::<f32>(batch * image, "FDK's filtered projections")?;
+        let function = self
+            .module
+            .get_function(names::FDK_BACKPROJECT)
+            .map_err(cuda_error("finding the FDK kernel"))?;
+        let block = BlockSize::xy(BLOCK.0, BLOCK.1);
+        let grid = GridSize::xyz(
+            (nx as u32).div_ceil(BLOCK.0),
+            (ny as u32).div_ceil(BLOCK.1),
+            nz as u32,
+        );
+        let stream = &self.stream;
+        for (index, chunk) in filtered.chunks(batch * image).enumerate() {
+            let first = index * batch;
+            let count = chunk.len() / image.max(1);
+            // The previous launch read this buffer: wait for it before overwriting.
+            self.synchronize()?;
+            projections
+                .index(..chunk.len())
+                .copy_from(chunk)
+                .map_err(cuda_error("copying the filtered projections to the GPU"))?;
+            let batch_records = records
+                .as_device_ptr()
+                .wrapping_add(first * std::mem::size_of::<VoxelView>());
+            let (count, rows, cols) = (count as u32, rows as u32, cols as u32);
+            let (nx, ny, nz) = (nx as u32, ny as u32, nz as u32);
+            // SAFETY: the arguments match `xray_fdk_backproject`'s signature; the
+            // projections buffer holds `count * rows * cols` values, `batch_records`
+            // points at `count` records inside `records`, and `volume` holds
+            // `nx * ny * nz` values; the buffers are distinct.
+            unsafe {
+                cust::launch!(function<<<grid, block, 0, stream>>>(
+                    projections.as_device_ptr(),
+                    batch_records,
+                    count,
+                    rows,
+                    cols,
+                    nx,
+                    ny,
+                    nz,
+                    volume.as_device_ptr()
+                ))
+                .map_err(cuda_error("launching the FDK kernel"))?;
+            }
+        }
+        self.synchronize()?;
+        let mut host = zeroed(voxel_count, "the reconstructed volume")?;
+        volume
+            .index(..voxel_count)
+            .copy_to(&mut host[..])
+            .map_err(cuda_error("copying the reconstruction from the GPU"))?;
+        Ok(Array3::from_shape_vec(volume_geometry.shape, host)
+            .expect("the buffer has nz * ny * nx elements"))
+    }
+}
