@@ -363,3 +363,92 @@ fn backproject_is_the_library_transpose_and_checks_the_stack() {
     fails_with(&xray(&wrong, dir.path()), "[6, 12, 16]");
     assert!(!dir.path().join("other.npy").exists());
 }
+
+#[test]
+fn recon_matches_the_library_for_each_algorithm_and_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = CircularScan {
+        arc: 210f64.to_radians(),
+        ..CircularScan::new(300.0, 450.0, 40, [24, 32], 3.0)
+    };
+    let grid = VolumeGeometry::centered([16, 16, 16], [3.0, 3.0, 3.0]);
+    let phantom = Phantom::uniform_box([-15.0; 3], [15.0; 3], 0.02);
+    let projections = phantom.project(&scan.geometry().unwrap()).unwrap();
+    write_npy(dir.path().join("p.npy"), &projections).unwrap();
+    let common = [
+        "recon",
+        "--projections",
+        "p.npy",
+        "--sod",
+        "300",
+        "--sdd",
+        "450",
+        "--det",
+        "24x32",
+        "--pixel",
+        "3",
+        "--arc",
+        "210",
+        "--shape",
+        "16,16,16",
+        "--spacing",
+        "3,3,3",
+        "--backend",
+        "cpu",
+    ];
+    let projector = Projector::new(Backend::Cpu).unwrap();
+    let run = |extra: &[&str], out: &str| -> Array3<f32> {
+        let mut args = common.to_vec();
+        args.extend(extra);
+        args.extend(["--out", out]);
+        ok(&xray(&args, dir.path()));
+        read_npy(dir.path().join(out)).unwrap()
+    };
+
+    let fdk = run(&["--filter", "hann"], "fdk.npy");
+    let want = xray_projector::recon::fdk(
+        &projector,
+        &projections,
+        &scan,
+        &grid,
+        xray_projector::recon::Filter::Hann,
+    )
+    .unwrap();
+    assert_eq!(fdk, want);
+
+    let cgls = run(
+        &[
+            "--algorithm",
+            "cgls",
+            "--iterations",
+            "4",
+            "--method",
+            "joseph",
+        ],
+        "cgls.npy",
+    );
+    let options = xray_projector::recon::IterativeOptions {
+        method: Method::Joseph,
+        iterations: 4,
+        ..Default::default()
+    };
+    let want = xray_projector::recon::cgls(
+        &projector,
+        &projections,
+        &scan.geometry().unwrap(),
+        &grid,
+        &options,
+        |_| std::ops::ControlFlow::Continue(()),
+    )
+    .unwrap();
+    assert_eq!(cgls, want.volume);
+
+    // FDK needs 180 degrees plus the fan angle; the error says so and nothing is written.
+    let mut short = common.to_vec();
+    short.extend(["--arc", "150", "--out", "short.npy"]);
+    let position = short.iter().position(|a| *a == "210").unwrap();
+    short.remove(position);
+    short.remove(position - 1);
+    fails_with(&xray(&short, dir.path()), "plus the fan angle");
+    assert!(!dir.path().join("short.npy").exists());
+}

@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use xray_projector::io::read_volume_npy;
-use xray_projector::VolumeGeometry;
 
-use crate::inputs::{projector, BackendName, MethodName, ScannerArgs};
+use crate::inputs::{projector, BackendName, GridArgs, MethodName, ScannerArgs};
 use crate::outputs::{self, format_of, Format};
 
 /// Options of `xray backproject`.
@@ -21,23 +20,8 @@ pub struct BackprojectArgs {
     projections: PathBuf,
     #[command(flatten)]
     scanner: ScannerArgs,
-    /// Output volume size in voxels, as NX,NY,NZ (x, y, z order, like --spacing).
-    #[arg(
-        long,
-        value_name = "NX,NY,NZ",
-        value_delimiter = ',',
-        default_value = "128,128,128"
-    )]
-    shape: Vec<usize>,
-    /// Output voxel size in mm, as SX,SY,SZ; the volume is centred at the origin.
-    #[arg(
-        long,
-        value_name = "SX,SY,SZ",
-        value_delimiter = ',',
-        default_value = "2,2,2",
-        allow_negative_numbers = true
-    )]
-    spacing: Vec<f64>,
+    #[command(flatten)]
+    grid: GridArgs,
     /// Ray tracer whose transpose to apply.
     #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
     method: MethodName,
@@ -56,11 +40,8 @@ pub struct BackprojectArgs {
 pub fn run(args: BackprojectArgs) -> Result<()> {
     format_of(&args.out, &[Format::Npy])?;
     let overwrite = outputs::overwrite(args.force);
-    let (&[nx, ny, nz], &[sx, sy, sz]) = (args.shape.as_slice(), args.spacing.as_slice()) else {
-        bail!("--shape and --spacing need three values each (x, y, z order)");
-    };
-    let grid = VolumeGeometry::centered([nz, ny, nx], [sx, sy, sz]);
-    grid.validate().context("--shape/--spacing")?;
+    let grid = args.grid.geometry()?;
+    let [nz, ny, nx] = grid.shape;
     let projections = read_volume_npy(&args.projections)?;
     let views = projections.dim().0;
     let geometry = args.scanner.geometry(views)?;

@@ -121,7 +121,7 @@ impl VolumeArgs {
 pub struct ScannerArgs {
     /// Projection geometry file (TOML: [circular], [pose] or [vectors]); replaces the
     /// scanner options below.
-    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["sod", "sdd", "det", "pixel", "angle"])]
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["sod", "sdd", "det", "pixel", "angle", "arc"])]
     pub geometry: Option<PathBuf>,
     /// Source to rotation axis distance, mm.
     #[arg(
@@ -158,6 +158,15 @@ pub struct ScannerArgs {
         allow_negative_numbers = true
     )]
     pub angle: f64,
+    /// Angle covered by the views of a circular scan in degrees (360: a full turn;
+    /// for example 180 plus the fan angle for a short scan). Negative turns clockwise.
+    #[arg(
+        long,
+        value_name = "DEG",
+        default_value_t = 360.0,
+        allow_negative_numbers = true
+    )]
+    pub arc: f64,
 }
 
 impl ScannerArgs {
@@ -169,9 +178,63 @@ impl ScannerArgs {
                 .geometry()
                 .with_context(|| format!("geometry file {}", path.display()));
         }
-        let scan = CircularScan::new(self.sod, self.sdd, views, self.det, self.pixel)
-            .starting_at(self.angle.to_radians());
-        Ok(scan.geometry()?)
+        Ok(self.circular_scan(views)?.geometry()?)
+    }
+
+    /// The circular scan of `views` views: from the options, or from a geometry file
+    /// with a `[circular]` table (FDK needs one).
+    pub fn circular_scan(&self, views: usize) -> Result<CircularScan> {
+        if let Some(path) = &self.geometry {
+            return match GeometryFile::read(path)? {
+                GeometryFile::Circular(scan) => Ok(scan),
+                _ => bail!(
+                    "{}: FDK needs a circular scan ([circular]); use --algorithm sirt or cgls \
+                     for other geometries",
+                    path.display()
+                ),
+            };
+        }
+        Ok(CircularScan {
+            arc: self.arc.to_radians(),
+            ..CircularScan::new(self.sod, self.sdd, views, self.det, self.pixel)
+                .starting_at(self.angle.to_radians())
+        })
+    }
+}
+
+/// The grid of a volume to compute (backprojection, reconstruction), centred at the
+/// origin.
+#[derive(Args, Debug)]
+pub struct GridArgs {
+    /// Volume size in voxels, as NX,NY,NZ (x, y, z order, like --spacing).
+    #[arg(
+        long,
+        value_name = "NX,NY,NZ",
+        value_delimiter = ',',
+        default_value = "128,128,128"
+    )]
+    pub shape: Vec<usize>,
+    /// Voxel size in mm, as SX,SY,SZ; the volume is centred at the origin.
+    #[arg(
+        long,
+        value_name = "SX,SY,SZ",
+        value_delimiter = ',',
+        default_value = "2,2,2",
+        allow_negative_numbers = true
+    )]
+    pub spacing: Vec<f64>,
+}
+
+impl GridArgs {
+    /// The validated volume geometry.
+    pub fn geometry(&self) -> Result<VolumeGeometry> {
+        let (&[nx, ny, nz], &[sx, sy, sz]) = (self.shape.as_slice(), self.spacing.as_slice())
+        else {
+            bail!("--shape and --spacing need three values each (x, y, z order)");
+        };
+        let grid = VolumeGeometry::centered([nz, ny, nx], [sx, sy, sz]);
+        grid.validate().context("--shape/--spacing")?;
+        Ok(grid)
     }
 }
 

@@ -5,6 +5,7 @@ mod bench;
 mod info;
 mod inputs;
 mod outputs;
+mod recon;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,15 @@ enum Command {
     /// Example:
     ///   xray project --views 90 --out p.npy && xray backproject --projections p.npy --out bp.npy
     Backproject(backproject::BackprojectArgs),
+    /// Reconstruct a [z, y, x] volume of attenuation (1/mm) from a [views, rows, cols]
+    /// .npy stack of line integrals: FDK (filtered backprojection of a circular scan,
+    /// full turn or short scan) or the iterative SIRT and CGLS (any geometry).
+    ///
+    /// Examples:
+    ///   xray project --views 360 --out p.npy && xray recon --projections p.npy --out fdk.npy
+    ///   xray recon --projections p.npy --algorithm cgls --iterations 20 --out cgls.npy
+    ///   xray recon --projections short.npy --arc 200 --filter hann --out fdk.npy
+    Recon(recon::ReconArgs),
     /// Time the standard benchmark cases (BENCHMARKS.md) on this machine.
     ///
     /// The cases use the anchors' phantoms and geometry, so figures compare one to one
@@ -67,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Drr(args) => render::drr(args),
         Command::Project(args) => render::project(args),
         Command::Backproject(args) => backproject::run(args),
+        Command::Recon(args) => recon::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
     }

@@ -1,0 +1,147 @@
+//! `xray recon`: a volume from a `[views, rows, cols]` `.npy` stack, by FDK, SIRT or
+//! CGLS.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use xray_projector::io::read_volume_npy;
+use xray_projector::recon::{self, Filter, IterativeOptions, Progress};
+
+use crate::inputs::{projector, BackendName, GridArgs, MethodName, ScannerArgs};
+use crate::outputs::{self, format_of, Format};
+
+/// Reconstruction algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Algorithm {
+    /// Filtered backprojection (FDK for cone beams): one pass, circular scans only.
+    Fdk,
+    /// Simultaneous iterative reconstruction: slow and steady, any geometry.
+    Sirt,
+    /// Conjugate gradients on the normal equations: fast convergence, any geometry.
+    Cgls,
+}
+
+/// Ramp filter windows (FDK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FilterName {
+    /// The bare ramp: sharpest, noisiest.
+    RamLak,
+    /// Ramp times sinc: slightly smoother.
+    SheppLogan,
+    /// Ramp times cosine.
+    Cosine,
+    /// Ramp times Hann: smoothest, for noisy data.
+    Hann,
+}
+
+impl From<FilterName> for Filter {
+    fn from(name: FilterName) -> Filter {
+        match name {
+            FilterName::RamLak => Filter::RamLak,
+            FilterName::SheppLogan => Filter::SheppLogan,
+            FilterName::Cosine => Filter::Cosine,
+            FilterName::Hann => Filter::Hann,
+        }
+    }
+}
+
+/// Options of `xray recon`.
+#[derive(Args, Debug)]
+pub struct ReconArgs {
+    /// Projections: a 3D float32 or float64 .npy array [views, rows, cols] of line
+    /// integrals (-ln(I/I0)), as written by `xray project`.
+    #[arg(long, value_name = "FILE.npy")]
+    projections: PathBuf,
+    /// The algorithm.
+    #[arg(long, value_enum, default_value_t = Algorithm::Fdk)]
+    algorithm: Algorithm,
+    #[command(flatten)]
+    scanner: ScannerArgs,
+    #[command(flatten)]
+    grid: GridArgs,
+    /// FDK: the ramp filter's window.
+    #[arg(long, value_enum, default_value_t = FilterName::RamLak)]
+    filter: FilterName,
+    /// SIRT/CGLS: the projector model.
+    #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
+    method: MethodName,
+    /// SIRT/CGLS: most iterations.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    iterations: usize,
+    /// SIRT/CGLS: stop once ||b - Ax|| / ||b|| is at most this.
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    tolerance: f64,
+    /// SIRT: the step size lambda, between 0 and 2.
+    #[arg(long, value_name = "LAMBDA", default_value_t = 1.0)]
+    relaxation: f64,
+    /// SIRT/CGLS: allow negative attenuation (by default it is clipped at 0).
+    #[arg(long)]
+    allow_negative: bool,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
+    backend: BackendName,
+    /// Output: a .npy float32 array [z, y, x] of attenuation in 1/mm.
+    #[arg(long, value_name = "FILE.npy", default_value = "recon.npy")]
+    out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xray recon`.
+pub fn run(args: ReconArgs) -> Result<()> {
+    format_of(&args.out, &[Format::Npy])?;
+    let overwrite = outputs::overwrite(args.force);
+    let grid = args.grid.geometry()?;
+    let projections = read_volume_npy(&args.projections)?;
+    let views = projections.dim().0;
+    let projector = projector(args.backend)?;
+    let context = || format!("reconstructing from {}", args.projections.display());
+    let start = Instant::now();
+    let volume = match args.algorithm {
+        Algorithm::Fdk => {
+            let scan = args.scanner.circular_scan(views)?;
+            recon::fdk(&projector, &projections, &scan, &grid, args.filter.into())
+                .with_context(context)?
+        }
+        Algorithm::Sirt | Algorithm::Cgls => {
+            let geometry = args.scanner.geometry(views)?;
+            let options = IterativeOptions {
+                method: args.method.into(),
+                iterations: args.iterations,
+                tolerance: args.tolerance,
+                nonnegative: !args.allow_negative,
+                relaxation: args.relaxation,
+            };
+            let report = |progress: &Progress| {
+                eprintln!(
+                    "iteration {:>4}: residual {:.4e}",
+                    progress.iteration, progress.residual
+                );
+                ControlFlow::Continue(())
+            };
+            let result = if args.algorithm == Algorithm::Sirt {
+                recon::sirt(&projector, &projections, &geometry, &grid, &options, report)
+            } else {
+                recon::cgls(&projector, &projections, &geometry, &grid, &options, report)
+            }
+            .with_context(context)?;
+            eprintln!("stopped: {:?}", result.stopped);
+            result.volume
+        }
+    };
+    let elapsed = start.elapsed();
+    outputs::npy(&args.out, &volume, overwrite)?;
+    let [nz, ny, nx] = grid.shape;
+    eprintln!(
+        "wrote {} ({nx} x {ny} x {nz} voxels from {views} views, {:?} on {}, {:.2} s)",
+        args.out.display(),
+        args.algorithm,
+        projector.backend(),
+        elapsed.as_secs_f64()
+    );
+    Ok(())
+}
