@@ -6,6 +6,11 @@
 //! * `cuda_from_host_<method>/<case>`: `Projector::forward` from host arrays to a host
 //!   array: upload, kernel, download (wall clock).
 //!
+//! * `cuda_resident_backward_<method>/<case>` (fp256, fp512): the exact transpose, the
+//!   projections resident, timed with CUDA events; compare with ASTRA's BP3D_CUDA.
+//! * `cuda_fdk/fp256`: FDK of 256^3 from 360 views of 256^2 end to end, host arrays
+//!   in and out (weights and filter on the CPU, backprojection on the GPU).
+//!
 //! Without a usable GPU it prints `SKIPPED: <reason>` and measures nothing.
 
 use std::time::Duration;
@@ -13,6 +18,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xray_projector::cases::StandardCase;
 use xray_projector::cuda::CudaBackend;
+use xray_projector::recon::{self, Filter};
 use xray_projector::{Backend, Method, Projector};
 
 fn cuda_forward(c: &mut Criterion) {
@@ -60,6 +66,49 @@ fn cuda_forward(c: &mut Criterion) {
                     projector
                         .forward(&volume, &case.volume, &geometry, method)
                         .expect("the projection runs")
+                })
+            });
+            group.finish();
+
+            if name.starts_with("fp") {
+                let projections = gpu
+                    .forward(&resident, &geometry, method)
+                    .expect("the projection runs");
+                let mut volume_out = gpu
+                    .allocate_volume(&case.volume)
+                    .expect("the volume fits on the GPU");
+                let mut group = c.benchmark_group(format!("cuda_resident_backward_{label}"));
+                group.throughput(Throughput::Elements(rays));
+                group.sample_size(20);
+                group.bench_function(id.clone(), |b| {
+                    b.iter_custom(|iterations| {
+                        (0..iterations)
+                            .map(|_| {
+                                gpu.backward_into(&projections, &geometry, method, &mut volume_out)
+                                    .expect("the kernel runs")
+                            })
+                            .sum::<Duration>()
+                    })
+                });
+                group.finish();
+            }
+        }
+        if name == "fp256" {
+            let projections = projector
+                .forward(&volume, &case.volume, &geometry, Method::Siddon)
+                .expect("the projection runs");
+            let mut group = c.benchmark_group("cuda_fdk");
+            group.sample_size(10);
+            group.bench_function(id.clone(), |b| {
+                b.iter(|| {
+                    recon::fdk(
+                        &projector,
+                        &projections,
+                        &case.scan,
+                        &case.volume,
+                        Filter::RamLak,
+                    )
+                    .expect("FDK runs")
                 })
             });
             group.finish();
