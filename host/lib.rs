@@ -7,7 +7,9 @@
 //!
 //! Two ray tracers, the same code on CPU and GPU (crate `xray-kernels`):
 //! [`Method::Siddon`] (exact path lengths through voxels) and [`Method::Joseph`] (one
-//! bilinear sample per slice, ASTRA's GPU model).
+//! bilinear sample per slice, ASTRA's GPU model), each with its exact transpose
+//! ([`Projector::backward`]), and reconstruction from projections ([`recon`]: FDK,
+//! SIRT, CGLS).
 //!
 //! ## Conventions
 //!
