@@ -3,7 +3,7 @@
 
 use ndarray::{Array3, ArrayBase, Data, Ix3};
 
-use crate::alloc::zeroed;
+use crate::alloc::{zeroed, zeroed_array};
 use crate::backend::{cpu, Backend, BackendKind};
 use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
@@ -236,11 +236,7 @@ impl Projector {
         views: &[VoxelView],
         volume_geometry: &VolumeGeometry,
     ) -> Result<Array3<f32>> {
-        let [_, rows, cols] = [
-            filtered.shape()[0],
-            filtered.shape()[1],
-            filtered.shape()[2],
-        ];
+        let (_, rows, cols) = filtered.dim();
         let values = filtered
             .as_slice()
             .expect("FDK's filtered projections are contiguous");
@@ -253,10 +249,16 @@ impl Projector {
                 other => return other,
             }
         }
-        let mut out = zeroed(volume_geometry.voxel_count()?, "the reconstructed volume")?;
-        cpu::fdk_backproject(values, rows, cols, views, volume_geometry.shape, &mut out);
-        Ok(Array3::from_shape_vec(volume_geometry.shape, out)
-            .expect("the buffer has nz * ny * nx elements"))
+        let mut out = zeroed_array(volume_geometry.shape, "the reconstructed volume")?;
+        cpu::fdk_backproject(
+            values,
+            rows,
+            cols,
+            views,
+            volume_geometry.shape,
+            out.as_slice_mut().expect("a new array is contiguous"),
+        );
+        Ok(out)
     }
 }
 

@@ -8,7 +8,7 @@ use ndarray::Array3;
 use xray_kernels::{names, VoxelView};
 
 use super::device::{cuda_error, CudaBackend, BLOCK, FREE_MEMORY_MARGIN};
-use crate::alloc::zeroed;
+use crate::alloc::zeroed_array;
 use crate::error::{Error, Result};
 use crate::geometry::VolumeGeometry;
 
@@ -101,12 +101,11 @@ impl CudaBackend {
             }
         }
         self.synchronize()?;
-        let mut host = zeroed(voxel_count, "the reconstructed volume")?;
+        let mut host = zeroed_array(volume_geometry.shape, "the reconstructed volume")?;
         volume
             .index(..voxel_count)
-            .copy_to(&mut host[..])
+            .copy_to(host.as_slice_mut().expect("a new array is contiguous"))
             .map_err(cuda_error("copying the reconstruction from the GPU"))?;
-        Ok(Array3::from_shape_vec(volume_geometry.shape, host)
-            .expect("the buffer has nz * ny * nx elements"))
+        Ok(host)
     }
 }

@@ -64,7 +64,9 @@ impl Redundancy {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] when the arc covers more than one turn, or less than
-    /// 180 degrees plus the fan angle, which FDK cannot reconstruct.
+    /// 180 degrees plus the fan angle, which FDK cannot reconstruct; when the rotation
+    /// axis does not project onto the detector; or when a short scan's detector is
+    /// offset by more than half a pixel.
     pub(crate) fn of(scan: &CircularScan) -> Result<Redundancy> {
         let arc = scan.arc.abs();
         let full_turn = (arc - TAU).abs() <= FULL_TURN_TOLERANCE * TAU;
