@@ -54,6 +54,7 @@ pub mod cases;
 pub mod cuda;
 mod error;
 pub mod geometry;
+pub mod hounsfield;
 pub mod intensity;
 pub mod io;
 pub mod phantom;

@@ -2,7 +2,7 @@
 
 use xray_kernels::GridParams;
 
-use super::check::{count, finite3, positive, product3};
+use super::check::{count, dot, finite3, norm, positive, product3, scale, sub};
 use crate::error::{Error, GeometryError, Result};
 
 /// Where a volume's voxels are in the world.
@@ -175,6 +175,105 @@ impl VolumeGeometry {
         ])
     }
 
+    /// A grid from the file formats' form: `affine` maps voxel *centre* indices
+    /// `(i, j, k)` (x, y, z index axes) to world mm, as the 3x4 matrix
+    /// `[[M | t]]` with `world = M (i, j, k) + t`. This is NIfTI's sform (after the
+    /// change of world frame) and what DICOM and MetaImage record as spacing,
+    /// direction and the first voxel's position.
+    ///
+    /// The columns of `M` must be orthogonal: their lengths are the spacing, their
+    /// directions the grid's orientation (reflections allowed).
+    ///
+    /// # Errors
+    /// [`GeometryError::NotFinite`] or [`GeometryError::NotPositive`] for a bad entry or
+    /// a zero column; [`GeometryError::DirectionNotOrthonormal`] for a sheared affine;
+    /// anything [`validate`](Self::validate) rejects.
+    ///
+    /// # Examples
+    /// ```
+    /// use xray_projector::VolumeGeometry;
+    /// // 2 mm voxels, first voxel centred at (10, 20, 30).
+    /// let affine = [[2.0, 0.0, 0.0, 10.0], [0.0, 2.0, 0.0, 20.0], [0.0, 0.0, 2.0, 30.0]];
+    /// let g = VolumeGeometry::from_voxel_centre_affine([4, 4, 4], affine).unwrap();
+    /// assert_eq!(g.origin, [9.0, 19.0, 29.0]);
+    /// assert_eq!(g.voxel_centre([0, 0, 0]), [10.0, 20.0, 30.0]);
+    /// ```
+    pub fn from_voxel_centre_affine(shape: [usize; 3], affine: [[f64; 4]; 3]) -> Result<Self> {
+        for (r, row) in affine.iter().enumerate() {
+            for (c, &value) in row.iter().enumerate() {
+                if !value.is_finite() {
+                    return Err(GeometryError::NotFinite {
+                        field: format!("affine[{r}][{c}]"),
+                        value,
+                    }
+                    .into());
+                }
+            }
+        }
+        let mut spacing = [0.0; 3];
+        let mut direction = [[0.0; 3]; 3];
+        for c in 0..3 {
+            let length = (0..3)
+                .map(|r| affine[r][c] * affine[r][c])
+                .sum::<f64>()
+                .sqrt();
+            positive(
+                || format!("length of affine column {c} (the voxel size)"),
+                length,
+            )?;
+            spacing[c] = length;
+            for r in 0..3 {
+                direction[r][c] = affine[r][c] / length;
+            }
+        }
+        let mut grid = VolumeGeometry::new(shape, spacing, [0.0; 3]).with_direction(direction);
+        let error = orthonormality_error(&direction);
+        if error > 1e-4 {
+            return Err(GeometryError::DirectionNotOrthonormal { error }.into());
+        }
+        // Re-orthonormalise what passed the loose file tolerance, so that `validate`'s
+        // tight one holds.
+        grid.direction = orthonormalised(direction);
+        let centre_to_corner = grid.index_point_to_world([-0.5; 3]);
+        grid.origin = [
+            affine[0][3] + centre_to_corner[0],
+            affine[1][3] + centre_to_corner[1],
+            affine[2][3] + centre_to_corner[2],
+        ];
+        grid.validate()?;
+        Ok(grid)
+    }
+
+    /// The inverse of [`from_voxel_centre_affine`](Self::from_voxel_centre_affine):
+    /// the 3x4 map from voxel centre indices `(i, j, k)` to world mm.
+    pub fn voxel_centre_affine(&self) -> [[f64; 4]; 3] {
+        let m = self.index_to_world();
+        let t = self.index_point_to_world([0.5; 3]);
+        let mut affine = [[0.0; 4]; 3];
+        for r in 0..3 {
+            affine[r][..3].copy_from_slice(&m[r]);
+            affine[r][3] = t[r];
+        }
+        affine
+    }
+
+    /// World position of the grid's centre.
+    pub fn centre(&self) -> [f64; 3] {
+        let [nz, ny, nx] = self.shape;
+        self.index_point_to_world([nx as f64 / 2.0, ny as f64 / 2.0, nz as f64 / 2.0])
+    }
+
+    /// The same grid moved so that its centre is at the world origin (orientation
+    /// kept): geometry given relative to the volume's centre.
+    pub fn recentred(&self) -> Self {
+        let c = self.centre();
+        let mut grid = self.clone();
+        for (o, shift) in grid.origin.iter_mut().zip(c) {
+            *o -= shift;
+        }
+        grid
+    }
+
     /// The grid record the kernels read.
     pub(crate) fn grid_params(&self) -> GridParams {
         let m = self.index_to_world();
@@ -193,6 +292,21 @@ impl VolumeGeometry {
             index_to_world: flat,
         }
     }
+}
+
+/// The nearest orthonormal matrix by Gram-Schmidt on the columns (keeps a reflection).
+fn orthonormalised(d: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let column = |c: usize| [d[0][c], d[1][c], d[2][c]];
+    let unit = |v: [f64; 3]| scale(v, 1.0 / norm(v));
+    let reject = |a: [f64; 3], b: [f64; 3]| sub(a, scale(b, dot(a, b)));
+    let x = unit(column(0));
+    let y = unit(reject(column(1), x));
+    let z = unit(reject(reject(column(2), x), y));
+    let mut out = [[0.0; 3]; 3];
+    for (r, row) in out.iter_mut().enumerate() {
+        *row = [x[r], y[r], z[r]];
+    }
+    out
 }
 
 /// Largest entry of `|R^T R - I|`.

@@ -1,12 +1,34 @@
-//! Files in and out: NumPy `.npy` arrays and PNG images. Writes go to a temporary file
-//! in the destination's directory and are renamed into place only when complete, and
-//! never replace an existing file unless asked to, so a failure loses nothing.
+//! Files in and out. Volumes in: NIfTI, DICOM series, MetaImage, NumPy, raw
+//! ([`read_volume`]); volumes out: NIfTI, MetaImage, NumPy; projections out: PNG,
+//! float TIFF, NumPy.
+//!
+//! Readers hold at most [`ReadOptions::max_bytes`] per file, check every header field
+//! against its bounds and the bytes present before allocating, and name the file and
+//! the field in their errors. Writes go to a temporary file in the destination's
+//! directory and are renamed into place only when complete, and never replace an
+//! existing file unless asked to, so a failure loses nothing.
 
+mod bounded;
+mod dicom;
+mod metaimage;
+mod nifti;
 mod npy;
 mod png;
+mod samples;
+mod tiff;
+mod volume;
 
-pub use npy::{read_volume_npy, write_npy};
+pub use bounded::DEFAULT_MAX_BYTES;
+pub use dicom::parse_dicom_slice;
+pub use metaimage::{parse_metaimage, write_metaimage};
+pub use nifti::{parse_nifti, write_nifti};
+pub use npy::{parse_npy, read_volume_npy, write_npy};
 pub use png::{write_png, BitDepth, Window};
+pub use samples::{ByteOrder, SampleType};
+pub use tiff::write_tiff;
+pub use volume::{
+    detect_format, read_raw, read_volume, LoadedVolume, RawLayout, ReadOptions, VolumeFormat,
+};
 
 use std::io::Write;
 use std::path::Path;
@@ -35,20 +57,9 @@ pub(crate) fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
-    if overwrite == Overwrite::Refuse && path.exists() {
-        return Err(io(
-            "refusing to overwrite",
-            std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "the file exists (use --force to replace it)",
-            ),
-        ));
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("cannot write", e))?;
+    check_writable(path, overwrite)?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(parent_dir(path)).map_err(|e| io("cannot write", e))?;
     fill(temp.as_file_mut())?;
     temp.as_file_mut()
         .flush()
@@ -58,4 +69,27 @@ pub(crate) fn write_atomically(
         Overwrite::Refuse => temp.persist_noclobber(path).map(drop),
     }
     .map_err(|e| io("cannot write", e.error))
+}
+
+/// Fails if `path` exists and `overwrite` is [`Overwrite::Refuse`].
+pub(crate) fn check_writable(path: &Path, overwrite: Overwrite) -> Result<()> {
+    if overwrite == Overwrite::Refuse && path.exists() {
+        return Err(Error::Io {
+            action: "refusing to overwrite",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the file exists (use --force to replace it)",
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }

@@ -1,65 +1,82 @@
-//! NumPy `.npy` arrays: volumes in (`f32` or `f64`, 3D), projections out (`f32`).
+//! NumPy `.npy` arrays: volumes in (3D `f32`, `f64`, `i16`, `u16`, `u8`), arrays out
+//! (`f32`).
 
-use std::io::Read;
 use std::path::Path;
 
 use ndarray::{Array3, ArrayBase, ArrayView3, Data, Dimension};
 use ndarray_npy::{ViewNpyExt, WriteNpyExt};
 
+use super::bounded::read_file;
 use super::{write_atomically, Overwrite};
 use crate::error::{Error, Result};
 
-/// Reads a 3D `.npy` volume of `f32` or `f64` (converted to `f32`), indexed `[z, y, x]`.
+/// Reads a 3D `.npy` array of `f32`, `f64`, `i16`, `u16` or `u8` (converted to `f32`),
+/// indexed `[z, y, x]`.
 ///
-/// The file is read whole into memory and the header's shape is checked against the
-/// bytes actually present before anything else is allocated, so a corrupt or hostile
-/// header cannot trigger a huge allocation.
+/// The file is read whole (at most `max_bytes`) and the header's shape is checked
+/// against the bytes actually present before anything else is allocated, so a corrupt
+/// or hostile header cannot trigger a huge allocation.
 ///
 /// # Errors
 /// [`Error::Io`] if the file cannot be read; [`Error::Format`] naming the problem if it
-/// is not a little-endian 3D `f32`/`f64` `.npy`, or is truncated; [`Error::Allocation`].
-pub fn read_volume_npy(path: &Path) -> Result<Array3<f32>> {
-    let io = |source| Error::Io {
-        action: "cannot read",
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    let size = usize::try_from(size).map_err(|_| Error::Allocation {
-        what: "the .npy file's content",
-        bytes: size as u128,
-    })?;
-    // u64 words keep the data aligned for f32 and f64 (the .npy header is padded to a
-    // multiple of 16 bytes).
-    let mut words: Vec<u64> = Vec::new();
-    words
-        .try_reserve_exact(size.div_ceil(8))
-        .map_err(|_| Error::Allocation {
-            what: "the .npy file's content",
-            bytes: size as u128,
-        })?;
-    words.resize(size.div_ceil(8), 0);
-    let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..size];
-    file.read_exact(bytes).map_err(io)?;
-    let bytes = &bytemuck::cast_slice::<u64, u8>(&words)[..size];
+/// is not a little-endian 3D `.npy` of a supported type, is truncated, or is larger than
+/// `max_bytes`; [`Error::Allocation`].
+pub fn read_volume_npy(path: &Path, max_bytes: u64) -> Result<Array3<f32>> {
+    parse_npy(path, &read_file(path, max_bytes)?)
+}
 
+/// Parses a whole `.npy` file held in `bytes`; `path` names it in errors.
+///
+/// # Errors
+/// As [`read_volume_npy`].
+pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array3<f32>> {
+    // u64 words keep the data aligned for every element type (the .npy header is
+    // padded to a multiple of 16 bytes).
+    let mut words = zeroed_words(bytes.len())?;
+    let aligned = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()];
+    aligned.copy_from_slice(bytes);
+    let bytes = &*aligned;
     let format = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
     };
-    match ArrayView3::<f32>::view_npy(bytes) {
-        Ok(view) => return Ok(view.as_standard_layout().into_owned()),
-        Err(ndarray_npy::ViewNpyError::WrongDescriptor(_)) => {}
-        Err(e) => return Err(format(format!("not a readable 3D float32 .npy: {e}"))),
+    /// `Some` unless the element type is another one.
+    fn view<T: ndarray_npy::ViewElement + Copy>(
+        bytes: &[u8],
+        to_f32: impl Fn(T) -> f32,
+    ) -> Option<std::result::Result<Array3<f32>, ndarray_npy::ViewNpyError>> {
+        match ArrayView3::<T>::view_npy(bytes) {
+            Ok(view) => Some(Ok(view.mapv(to_f32))),
+            Err(ndarray_npy::ViewNpyError::WrongDescriptor(_)) => None,
+            Err(e) => Some(Err(e)),
+        }
     }
-    match ArrayView3::<f64>::view_npy(bytes) {
-        Ok(view) => Ok(view.mapv(|v| v as f32)),
-        Err(ndarray_npy::ViewNpyError::WrongDescriptor(d)) => Err(format(format!(
-            "unsupported element type {d}: volumes must be float32 or float64"
-        ))),
-        Err(e) => Err(format(format!("not a readable 3D float64 .npy: {e}"))),
+    let result = view::<f32>(bytes, |v| v)
+        .or_else(|| view::<f64>(bytes, |v| v as f32))
+        .or_else(|| view::<i16>(bytes, f32::from))
+        .or_else(|| view::<u16>(bytes, f32::from))
+        .or_else(|| view::<u8>(bytes, f32::from));
+    match result {
+        Some(Ok(array)) => Ok(array),
+        Some(Err(e)) => Err(format(format!("not a readable 3D .npy array: {e}"))),
+        None => Err(format(
+            "unsupported element type: volumes must be float32, float64, int16, uint16 or \
+             uint8 (little-endian)"
+                .into(),
+        )),
     }
+}
+
+fn zeroed_words(bytes: usize) -> Result<Vec<u64>> {
+    let mut words: Vec<u64> = Vec::new();
+    words
+        .try_reserve_exact(bytes.div_ceil(8))
+        .map_err(|_| Error::Allocation {
+            what: "the .npy file's content",
+            bytes: bytes as u128,
+        })?;
+    words.resize(bytes.div_ceil(8), 0);
+    Ok(words)
 }
 
 /// Writes `array` as a `.npy` file (C order), atomically.

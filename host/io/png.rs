@@ -33,7 +33,7 @@ pub struct Window {
 }
 
 impl Window {
-    /// The window spanning the finite values of `image`.
+    /// The window spanning the finite values of `image` (0 to 1 if there are none).
     pub fn full_range<S: Data<Elem = f32>>(image: &ArrayBase<S, Ix2>) -> Window {
         let (low, high) = image
             .iter()
@@ -54,6 +54,35 @@ impl Window {
                 invert: false,
             }
         }
+    }
+
+    /// The window from the `low` and `high` percentiles (0 to 100) of the finite
+    /// values of `image`, robust to a few extreme pixels.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] unless `0 <= low < high <= 100`.
+    pub fn percentiles<S: Data<Elem = f32>>(
+        image: &ArrayBase<S, Ix2>,
+        low: f64,
+        high: f64,
+    ) -> Result<Window> {
+        if !(0.0..100.0).contains(&low) || !(low < high && high <= 100.0) {
+            return Err(Error::InvalidParameter {
+                name: "window percentiles",
+                reason: format!("need 0 <= low < high <= 100, got {low}, {high}"),
+            });
+        }
+        let mut values: Vec<f32> = image.iter().copied().filter(|v| v.is_finite()).collect();
+        if values.is_empty() {
+            return Ok(Window::full_range(image));
+        }
+        values.sort_unstable_by(f32::total_cmp);
+        let at = |p: f64| values[((p / 100.0) * (values.len() - 1) as f64).round() as usize];
+        Ok(Window {
+            low: at(low),
+            high: at(high),
+            invert: false,
+        })
     }
 
     /// Grey level in `[0, 1]` of `value`.

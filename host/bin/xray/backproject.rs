@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use xray_projector::io::read_volume_npy;
+use xray_projector::io::{read_volume_npy, DEFAULT_MAX_BYTES};
 
 use crate::inputs::{projector, BackendName, GridArgs, MethodName, ScannerArgs};
 use crate::outputs::{self, format_of, Format};
@@ -28,8 +28,9 @@ pub struct BackprojectArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = BackendName::Auto)]
     backend: BackendName,
-    /// Output: a .npy float32 array [z, y, x].
-    #[arg(long, value_name = "FILE.npy", default_value = "backprojection.npy")]
+    /// Output: float32 [z, y, x] as .npy, .nii/.nii.gz or .mha/.mhd (these two with
+    /// the grid's position).
+    #[arg(long, value_name = "FILE", default_value = "backprojection.npy")]
     out: PathBuf,
     /// Replace the output file if it exists.
     #[arg(long)]
@@ -38,11 +39,11 @@ pub struct BackprojectArgs {
 
 /// `xray backproject`.
 pub fn run(args: BackprojectArgs) -> Result<()> {
-    format_of(&args.out, &[Format::Npy])?;
+    let format = format_of(&args.out, &[Format::Npy, Format::Nifti, Format::MetaImage])?;
     let overwrite = outputs::overwrite(args.force);
     let grid = args.grid.geometry()?;
     let [nz, ny, nx] = grid.shape;
-    let projections = read_volume_npy(&args.projections)?;
+    let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
     let views = projections.dim().0;
     let geometry = args.scanner.geometry(views)?;
     let projector = projector(args.backend)?;
@@ -51,7 +52,7 @@ pub fn run(args: BackprojectArgs) -> Result<()> {
         .backward(&projections, &geometry, &grid, args.method.into())
         .with_context(|| format!("backprojecting {}", args.projections.display()))?;
     let elapsed = start.elapsed();
-    outputs::npy(&args.out, &volume, overwrite)?;
+    outputs::volume(&args.out, format, volume.view(), &grid, overwrite)?;
     eprintln!(
         "wrote {} ({nx} x {ny} x {nz} voxels from {views} views, {:?} on {}, {:.2} s)",
         args.out.display(),

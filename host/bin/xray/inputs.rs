@@ -1,12 +1,15 @@
 //! Command-line options shared by the commands: the volume, the scanner, the method and
 //! the backend, and their conversion into library types.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ndarray::Array3;
-use xray_projector::io::read_volume_npy;
+use xray_projector::hounsfield::{HuToMu, MU_WATER_70KEV};
+use xray_projector::io::{
+    read_volume, ByteOrder, RawLayout, ReadOptions, SampleType, DEFAULT_MAX_BYTES,
+};
 use xray_projector::{
     Backend, CircularScan, GeometryFile, Method, Phantom, ProjectionGeometry, Projector,
     VolumeGeometry,
@@ -31,16 +34,14 @@ pub enum PhantomName {
 /// Where the volume comes from.
 #[derive(Args, Debug)]
 pub struct VolumeArgs {
-    /// Volume file: a 3D float32 or float64 .npy array indexed [z, y, x], mu in 1/mm,
-    /// centred at the origin. Needs --spacing.
-    #[arg(
-        long,
-        value_name = "FILE.npy",
-        conflicts_with = "phantom",
-        requires = "spacing"
-    )]
+    /// Volume to project: NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd), a directory
+    /// holding one DICOM CT series, a NumPy .npy array [z, y, x], or a headerless file
+    /// with --raw. The format is told from the content. Values are mu in 1/mm, or CT
+    /// numbers with --hu.
+    #[arg(long, value_name = "FILE|DIR", conflicts_with = "phantom")]
     pub volume: Option<PathBuf>,
-    /// Voxel size of --volume in mm, as SX,SY,SZ (x, y, z order).
+    /// Voxel size in mm, as SX,SY,SZ (x, y, z order): for .npy and raw volumes, which
+    /// do not record it.
     #[arg(
         long,
         value_name = "SX,SY,SZ",
@@ -48,6 +49,37 @@ pub struct VolumeArgs {
         allow_negative_numbers = true
     )]
     pub spacing: Option<Vec<f64>>,
+    /// Read --volume as headerless samples of this shape, NZ,NY,NX (x fastest).
+    #[arg(long, value_name = "NZ,NY,NX", value_delimiter = ',', requires_all = ["volume", "dtype"])]
+    pub raw: Option<Vec<usize>>,
+    /// Sample type of a --raw volume.
+    #[arg(long, value_enum, requires = "raw")]
+    pub dtype: Option<DtypeName>,
+    /// A --raw volume's samples are big-endian (default little).
+    #[arg(long, requires = "raw")]
+    pub big_endian: bool,
+    /// Bytes to skip at the start of a --raw volume.
+    #[arg(long, value_name = "BYTES", default_value_t = 0, requires = "raw")]
+    pub header_bytes: u64,
+    /// The volume holds CT numbers (HU): convert them to mu = mu_water (1 + HU/1000),
+    /// clipped at 0.
+    #[arg(long, requires = "volume")]
+    pub hu: bool,
+    /// Water's attenuation in 1/mm for --hu (default: 70 keV, a 120 kVp CT beam).
+    #[arg(long, value_name = "PER_MM", default_value_t = MU_WATER_70KEV, requires = "hu")]
+    pub mu_water: f64,
+    /// Factor on CT numbers above 0 for --hu (bone's attenuation at another energy);
+    /// 1 keeps the plain definition.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, requires = "hu")]
+    pub bone_scale: f64,
+    /// Keep the volume where its file puts it (scanner/patient coordinates, LPS) and
+    /// give the geometry in that frame. By default the volume's centre is moved to
+    /// the origin, so that the scanner options aim at it.
+    #[arg(long, requires = "volume")]
+    pub world: bool,
+    /// Largest file (after decompression) to read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
     /// Built-in phantom to render when no --volume is given.
     #[arg(long, value_enum, default_value_t = PhantomName::SheppLogan)]
     pub phantom: PhantomName,
@@ -56,26 +88,47 @@ pub struct VolumeArgs {
     pub size: usize,
 }
 
+/// Sample types of raw volumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DtypeName {
+    /// Unsigned 8-bit.
+    U8,
+    /// Signed 8-bit.
+    I8,
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 16-bit (CT numbers).
+    I16,
+    /// Unsigned 32-bit.
+    U32,
+    /// Signed 32-bit.
+    I32,
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+}
+
+impl From<DtypeName> for SampleType {
+    fn from(d: DtypeName) -> SampleType {
+        match d {
+            DtypeName::U8 => SampleType::U8,
+            DtypeName::I8 => SampleType::I8,
+            DtypeName::U16 => SampleType::U16,
+            DtypeName::I16 => SampleType::I16,
+            DtypeName::U32 => SampleType::U32,
+            DtypeName::I32 => SampleType::I32,
+            DtypeName::F32 => SampleType::F32,
+            DtypeName::F64 => SampleType::F64,
+        }
+    }
+}
+
 impl VolumeArgs {
     /// Loads or builds the volume and its grid.
     pub fn load(&self) -> Result<(Array3<f32>, VolumeGeometry)> {
         if let Some(path) = &self.volume {
-            let spacing = self
-                .spacing
-                .as_deref()
-                .context("--volume needs --spacing SX,SY,SZ")?;
-            let &[sx, sy, sz] = spacing else {
-                bail!(
-                    "--spacing needs three values SX,SY,SZ, got {}",
-                    spacing.len()
-                );
-            };
-            let volume = read_volume_npy(path)?;
-            let (nz, ny, nx) = volume.dim();
-            let grid = VolumeGeometry::centered([nz, ny, nx], [sx, sy, sz]);
-            grid.validate()
-                .with_context(|| format!("volume {}", path.display()))?;
-            return Ok((volume, grid));
+            return self.read(path);
         }
         let n = self.size;
         if n == 0 || n > MAX_PHANTOM_SIZE {
@@ -113,6 +166,51 @@ impl VolumeArgs {
             .voxelize(&grid, 1)
             .context("voxelising the phantom")?;
         Ok((volume, grid))
+    }
+
+    /// Reads `--volume` with the options given.
+    fn read(&self, path: &Path) -> Result<(Array3<f32>, VolumeGeometry)> {
+        let spacing = match self.spacing.as_deref() {
+            None => None,
+            Some(&[sx, sy, sz]) => Some([sx, sy, sz]),
+            Some(other) => bail!("--spacing needs three values SX,SY,SZ, got {}", other.len()),
+        };
+        let raw = match self.raw.as_deref() {
+            None => None,
+            Some(&[nz, ny, nx]) => Some(RawLayout {
+                shape: [nz, ny, nx],
+                sample: self.dtype.context("--raw needs --dtype")?.into(),
+                order: if self.big_endian {
+                    ByteOrder::Big
+                } else {
+                    ByteOrder::Little
+                },
+                header_bytes: self.header_bytes,
+            }),
+            Some(other) => bail!("--raw needs three values NZ,NY,NX, got {}", other.len()),
+        };
+        let options = ReadOptions {
+            max_bytes: self.max_bytes,
+            spacing,
+            raw,
+        };
+        let loaded = read_volume(path, &options)
+            .with_context(|| format!("reading the volume {}", path.display()))?;
+        let mut data = loaded.data;
+        if self.hu {
+            HuToMu {
+                mu_water: self.mu_water,
+                bone_scale: self.bone_scale,
+            }
+            .apply(&mut data)
+            .context("--hu")?;
+        }
+        let grid = if self.world {
+            loaded.grid
+        } else {
+            loaded.grid.recentred()
+        };
+        Ok((data, grid))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use xray_projector::io::read_volume_npy;
+use xray_projector::io::{read_volume_npy, DEFAULT_MAX_BYTES};
 use xray_projector::recon::{self, Filter, IterativeOptions, Progress};
 
 use crate::inputs::{projector, BackendName, GridArgs, MethodName, ScannerArgs};
@@ -83,8 +83,9 @@ pub struct ReconArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = BackendName::Auto)]
     backend: BackendName,
-    /// Output: a .npy float32 array [z, y, x] of attenuation in 1/mm.
-    #[arg(long, value_name = "FILE.npy", default_value = "recon.npy")]
+    /// Output: float32 [z, y, x] of attenuation in 1/mm as .npy, .nii/.nii.gz or .mha/.mhd (these two with
+    /// the grid's position).
+    #[arg(long, value_name = "FILE", default_value = "recon.npy")]
     out: PathBuf,
     /// Replace the output file if it exists.
     #[arg(long)]
@@ -93,10 +94,10 @@ pub struct ReconArgs {
 
 /// `xray recon`.
 pub fn run(args: ReconArgs) -> Result<()> {
-    format_of(&args.out, &[Format::Npy])?;
+    let format = format_of(&args.out, &[Format::Npy, Format::Nifti, Format::MetaImage])?;
     let overwrite = outputs::overwrite(args.force);
     let grid = args.grid.geometry()?;
-    let projections = read_volume_npy(&args.projections)?;
+    let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
     let views = projections.dim().0;
     let projector = projector(args.backend)?;
     let context = || format!("reconstructing from {}", args.projections.display());
@@ -134,7 +135,7 @@ pub fn run(args: ReconArgs) -> Result<()> {
         }
     };
     let elapsed = start.elapsed();
-    outputs::npy(&args.out, &volume, overwrite)?;
+    outputs::volume(&args.out, format, volume.view(), &grid, overwrite)?;
     let [nz, ny, nx] = grid.shape;
     eprintln!(
         "wrote {} ({nx} x {ny} x {nz} voxels from {views} views, {:?} on {}, {:.2} s)",

@@ -10,7 +10,7 @@ use ndarray::{s, Array3};
 use xray_projector::intensity::{add_poisson_noise, beer_lambert};
 
 use crate::inputs::{projector, BackendName, MethodName, ScannerArgs, VolumeArgs};
-use crate::outputs::{self, format_of, Bits, Format};
+use crate::outputs::{self, format_of, Format, PngArgs};
 
 /// Options of `xray drr`.
 #[derive(Args, Debug)]
@@ -21,10 +21,10 @@ pub struct DrrArgs {
     scanner: ScannerArgs,
     #[command(flatten)]
     common: CommonArgs,
-    /// PNG sample depth.
-    #[arg(long, value_enum, default_value_t = Bits::Eight)]
-    bits: Bits,
-    /// Output: .png (an image) or .npy (the float32 [rows, cols] array).
+    #[command(flatten)]
+    png: PngArgs,
+    /// Output: .png (an image), or the float32 values as .npy [rows, cols], .tif or
+    /// .nii/.nii.gz.
     #[arg(long, value_name = "FILE", default_value = "drr.png")]
     out: PathBuf,
 }
@@ -41,8 +41,9 @@ pub struct ProjectArgs {
     /// Number of views over a full turn (ignored with --geometry).
     #[arg(long, value_name = "N", default_value_t = 360)]
     views: usize,
-    /// Output: a .npy float32 array [views, rows, cols].
-    #[arg(long, value_name = "FILE.npy", default_value = "projections.npy")]
+    /// Output: float32 [views, rows, cols] as .npy, a multi-page .tif, or a .nii/.nii.gz
+    /// stack.
+    #[arg(long, value_name = "FILE", default_value = "projections.npy")]
     out: PathBuf,
 }
 
@@ -83,7 +84,10 @@ impl CommonArgs {
 
 /// `xray drr`.
 pub fn drr(args: DrrArgs) -> Result<()> {
-    let format = format_of(&args.out, &[Format::Png, Format::Npy])?;
+    let format = format_of(
+        &args.out,
+        &[Format::Png, Format::Npy, Format::Tiff, Format::Nifti],
+    )?;
     let overwrite = outputs::overwrite(args.common.force);
     let geometry = args.scanner.geometry(1)?;
     if geometry.views.len() != 1 {
@@ -100,16 +104,16 @@ pub fn drr(args: DrrArgs) -> Result<()> {
         .context("projecting")?;
     let elapsed = start.elapsed();
     let signal = args.common.detector_signal(p)?;
-    let image = signal.slice(s![0, .., ..]);
     match format {
         Format::Png => outputs::png(
             &args.out,
-            &image,
-            args.bits,
+            &signal.slice(s![0, .., ..]),
+            &args.png,
             args.common.i0.is_some(),
             overwrite,
         )?,
-        Format::Npy => outputs::npy(&args.out, &image, overwrite)?,
+        Format::Npy => outputs::npy(&args.out, &signal.slice(s![0, .., ..]), overwrite)?,
+        _ => outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?,
     }
     eprintln!(
         "wrote {} ({} x {} pixels, {:?} on {}, {:.1} ms)",
@@ -125,7 +129,7 @@ pub fn drr(args: DrrArgs) -> Result<()> {
 
 /// `xray project`.
 pub fn project(args: ProjectArgs) -> Result<()> {
-    format_of(&args.out, &[Format::Npy])?;
+    let format = format_of(&args.out, &[Format::Npy, Format::Tiff, Format::Nifti])?;
     let overwrite = outputs::overwrite(args.common.force);
     let geometry = args.scanner.geometry(args.views)?;
     let (volume, grid) = args.volume.load()?;
@@ -147,7 +151,7 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     bar.finish_and_clear();
     let elapsed = start.elapsed();
     let signal = args.common.detector_signal(p)?;
-    outputs::npy(&args.out, &signal, overwrite)?;
+    outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?;
     eprintln!(
         "wrote {} ({} views of {} x {}, {:?} on {}, {:.2} s)",
         args.out.display(),
