@@ -69,6 +69,15 @@ pub fn parse_metaimage(
         .ok_or_else(|| bad(format!("DimSize {:?} overflows", header.dims)))?;
     let raw_len = byte_len(count, header.sample)
         .ok_or_else(|| bad(format!("DimSize {:?} overflows", header.dims)))?;
+    let mut affine = [[0.0; 4]; 3];
+    for row in 0..3 {
+        for axis in 0..3 {
+            affine[row][axis] = header.direction[axis][row] * header.spacing[axis];
+        }
+        affine[row][3] = header.offset[row];
+    }
+    let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], affine)
+        .map_err(|e| bad(format!("unusable ElementSpacing/TransformMatrix: {e}")))?;
     let external;
     let stored: &[u8] = match header.data_file.as_str() {
         "LOCAL" => &bytes[header.header_len..],
@@ -112,15 +121,6 @@ pub fn parse_metaimage(
         (1.0, 0.0),
     )?;
     let data = Array3::from_shape_vec([nz, ny, nx], data).expect("count = nx * ny * nz");
-    let mut affine = [[0.0; 4]; 3];
-    for row in 0..3 {
-        for axis in 0..3 {
-            affine[row][axis] = header.direction[axis][row] * header.spacing[axis];
-        }
-        affine[row][3] = header.offset[row];
-    }
-    let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], affine)
-        .map_err(|e| bad(format!("unusable ElementSpacing/TransformMatrix: {e}")))?;
     Ok(LoadedVolume {
         data,
         grid,

@@ -39,10 +39,13 @@ struct Header {
     header_size: usize,
 }
 
-/// Whether `bytes` (decompressed) begins with a NIfTI-1 or NIfTI-2 single-file header.
+/// Whether `bytes` (decompressed) begins with a NIfTI-1 or NIfTI-2 header.
 pub(crate) fn is_nifti(bytes: &[u8]) -> bool {
     let size = |order| read_i32(bytes, 0, order);
-    let nifti1 = bytes.get(344..348).is_some_and(|m| m == b"n+1\0")
+    // "ni1" (a two-file header) is recognised so that its reader can say it is not read.
+    let nifti1 = bytes
+        .get(344..348)
+        .is_some_and(|m| m == b"n+1\0" || m == b"ni1\0")
         && (size(ByteOrder::Little) == Some(348) || size(ByteOrder::Big) == Some(348));
     let nifti2 = bytes.get(4..8).is_some_and(|m| m == b"n+2\0")
         && (size(ByteOrder::Little) == Some(540) || size(ByteOrder::Big) == Some(540));
@@ -101,6 +104,8 @@ pub fn parse_nifti(path: &Path, bytes: &[u8], max_bytes: u64) -> Result<LoadedVo
                 "dim {shape:?} has more voxels than memory can index"
             ))
         })?;
+    let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], ras_to_lps(header.affine()))
+        .map_err(|e| bad(format!("unusable affine: {e}")))?;
     let data = decode(
         path,
         &bytes[header.vox_offset as usize..],
@@ -111,8 +116,6 @@ pub fn parse_nifti(path: &Path, bytes: &[u8], max_bytes: u64) -> Result<LoadedVo
     )?;
     // NIfTI stores i fastest, as the [z, y, x] array does x.
     let data = Array3::from_shape_vec([nz, ny, nx], data).expect("count = nz * ny * nx");
-    let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], ras_to_lps(header.affine()))
-        .map_err(|e| bad(format!("unusable affine: {e}")))?;
     Ok(LoadedVolume {
         data,
         grid,
