@@ -211,7 +211,7 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
     );
     fails_with(
         &xray(&["drr", "--out", "x.jpg"], dir.path()),
-        "use a .png or .npy extension",
+        "use .png, .npy, .tif or .nii",
     );
     fails_with(
         &xray(&["drr", "--size", "0"], dir.path()),
@@ -249,7 +249,7 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
             &["drr", "--volume", "ints.npy", "--spacing", "1,1,1"],
             dir.path(),
         ),
-        "float32 or float64",
+        "float32, float64, int16, uint16 or uint8",
     );
     let entries: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -451,4 +451,108 @@ fn recon_matches_the_library_for_each_algorithm_and_refuses_what_it_cannot_do() 
     short.remove(position - 1);
     fails_with(&xray(&short, dir.path()), "plus the fan angle");
     assert!(!dir.path().join("short.npy").exists());
+}
+
+#[test]
+fn drr_of_a_dicom_ct_in_hu_equals_the_library_and_writes_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dicom_shuffled");
+    let series = series.to_str().unwrap();
+    let drr = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "drr", "--volume", series, "--hu", "--det", "16x16", "--pixel", "0.5", "--out", out,
+        ];
+        args.extend_from_slice(extra);
+        xray(&args, dir.path())
+    };
+    ok(&drr("d.npy", &[]));
+    // The library: read, HU to mu, centre, project.
+    let loaded = xray_projector::io::read_volume(
+        Path::new(series),
+        &xray_projector::io::ReadOptions::default(),
+    )
+    .unwrap();
+    let mut mu = loaded.data.clone();
+    xray_projector::hounsfield::HuToMu::default()
+        .apply(&mut mu)
+        .unwrap();
+    let geometry = CircularScan::new(1000.0, 1500.0, 1, [16, 16], 0.5)
+        .geometry()
+        .unwrap();
+    let want = Projector::new(Backend::Cpu)
+        .unwrap()
+        .forward(&mu, &loaded.grid.recentred(), &geometry, Method::Siddon)
+        .unwrap();
+    let got: Array2<f32> = read_npy(dir.path().join("d.npy")).unwrap();
+    assert_eq!(got, want.index_axis(ndarray::Axis(0), 0));
+    assert!(want.iter().any(|&p| p > 1e-3), "the rays cross the volume");
+    // --world keeps the series where it is (x = 17..20 mm, off the central ray).
+    ok(&drr("w.npy", &["--world"]));
+    let world: Array2<f32> = read_npy(dir.path().join("w.npy")).unwrap();
+    assert_ne!(world, got);
+    for out in ["d.tif", "d.nii.gz", "d.png"] {
+        ok(&drr(out, &["--percentiles", "1,99"]));
+        assert!(dir.path().join(out).exists(), "{out}");
+    }
+    fails_with(&drr("x.png", &["--window", "5,1"]), "LOW < HIGH");
+    fails_with(&drr("d.mha", &[]), "writes only");
+    fails_with(
+        &xray(
+            &["drr", "--volume", series, "--spacing", "1,1,1"],
+            dir.path(),
+        ),
+        "records its own voxel size",
+    );
+}
+
+#[test]
+fn recon_and_project_write_volumes_and_stacks_in_the_other_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let scan = [
+        "--det", "24x24", "--pixel", "2", "--sod", "500", "--sdd", "800",
+    ];
+    let mut project = vec![
+        "project",
+        "--phantom",
+        "box",
+        "--size",
+        "16",
+        "--views",
+        "12",
+    ];
+    project.extend_from_slice(&scan);
+    for out in ["p.npy", "p.tif", "p.nii"] {
+        let mut args = project.clone();
+        args.extend_from_slice(&["--out", out]);
+        ok(&xray(&args, dir.path()));
+    }
+    for out in ["r.nii.gz", "r.mha", "r.mhd"] {
+        let mut args = vec![
+            "recon",
+            "--projections",
+            "p.npy",
+            "--shape",
+            "8,8,8",
+            "--spacing",
+            "4,4,4",
+            "--algorithm",
+            "cgls",
+            "--iterations",
+            "2",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(&scan);
+        ok(&xray(&args, dir.path()));
+        let back = xray_projector::io::read_volume(
+            &dir.path().join(out),
+            &xray_projector::io::ReadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(back.data.dim(), (8, 8, 8), "{out}");
+        assert!(
+            (back.grid.voxel_centre([0, 0, 0])[0] + 14.0).abs() < 1e-4,
+            "{out}"
+        );
+    }
 }

@@ -73,17 +73,38 @@ pub fn format_of(path: &Path, allowed: &[Format]) -> Result<Format> {
         "gz" if name.ends_with(".nii.gz") => Format::Nifti,
         "mha" | "mhd" => Format::MetaImage,
         _ => bail!(
-            "cannot tell the format of {}: use one of the extensions of {allowed:?}",
-            path.display()
+            "cannot tell the format of {}: use {}",
+            path.display(),
+            extensions(allowed)
         ),
     };
     if !allowed.contains(&format) {
         bail!(
-            "{}: this command writes only {allowed:?} files",
-            path.display()
+            "{}: this command writes only {}",
+            path.display(),
+            extensions(allowed)
         );
     }
     Ok(format)
+}
+
+/// The extensions of `formats`, for messages: ".png, .npy or .tif".
+fn extensions(formats: &[Format]) -> String {
+    let names: Vec<&str> = formats
+        .iter()
+        .map(|f| match f {
+            Format::Png => ".png",
+            Format::Npy => ".npy",
+            Format::Tiff => ".tif",
+            Format::Nifti => ".nii(.gz)",
+            Format::MetaImage => ".mha/.mhd",
+        })
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// Writes an image as PNG with the window asked for; `intensities` says the values
