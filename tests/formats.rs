@@ -532,3 +532,24 @@ fn a_rigid_motion_of_volume_and_scanner_leaves_the_image_unchanged() {
         .unwrap();
     assert!(common::nrmse(wrong.as_slice().unwrap(), want.as_slice().unwrap()) > 0.1);
 }
+
+#[test]
+fn inputs_the_fuzzers_found_are_refused_cleanly() {
+    // tests/data/fuzz: each made a reader allocate far more than the file's size.
+    let npy = data("fuzz/npy-header-length-oom");
+    let bytes = std::fs::read(&npy).unwrap();
+    let err = xray_projector::io::parse_npy(&npy, &bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("truncated header"), "{err}");
+    // dicom-parser reserves a declared element length (here ~960 MB) before reading
+    // it; the reservation is fallible, and the file is refused (see fuzz/README.md).
+    let dicom = data("fuzz/dicom-element-length-oom");
+    let bytes = std::fs::read(&dicom).unwrap();
+    let mut budget = 1 << 30;
+    let err = xray_projector::io::parse_dicom_slice(&dicom, &bytes, &mut budget).unwrap_err();
+    assert!(
+        err.to_string().contains("not a readable DICOM file"),
+        "{err}"
+    );
+}

@@ -30,6 +30,7 @@ pub fn read_volume_npy(path: &Path, max_bytes: u64) -> Result<Array3<f32>> {
 /// # Errors
 /// As [`read_volume_npy`].
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array3<f32>> {
+    check_header_length(path, bytes)?;
     // u64 words keep the data aligned for every element type (the .npy header is
     // padded to a multiple of 16 bytes).
     let mut words = zeroed_words(bytes.len())?;
@@ -64,6 +65,38 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array3<f32>> {
              uint8 (little-endian)"
                 .into(),
         )),
+    }
+}
+
+/// `ndarray-npy` allocates the header's declared length before reading it (up to 4 GiB
+/// in format 2 and 3; found by fuzzing): check it against the bytes present first.
+fn check_header_length(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (length, start) = match (bytes.get(..6), bytes.get(6)) {
+        (Some(b"\x93NUMPY"), Some(1)) => (
+            bytes
+                .get(8..10)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize),
+            10,
+        ),
+        (Some(b"\x93NUMPY"), Some(2 | 3)) => (
+            bytes
+                .get(8..12)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+            12,
+        ),
+        // Not .npy, or a version ndarray-npy refuses before allocating.
+        _ => return Ok(()),
+    };
+    match length {
+        Some(n) if start + n <= bytes.len() => Ok(()),
+        _ => Err(Error::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "truncated header: it declares {} bytes, the file has {}",
+                length.map_or("more".into(), |n| (start + n).to_string()),
+                bytes.len()
+            ),
+        }),
     }
 }
 
