@@ -436,11 +436,11 @@ impl Rigid {
     }
 
     fn grid(&self, g: &VolumeGeometry) -> VolumeGeometry {
+        // The new direction is R D.
         let mut direction = [[0.0; 3]; 3];
-        for c in 0..3 {
-            let column = self.vector([g.direction[0][c], g.direction[1][c], g.direction[2][c]]);
-            for r in 0..3 {
-                direction[r][c] = column[r];
+        for (r, row) in direction.iter_mut().enumerate() {
+            for (c, value) in row.iter_mut().enumerate() {
+                *value = (0..3).map(|m| self.r[r][m] * g.direction[m][c]).sum();
             }
         }
         VolumeGeometry::new(g.shape, g.spacing, self.point(g.origin)).with_direction(direction)
@@ -543,7 +543,7 @@ fn inputs_the_fuzzers_found_are_refused_cleanly() {
         .to_string();
     assert!(err.contains("truncated header"), "{err}");
     // dicom-parser reserves a declared element length (here ~960 MB) before reading
-    // it; the reservation is fallible, and the file is refused (see fuzz/README.md).
+    // it; the length walk refuses the file first.
     let dicom = data("fuzz/dicom-element-length-oom");
     let bytes = std::fs::read(&dicom).unwrap();
     let mut budget = 1 << 30;

@@ -95,6 +95,8 @@ fn parse_slice(path: &Path, bytes: &[u8], budget: &mut u64) -> Result<Option<Sli
         path: path.to_path_buf(),
         reason,
     };
+    super::dicom_lengths::check_lengths(bytes)
+        .map_err(|reason| bad(format!("not a readable DICOM file: {reason}")))?;
     let object: DefaultDicomObject = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
         .from_reader(bytes)

@@ -70,11 +70,11 @@ pub fn parse_metaimage(
     let raw_len = byte_len(count, header.sample)
         .ok_or_else(|| bad(format!("DimSize {:?} overflows", header.dims)))?;
     let mut affine = [[0.0; 4]; 3];
-    for row in 0..3 {
-        for axis in 0..3 {
-            affine[row][axis] = header.direction[axis][row] * header.spacing[axis];
+    for (row, line) in affine.iter_mut().enumerate() {
+        for (axis, value) in line[..3].iter_mut().enumerate() {
+            *value = header.direction[axis][row] * header.spacing[axis];
         }
-        affine[row][3] = header.offset[row];
+        line[3] = header.offset[row];
     }
     let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], affine)
         .map_err(|e| bad(format!("unusable ElementSpacing/TransformMatrix: {e}")))?;

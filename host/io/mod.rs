@@ -10,6 +10,7 @@
 
 mod bounded;
 mod dicom;
+mod dicom_lengths;
 mod metaimage;
 mod nifti;
 mod npy;

@@ -66,7 +66,7 @@ impl Window {
         low: f64,
         high: f64,
     ) -> Result<Window> {
-        if !(0.0..100.0).contains(&low) || !(low < high && high <= 100.0) {
+        if !((0.0..100.0).contains(&low) && low < high && high <= 100.0) {
             return Err(Error::InvalidParameter {
                 name: "window percentiles",
                 reason: format!("need 0 <= low < high <= 100, got {low}, {high}"),
