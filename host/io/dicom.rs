@@ -15,6 +15,7 @@ use dicom_pixeldata::PixelDecoder;
 use ndarray::Array3;
 
 use super::bounded::read_file;
+use super::dicom_guard;
 use super::volume::{LoadedVolume, VolumeFormat};
 use crate::alloc::zeroed;
 use crate::error::{Error, Result};
@@ -95,7 +96,7 @@ fn parse_slice(path: &Path, bytes: &[u8], budget: &mut u64) -> Result<Option<Sli
         path: path.to_path_buf(),
         reason,
     };
-    super::dicom_lengths::check_lengths(bytes)
+    dicom_guard::check_lengths(bytes)
         .map_err(|reason| bad(format!("not a readable DICOM file: {reason}")))?;
     let object: DefaultDicomObject = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
@@ -175,6 +176,25 @@ fn parse_slice(path: &Path, bytes: &[u8], budget: &mut u64) -> Result<Option<Sli
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
         .unwrap_or_default();
+    let bits = integer(tags::BITS_ALLOCATED, "Bits Allocated")?;
+    if !matches!(bits, 8 | 16 | 32) {
+        return Err(bad(format!(
+            "Bits Allocated = {bits}: only 8, 16 and 32 are read"
+        )));
+    }
+    let syntax = object
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' ']);
+    if syntax == dicom_guard::RLE_LOSSLESS {
+        let fragments = object
+            .element(tags::PIXEL_DATA)
+            .ok()
+            .and_then(|e| e.value().fragments())
+            .ok_or_else(|| bad("RLE pixel data without fragments".into()))?;
+        dicom_guard::check_rle(fragments, rows, cols, bits as usize / 8)
+            .map_err(|reason| bad(format!("cannot decode the pixel data: {reason}")))?;
+    }
     let values = object
         .decode_pixel_data()
         .and_then(|pixels| pixels.to_vec::<f32>())

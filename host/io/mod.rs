@@ -10,7 +10,7 @@
 
 mod bounded;
 mod dicom;
-mod dicom_lengths;
+mod dicom_guard;
 mod metaimage;
 mod nifti;
 mod npy;

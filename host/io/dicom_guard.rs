@@ -1,12 +1,17 @@
-//! A walk over a DICOM file's element headers that checks every declared value length
-//! against the bytes that remain, before `dicom-object` parses the file.
+//! Checks that keep hostile DICOM input away from two weak spots of `dicom-rs` (both
+//! found by fuzzing `xray-projector`'s reader):
 //!
-//! `dicom-object` reserves each element's declared length (up to 4 GiB) before reading
-//! its value; the reservation is fallible, but it lets a file of a few hundred bytes
-//! ask for gigabytes (found by fuzzing). This walk refuses such files first. It reads
-//! the headers only: explicit and implicit VR little endian, sequences and items
-//! descended into, encapsulated pixel data fragments stepped over. Other transfer
-//! syntaxes (big endian, deflated) are refused, as the reader does not decode them.
+//! - [`check_lengths`], before parsing: `dicom-object` reserves each element's declared
+//!   length (up to 4 GiB) before reading its value, so a file of a few hundred bytes
+//!   could ask for gigabytes. A walk over the element headers refuses any length past
+//!   the end of the file. It reads explicit and implicit VR little endian, descends
+//!   into sequences and items, and steps over encapsulated pixel data fragments; other
+//!   transfer syntaxes (big endian, deflated) are refused, as the reader does not
+//!   decode them.
+//! - [`check_rle`], before decoding: the RLE Lossless decoder of
+//!   `dicom-transfer-syntax-registry` indexes its segment table and its decoded
+//!   segments without bounds checks, and panics on a short or inconsistent fragment.
+//!   Each fragment's header and each segment's PackBits stream are checked first.
 
 /// Tag of the file meta group's Transfer Syntax UID.
 const TRANSFER_SYNTAX: (u16, u16) = (0x0002, 0x0010);
@@ -185,6 +190,82 @@ impl Walk<'_> {
     }
 }
 
+/// Transfer syntax UID of RLE Lossless.
+pub(crate) const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Checks that RLE Lossless `fragments` hold exactly one frame of `rows x cols`
+/// pixels of one sample of `bytes_per_sample` bytes: one fragment, whose segment table
+/// names one segment per byte of a sample, in order and inside the fragment, each of
+/// which decodes (PackBits) to at least `rows * cols` bytes. `Err` says what is wrong.
+pub(crate) fn check_rle(
+    fragments: &[impl AsRef<[u8]>],
+    rows: usize,
+    cols: usize,
+    bytes_per_sample: usize,
+) -> Result<(), String> {
+    let [fragment] = fragments else {
+        return Err(format!("{} RLE fragments for one frame", fragments.len()));
+    };
+    let fragment = fragment.as_ref();
+    let word = |k: usize| {
+        fragment
+            .get(4 * k..4 * k + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (Some(segments), true) = (word(0), fragment.len() >= 64) else {
+        return Err(format!(
+            "an RLE fragment of {} bytes has no segment table",
+            fragment.len()
+        ));
+    };
+    if segments != bytes_per_sample {
+        return Err(format!(
+            "{segments} RLE segments, but a {bytes_per_sample}-byte sample needs {bytes_per_sample}"
+        ));
+    }
+    let mut bounds: Vec<usize> = (1..=segments).filter_map(word).collect();
+    bounds.push(fragment.len());
+    for (k, pair) in bounds.windows(2).enumerate() {
+        let (start, end) = (pair[0], pair[1]);
+        if !(64 <= start && start <= end && end <= fragment.len()) {
+            return Err(format!(
+                "RLE segment {k} spans bytes {start}..{end} of {}",
+                fragment.len()
+            ));
+        }
+        let decoded = packbits_len(&fragment[start..end], rows * cols);
+        if decoded < rows * cols {
+            return Err(format!(
+                "RLE segment {k} decodes to {decoded} bytes, not Rows x Columns = {}",
+                rows * cols
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes a PackBits stream decodes to, counting only whole runs and stopping at `want`.
+fn packbits_len(stream: &[u8], want: usize) -> usize {
+    let (mut at, mut out) = (0usize, 0usize);
+    while out < want {
+        let Some(&header) = stream.get(at) else {
+            break;
+        };
+        let header = header as i8;
+        let (consumed, produced) = match header {
+            0..=127 => (1 + header as usize + 1, header as usize + 1),
+            -127..=-1 => (2, 1 + header.unsigned_abs() as usize),
+            -128 => (1, 0),
+        };
+        if at + consumed > stream.len() {
+            break;
+        }
+        at += consumed;
+        out += produced;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +315,37 @@ mod tests {
         );
         let err = check_lengths(&file(syntax, &ok[..ok.len() - 3])).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn rle_fragments_are_checked_before_decoding() {
+        // One 16-bit sample of 2 x 2 pixels: two segments of 4 bytes each.
+        let mut fragment = vec![0u8; 64];
+        fragment[0] = 2;
+        fragment[4] = 64;
+        fragment[8] = 66;
+        fragment.extend([0xFD, 7]); // replicate 7 four times
+        fragment.extend([3, 1, 2, 3, 4]); // four literals
+        assert_eq!(check_rle(&[&fragment], 2, 2, 2), Ok(()));
+        // A no-op, a run of four, then a literal run cut short (not counted).
+        assert_eq!(packbits_len(&[0x80, 0xFD, 1, 1, 9], 100), 4);
+        let err = check_rle(&[&fragment], 2, 3, 2).unwrap_err();
+        assert!(err.contains("decodes to 4 bytes"), "{err}");
+        let err = check_rle(&[&fragment], 2, 2, 1).unwrap_err();
+        assert!(err.contains("2 RLE segments"), "{err}");
+        let err = check_rle(&[&fragment[..70]], 2, 2, 2).unwrap_err();
+        assert!(err.contains("segment 1 decodes to 0 bytes"), "{err}");
+        let mut beyond = fragment.clone();
+        beyond[8] = 200;
+        let err = check_rle(&[&beyond], 2, 2, 2).unwrap_err();
+        assert!(err.contains("segment 0 spans bytes 64..200"), "{err}");
+        let err = check_rle(&[&fragment[..10]], 2, 2, 2).unwrap_err();
+        assert!(err.contains("no segment table"), "{err}");
+        let err = check_rle(&[&fragment, &fragment], 2, 2, 2).unwrap_err();
+        assert!(err.contains("2 RLE fragments"), "{err}");
+        let mut huge = fragment.clone();
+        huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(check_rle(&[&huge], 2, 2, 2).is_err());
     }
 
     #[test]
