@@ -123,22 +123,32 @@ impl Walk<'_> {
             )
         } else {
             let vr = self.bytes.get(start + 4..start + 6).ok_or_else(truncated)?;
-            let long = matches!(
+            // dicom-parser reads an unknown VR in the long form, as UN: so must this.
+            let short = matches!(
                 vr,
-                b"OB"
-                    | b"OD"
-                    | b"OF"
-                    | b"OL"
-                    | b"OV"
-                    | b"OW"
-                    | b"SQ"
-                    | b"SV"
-                    | b"UC"
-                    | b"UN"
-                    | b"UR"
-                    | b"UT"
-                    | b"UV"
+                b"AE"
+                    | b"AS"
+                    | b"AT"
+                    | b"CS"
+                    | b"DA"
+                    | b"DS"
+                    | b"DT"
+                    | b"FD"
+                    | b"FL"
+                    | b"IS"
+                    | b"LO"
+                    | b"LT"
+                    | b"PN"
+                    | b"SH"
+                    | b"SL"
+                    | b"SS"
+                    | b"ST"
+                    | b"TM"
+                    | b"UI"
+                    | b"UL"
+                    | b"US"
             );
+            let long = !short;
             if long {
                 (
                     self.u32_at(start + 8).ok_or_else(truncated)?,
