@@ -176,10 +176,13 @@ fn parse_slice(path: &Path, bytes: &[u8], budget: &mut u64) -> Result<Option<Sli
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
         .unwrap_or_default();
+    // dicom-pixeldata asserts (panics) on a Bits Stored of 0 and builds a lookup table
+    // of 2^Bits Stored entries: keep both to what CT uses.
     let bits = integer(tags::BITS_ALLOCATED, "Bits Allocated")?;
-    if !matches!(bits, 8 | 16 | 32) {
+    let stored = integer(tags::BITS_STORED, "Bits Stored")?;
+    if !matches!(bits, 8 | 16) || !(1..=bits).contains(&stored) {
         return Err(bad(format!(
-            "Bits Allocated = {bits}: only 8, 16 and 32 are read"
+            "Bits Allocated = {bits}, Bits Stored = {stored}: 8- or 16-bit samples are read"
         )));
     }
     let syntax = object
