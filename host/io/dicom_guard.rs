@@ -13,6 +13,10 @@
 //!   segments without bounds checks, and panics on a short or inconsistent fragment.
 //!   Each fragment's header and each segment's PackBits stream are checked first.
 
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::Tag;
+use dicom_dictionary_std::StandardDataDictionary;
+
 /// Tag of the file meta group's Transfer Syntax UID.
 const TRANSFER_SYNTAX: (u16, u16) = (0x0002, 0x0010);
 /// Tag of Pixel Data.
@@ -77,6 +81,38 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Value representations whose explicit-VR header has a 2-byte length.
+const SHORT_FORM: [[u8; 2]; 21] = [
+    *b"AE", *b"AS", *b"AT", *b"CS", *b"DA", *b"DS", *b"DT", *b"FD", *b"FL", *b"IS", *b"LO", *b"LT",
+    *b"PN", *b"SH", *b"SL", *b"SS", *b"ST", *b"TM", *b"UI", *b"UL", *b"US",
+];
+
+/// Bytes per value of a binary VR (1 for text and bytes).
+fn value_size(vr: [u8; 2]) -> usize {
+    match &vr {
+        b"FD" | b"OD" | b"OV" | b"SV" | b"UV" => 8,
+        b"AT" | b"FL" | b"OF" | b"OL" | b"SL" | b"UL" => 4,
+        b"OW" | b"SS" | b"US" => 2,
+        _ => 1,
+    }
+}
+
+/// The VR the standard dictionary gives a tag, as an implicit-VR parser reads it.
+fn implicit_vr(group: u16, element: u16) -> [u8; 2] {
+    match StandardDataDictionary
+        .by_tag(Tag(group, element))
+        .map(|entry| entry.vr())
+    {
+        Some(VirtualVr::Exact(vr)) => {
+            let name = vr.to_string().as_bytes();
+            [name[0], name[1]]
+        }
+        // Pixel-sample VRs (US or SS): 2-byte values either way.
+        Some(VirtualVr::Xs) => *b"US",
+        _ => *b"UN",
+    }
+}
+
 struct Walk<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -115,60 +151,51 @@ impl Walk<'_> {
         let group = self.u16_at(start).ok_or_else(truncated)?;
         let element = self.u16_at(start + 2).ok_or_else(truncated)?;
         // Items and delimiters have no VR in any encoding.
-        let (length, is_sequence, at) = if group == 0xFFFE || !self.explicit {
+        let (vr, length, at) = if group == 0xFFFE {
             (
+                *b"UN",
                 self.u32_at(start + 4).ok_or_else(truncated)?,
-                false,
                 start + 8,
             )
+        } else if !self.explicit {
+            let vr = implicit_vr(group, element);
+            (vr, self.u32_at(start + 4).ok_or_else(truncated)?, start + 8)
         } else {
-            let vr = self.bytes.get(start + 4..start + 6).ok_or_else(truncated)?;
-            // dicom-parser reads an unknown VR in the long form, as UN: so must this.
-            let short = matches!(
-                vr,
-                b"AE"
-                    | b"AS"
-                    | b"AT"
-                    | b"CS"
-                    | b"DA"
-                    | b"DS"
-                    | b"DT"
-                    | b"FD"
-                    | b"FL"
-                    | b"IS"
-                    | b"LO"
-                    | b"LT"
-                    | b"PN"
-                    | b"SH"
-                    | b"SL"
-                    | b"SS"
-                    | b"ST"
-                    | b"TM"
-                    | b"UI"
-                    | b"UL"
-                    | b"US"
-            );
-            let long = !short;
-            if long {
-                (
-                    self.u32_at(start + 8).ok_or_else(truncated)?,
-                    vr == b"SQ",
-                    start + 12,
-                )
+            let vr: [u8; 2] = self
+                .bytes
+                .get(start + 4..start + 6)
+                .ok_or_else(truncated)?
+                .try_into()
+                .expect("two bytes");
+            if SHORT_FORM.contains(&vr) {
+                let length = self.u16_at(start + 6).ok_or_else(truncated)?;
+                (vr, u32::from(length), start + 8)
             } else {
+                // dicom-parser reads an unknown VR in the long form, as UN: so must this.
                 (
-                    u32::from(self.u16_at(start + 6).ok_or_else(truncated)?),
-                    false,
-                    start + 8,
+                    vr,
+                    self.u32_at(start + 8).ok_or_else(truncated)?,
+                    start + 12,
                 )
             }
         };
+        // dicom-parser reads whole values of a binary VR and leaves a remainder unread,
+        // which would put this walk and the parser out of step.
+        let size = value_size(vr);
+        if length != UNDEFINED && length as usize % size != 0 {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) at byte {at} has {length} bytes, not a \
+                 whole number of its {}-byte {} values",
+                size,
+                String::from_utf8_lossy(&vr)
+            ));
+        }
         self.at = at;
         Ok(Header {
             group,
             element,
             length,
-            is_sequence,
+            is_sequence: &vr == b"SQ",
             at,
         })
     }
@@ -325,6 +352,30 @@ mod tests {
         );
         let err = check_lengths(&file(syntax, &ok[..ok.len() - 3])).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn a_partial_value_is_refused_in_either_encoding() {
+        // (0028,0002) Samples per Pixel, US, with 3 bytes: the parser would read one
+        // value and then misread the next header.
+        let mut body = explicit((0x0028, 0x0002), b"US", 0);
+        body.truncate(6);
+        body.extend([3, 0, 1, 0, 0]);
+        let err = check_lengths(&file("1.2.840.10008.1.2.1", &body)).unwrap_err();
+        assert!(
+            err.contains("(0028,0002)") && err.contains("2-byte US"),
+            "{err}"
+        );
+        let mut implicit = vec![0x28, 0x00, 0x02, 0x00, 3, 0, 0, 0];
+        implicit.extend([1, 0, 0]);
+        let err = check_lengths(&file("1.2.840.10008.1.2", &implicit)).unwrap_err();
+        assert!(err.contains("2-byte US"), "{err}");
+        // Implicit VR: a dictionary sequence is descended into.
+        let mut sequence = vec![0x08, 0x00, 0x40, 0x11, 16, 0, 0, 0]; // (0008,1140) SQ
+        sequence.extend([0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]); // an item of 8 bytes
+        sequence.extend([0x28, 0x00, 0x02, 0x00, 0xFF, 0, 0, 0]); // 255 bytes declared
+        let err = check_lengths(&file("1.2.840.10008.1.2", &sequence)).unwrap_err();
+        assert!(err.contains("(0028,0002)"), "{err}");
     }
 
     #[test]
