@@ -23,6 +23,7 @@ const TRANSFER_SYNTAX: (u16, u16) = (0x0002, 0x0010);
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 /// Item, item delimitation and sequence delimitation tags (group FFFE).
 const ITEM: u16 = 0xE000;
+const ITEM_END: u16 = 0xE00D;
 const SEQUENCE_END: u16 = 0xE0DD;
 /// The length that means "undefined" (a sequence or item closed by a delimiter).
 const UNDEFINED: u32 = u32::MAX;
@@ -60,20 +61,50 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         Some(_) => true,
         None => return Err("no Transfer Syntax UID in the file meta group".into()),
     };
+    // Open sequences and items: where each ends (None: at its delimiter).
+    let mut open: Vec<Option<usize>> = Vec::new();
     while walk.at < bytes.len() {
+        while open
+            .last()
+            .is_some_and(|end| end.is_some_and(|e| e <= walk.at))
+        {
+            open.pop();
+        }
         let header = walk.header()?;
-        let descend = header.group == 0xFFFE && header.element == ITEM && !walk.encapsulated
-            || header.is_sequence
-            || header.length == UNDEFINED;
-        if header.group == 0xFFFE && header.element == SEQUENCE_END {
-            walk.encapsulated = false;
-        }
-        if (header.group, header.element) == PIXEL_DATA && header.length == UNDEFINED {
+        let tag = (header.group, header.element);
+        let end = (header.length != UNDEFINED).then(|| header.at + header.length as usize);
+        if header.group == 0xFFFE {
+            match header.element {
+                ITEM if walk.encapsulated => {
+                    walk.value(&header)?;
+                }
+                ITEM if !open.is_empty() => {
+                    walk.fits(&header)?;
+                    open.push(end);
+                }
+                // A delimiter closes the undefined-length item or sequence on top
+                // (encapsulated pixel data is one, closed by its sequence delimiter).
+                ITEM_END if !walk.encapsulated && open.last() == Some(&None) => {
+                    open.pop();
+                }
+                SEQUENCE_END if open.last() == Some(&None) => {
+                    walk.encapsulated = false;
+                    open.pop();
+                }
+                _ => {
+                    return Err(format!(
+                        "item tag (FFFE,{:04X}) at byte {} where no sequence or item is open",
+                        header.element, header.at
+                    ))
+                }
+            }
+        } else if tag == PIXEL_DATA && header.length == UNDEFINED {
             walk.encapsulated = true;
-        }
-        if descend {
-            // The content follows as elements; a defined length must still fit.
+            open.push(None);
+        } else if header.is_sequence || header.length == UNDEFINED {
+            // The content follows as items; a defined length must still fit.
             walk.fits(&header)?;
+            open.push(end);
         } else {
             walk.value(&header)?;
         }
@@ -85,6 +116,12 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
 const SHORT_FORM: [[u8; 2]; 21] = [
     *b"AE", *b"AS", *b"AT", *b"CS", *b"DA", *b"DS", *b"DT", *b"FD", *b"FL", *b"IS", *b"LO", *b"LT",
     *b"PN", *b"SH", *b"SL", *b"SS", *b"ST", *b"TM", *b"UI", *b"UL", *b"US",
+];
+
+/// Value representations whose explicit-VR header has a 4-byte length.
+const LONG_FORM: [[u8; 2]; 13] = [
+    *b"OB", *b"OD", *b"OF", *b"OL", *b"OV", *b"OW", *b"SQ", *b"SV", *b"UC", *b"UN", *b"UR", *b"UT",
+    *b"UV",
 ];
 
 /// Bytes per value of a binary VR (1 for text and bytes).
@@ -167,11 +204,17 @@ impl Walk<'_> {
                 .ok_or_else(truncated)?
                 .try_into()
                 .expect("two bytes");
+            if !SHORT_FORM.contains(&vr) && !LONG_FORM.contains(&vr) {
+                return Err(format!(
+                    "element ({group:04X},{element:04X}) at byte {start} has no valid VR \
+                     ({:?})",
+                    String::from_utf8_lossy(&vr)
+                ));
+            }
             if SHORT_FORM.contains(&vr) {
                 let length = self.u16_at(start + 6).ok_or_else(truncated)?;
                 (vr, u32::from(length), start + 8)
             } else {
-                // dicom-parser reads an unknown VR in the long form, as UN: so must this.
                 (
                     vr,
                     self.u32_at(start + 8).ok_or_else(truncated)?,
