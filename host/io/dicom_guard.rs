@@ -38,10 +38,14 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         encapsulated: false,
     };
     let mut transfer_syntax = None;
+    let mut meta_end = None;
     // The file meta group is always explicit VR little endian.
     while walk.peek_group() == Some(0x0002) {
         let header = walk.header()?;
-        if (header.group, header.element) == TRANSFER_SYNTAX {
+        if (header.group, header.element) == (0x0002, 0x0000) && header.length == 4 {
+            meta_end = walk.u32_at(header.at).map(|n| header.at + 4 + n as usize);
+            walk.value(&header)?;
+        } else if (header.group, header.element) == TRANSFER_SYNTAX {
             let value = walk.value(&header)?;
             transfer_syntax = Some(
                 String::from_utf8_lossy(value)
@@ -51,6 +55,13 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         } else {
             walk.value(&header)?;
         }
+    }
+    // dicom-object may start the data set where the group length says: both must agree.
+    if meta_end.is_some_and(|end| end != walk.at) {
+        return Err(format!(
+            "the file meta group ends at byte {}, not where its group length says ({:?})",
+            walk.at, meta_end
+        ));
     }
     walk.explicit = match transfer_syntax.as_deref() {
         Some("1.2.840.10008.1.2") => false,
@@ -72,6 +83,13 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         }
         let header = walk.header()?;
         let tag = (header.group, header.element);
+        if header.group < 0x0008 {
+            return Err(format!(
+                "element ({:04X},{:04X}) at byte {}: groups below 0008 do not belong in a \
+                 data set",
+                header.group, header.element, header.at
+            ));
+        }
         let end = (header.length != UNDEFINED).then(|| header.at + header.length as usize);
         if header.group == 0xFFFE {
             match header.element {
