@@ -86,11 +86,11 @@ fn dicom_series_from_pydicom_orders_shuffled_slices() {
     check_fixture("dicom_rle", VolumeFormat::Dicom);
 }
 
-/// An oblique, reflected, anisotropic grid away from the origin.
+/// An oblique, reflected, anisotropic grid away from the origin. The direction matrix
+/// is not symmetric, so a writer and reader that both transposed it would be caught.
 fn oblique_grid(shape: [usize; 3]) -> VolumeGeometry {
-    let (s, c) = (0.6f64, 0.8f64);
-    // Rotation about z by atan(3/4), then x reflected.
-    let direction = [[-c, -s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]];
+    // Columns (the x, y, z index axes): (-0.6, -0.8, 0), (0, 0, 1), (0.8, -0.6, 0).
+    let direction = [[-0.6, 0.0, 0.8], [-0.8, 0.0, -0.6], [0.0, 1.0, 0.0]];
     VolumeGeometry::new(shape, [0.7, 1.1, 2.3], [-31.0, 12.5, 101.0]).with_direction(direction)
 }
 

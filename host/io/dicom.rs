@@ -148,7 +148,10 @@ fn parse_slice(path: &Path, bytes: &[u8], budget: &mut u64) -> Result<Option<Sli
     if rows == 0 || cols == 0 {
         return Err(bad(format!("{rows} x {cols} pixels: an empty image")));
     }
-    let decoded_bytes = (rows * cols * std::mem::size_of::<f32>()) as u64;
+    let decoded_bytes = (rows as u64)
+        .checked_mul(cols as u64)
+        .and_then(|n| n.checked_mul(std::mem::size_of::<f32>() as u64))
+        .unwrap_or(u64::MAX);
     if decoded_bytes > *budget {
         return Err(bad(format!(
             "decoding {rows} x {cols} pixels would pass the reader's byte limit"

@@ -46,8 +46,9 @@ pub struct RawLayout {
 /// Options of [`read_volume`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReadOptions {
-    /// Ceiling on the bytes held for any one file, after decompression
-    /// ([`DEFAULT_MAX_BYTES`] by default). A larger file is refused, not truncated.
+    /// Ceiling on the bytes held for any one file, after decompression, and for a
+    /// DICOM series on its files and decoded values together ([`DEFAULT_MAX_BYTES`] by
+    /// default). A larger input is refused, not truncated.
     pub max_bytes: u64,
     /// Voxel size `[sx, sy, sz]` (mm) for formats that do not record it (`.npy`, raw);
     /// refused for the others, whose own spacing would silently lose.
