@@ -28,8 +28,10 @@ const SEQUENCE_END: u16 = 0xE0DD;
 /// The length that means "undefined" (a sequence or item closed by a delimiter).
 const UNDEFINED: u32 = u32::MAX;
 
-/// Checks that no element of `bytes` (a whole DICOM file with its preamble) declares
-/// more bytes than follow it. `Err` says which element and where.
+/// Checks the element headers of `bytes` (a whole DICOM file with its preamble): no
+/// length past what follows, known VRs, whole values of binary VRs, items only inside
+/// sequences, a file meta group as long as its group length says. `Err` says which
+/// element and where.
 pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
     let mut walk = Walk {
         bytes,
@@ -83,9 +85,11 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
         }
         let header = walk.header()?;
         let tag = (header.group, header.element);
-        if header.group < 0x0008 {
+        // Command (0000) and file meta (0002) elements do not belong in a data set;
+        // directory records (0004, a DICOMDIR) do.
+        if header.group == 0x0000 || header.group == 0x0002 {
             return Err(format!(
-                "element ({:04X},{:04X}) at byte {}: groups below 0008 do not belong in a \
+                "element ({:04X},{:04X}) at byte {}: a command or file meta element in the \
                  data set",
                 header.group, header.element, header.at
             ));
@@ -413,6 +417,18 @@ mod tests {
         );
         let err = check_lengths(&file(syntax, &ok[..ok.len() - 3])).unwrap_err();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn a_dicomdir_passes_and_command_elements_do_not() {
+        let mut record = explicit((0x0004, 0x1130), b"CS", 0);
+        record.truncate(6);
+        record.extend([2, 0, b'I', b'D']);
+        assert_eq!(check_lengths(&file("1.2.840.10008.1.2.1", &record)), Ok(()));
+        let mut command = record.clone();
+        command[0..4].copy_from_slice(&[0, 0, 0x00, 0x01]);
+        let err = check_lengths(&file("1.2.840.10008.1.2.1", &command)).unwrap_err();
+        assert!(err.contains("command or file meta"), "{err}");
     }
 
     #[test]
