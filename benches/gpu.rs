@@ -43,20 +43,10 @@ fn cuda_forward(c: &mut Criterion) {
             .expect("the projections fit on the GPU");
         let id = BenchmarkId::new(name, format!("{}_views", case.scan.views));
         for (label, method) in [("siddon", Method::Siddon), ("joseph", Method::Joseph)] {
-            let mut group = c.benchmark_group(format!("cuda_resident_{label}"));
-            group.throughput(Throughput::Elements(rays));
-            group.sample_size(20);
-            group.bench_function(id.clone(), |b| {
-                b.iter_custom(|iterations| {
-                    (0..iterations)
-                        .map(|_| {
-                            gpu.forward_into(&resident, &geometry, method, &mut out)
-                                .expect("the kernel runs")
-                        })
-                        .sum::<Duration>()
-                })
+            bench_kernel(c, &format!("cuda_resident_{label}"), &id, rays, || {
+                gpu.forward_into(&resident, &geometry, method, &mut out)
+                    .expect("the kernel runs")
             });
-            group.finish();
 
             let mut group = c.benchmark_group(format!("cuda_from_host_{label}"));
             group.throughput(Throughput::Elements(rays));
@@ -77,20 +67,11 @@ fn cuda_forward(c: &mut Criterion) {
                 let mut volume_out = gpu
                     .allocate_volume(&case.volume)
                     .expect("the volume fits on the GPU");
-                let mut group = c.benchmark_group(format!("cuda_resident_backward_{label}"));
-                group.throughput(Throughput::Elements(rays));
-                group.sample_size(20);
-                group.bench_function(id.clone(), |b| {
-                    b.iter_custom(|iterations| {
-                        (0..iterations)
-                            .map(|_| {
-                                gpu.backward_into(&projections, &geometry, method, &mut volume_out)
-                                    .expect("the kernel runs")
-                            })
-                            .sum::<Duration>()
-                    })
+                let group = format!("cuda_resident_backward_{label}");
+                bench_kernel(c, &group, &id, rays, || {
+                    gpu.backward_into(&projections, &geometry, method, &mut volume_out)
+                        .expect("the kernel runs")
                 });
-                group.finish();
             }
         }
         if name == "fp256" {
@@ -114,6 +95,24 @@ fn cuda_forward(c: &mut Criterion) {
             group.finish();
         }
     }
+}
+
+/// One Criterion group timing a kernel by the GPU time `run` reports (CUDA events),
+/// so that host overhead is not counted; `rays` per run give the throughput.
+fn bench_kernel(
+    c: &mut Criterion,
+    group: &str,
+    id: &BenchmarkId,
+    rays: u64,
+    mut run: impl FnMut() -> Duration,
+) {
+    let mut group = c.benchmark_group(group);
+    group.throughput(Throughput::Elements(rays));
+    group.sample_size(20);
+    group.bench_function(id.clone(), |b| {
+        b.iter_custom(|iterations| (0..iterations).map(|_| run()).sum::<Duration>())
+    });
+    group.finish();
 }
 
 criterion_group!(benches, cuda_forward);

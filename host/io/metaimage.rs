@@ -13,7 +13,7 @@ use ndarray::{Array3, ArrayView3};
 use super::bounded::{read_file, unzlib};
 use super::samples::{byte_len, decode, ByteOrder, SampleType};
 use super::volume::{LoadedVolume, VolumeFormat};
-use super::{check_writable, write_atomically, Overwrite};
+use super::{check_writable, write_atomically, write_error, Overwrite};
 use crate::error::{Error, Result};
 use crate::geometry::MAX_AXIS_LEN;
 use crate::VolumeGeometry;
@@ -341,19 +341,11 @@ pub fn write_metaimage(
         let samples = standard.as_slice().expect("standard layout");
         out.write_all(bytemuck::cast_slice(samples))
             .and_then(|()| out.flush())
-            .map_err(|source| Error::Io {
-                action: "cannot write",
-                path: target.to_path_buf(),
-                source,
-            })
+            .map_err(|e| write_error(target, e))
     };
     let write_header = |file: &mut std::fs::File| -> Result<()> {
         file.write_all(header.as_bytes())
-            .map_err(|source| Error::Io {
-                action: "cannot write",
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(|e| write_error(path, e))
     };
     match &data_path {
         Some(data_path) => {

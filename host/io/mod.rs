@@ -72,6 +72,18 @@ pub(crate) fn write_atomically(
     .map_err(|e| io("cannot write", e.error))
 }
 
+/// The error for a failed write of `path`; `source` is any error (I/O, encoder).
+pub(crate) fn write_error(
+    path: &Path,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    Error::Io {
+        action: "cannot write",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(source),
+    }
+}
+
 /// Fails if `path` exists and `overwrite` is [`Overwrite::Refuse`].
 pub(crate) fn check_writable(path: &Path, overwrite: Overwrite) -> Result<()> {
     if overwrite == Overwrite::Refuse && path.exists() {

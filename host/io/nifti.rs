@@ -14,7 +14,7 @@ use ndarray::{Array3, ArrayView3};
 use super::bounded::{gunzip, is_gzip, read_file};
 use super::samples::{decode, ByteOrder, SampleType};
 use super::volume::{LoadedVolume, VolumeFormat};
-use super::{write_atomically, Overwrite};
+use super::{write_atomically, write_error, Overwrite};
 use crate::error::{Error, Result};
 use crate::geometry::MAX_AXIS_LEN;
 use crate::VolumeGeometry;
@@ -403,24 +403,16 @@ pub fn write_nifti(
         let staging = tempfile::Builder::new()
             .suffix(if gz { ".nii.gz" } else { ".nii" })
             .tempfile_in(super::parent_dir(path))
-            .map_err(|e| io_error(path, e))?;
+            .map_err(|e| write_error(path, e))?;
         // The crate's arrays are [i, j, k] with i fastest in the file: x, y, z.
         nifti::writer::WriterOptions::new(staging.path())
             .reference_header(&header)
             .write_nifti(&volume.reversed_axes())
-            .map_err(|e| io_error(path, std::io::Error::other(e)))?;
-        let mut written = std::fs::File::open(staging.path()).map_err(|e| io_error(path, e))?;
-        std::io::copy(&mut written, file).map_err(|e| io_error(path, e))?;
+            .map_err(|e| write_error(path, e))?;
+        let mut written = std::fs::File::open(staging.path()).map_err(|e| write_error(path, e))?;
+        std::io::copy(&mut written, file).map_err(|e| write_error(path, e))?;
         Ok(())
     })
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        action: "cannot write",
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 #[cfg(test)]

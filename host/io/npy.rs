@@ -7,7 +7,7 @@ use ndarray::{Array3, ArrayBase, ArrayView3, Data, Dimension};
 use ndarray_npy::{ViewNpyExt, WriteNpyExt};
 
 use super::bounded::read_file;
-use super::{write_atomically, Overwrite};
+use super::{write_atomically, write_error, Overwrite};
 use crate::error::{Error, Result};
 
 /// Reads a 3D `.npy` array of `f32`, `f64`, `i16`, `u16` or `u8` (converted to `f32`),
@@ -126,10 +126,6 @@ where
         array
             .as_standard_layout()
             .write_npy(std::io::BufWriter::new(file))
-            .map_err(|e| Error::Io {
-                action: "cannot write",
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e),
-            })
+            .map_err(|e| write_error(path, e))
     })
 }

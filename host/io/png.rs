@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ndarray::{ArrayBase, Data, Ix2};
 
-use super::{write_atomically, Overwrite};
+use super::{write_atomically, write_error, Overwrite};
 use crate::error::{Error, Result};
 
 /// Bits per PNG sample.
@@ -146,10 +146,6 @@ pub fn write_png<S: Data<Elem = f32>>(
     write_atomically(path, overwrite, |file| {
         encoded
             .write_to(&mut std::io::BufWriter::new(file), image::ImageFormat::Png)
-            .map_err(|e| Error::Io {
-                action: "cannot write",
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e),
-            })
+            .map_err(|e| write_error(path, e))
     })
 }

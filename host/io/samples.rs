@@ -71,6 +71,29 @@ impl SampleType {
     }
 }
 
+impl std::str::FromStr for SampleType {
+    type Err = String;
+
+    /// Parses the short names `u8`, `i8`, `u16`, `i16`, `u32`, `i32`, `f32`, `f64`.
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        Ok(match name {
+            "u8" => SampleType::U8,
+            "i8" => SampleType::I8,
+            "u16" => SampleType::U16,
+            "i16" => SampleType::I16,
+            "u32" => SampleType::U32,
+            "i32" => SampleType::I32,
+            "f32" => SampleType::F32,
+            "f64" => SampleType::F64,
+            other => {
+                return Err(format!(
+                    "{other:?} is not a sample type (u8, i8, u16, i16, u32, i32, f32, f64)"
+                ))
+            }
+        })
+    }
+}
+
 /// Bytes that `count` samples of `sample` take, or `None` on overflow.
 pub(crate) fn byte_len(count: usize, sample: SampleType) -> Option<usize> {
     count.checked_mul(sample.size())
@@ -149,6 +172,16 @@ mod tests {
             let got = decode(here(), &big, 1, sample, ByteOrder::Big, (1.0, 0.0));
             assert_eq!(got.unwrap(), vec![want], "{sample:?} big");
         }
+    }
+
+    #[test]
+    fn sample_types_parse_from_their_short_names() {
+        assert_eq!("i16".parse(), Ok(SampleType::I16));
+        assert_eq!("f64".parse(), Ok(SampleType::F64));
+        assert!("int16"
+            .parse::<SampleType>()
+            .unwrap_err()
+            .contains("u8, i8"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use ndarray::ArrayView3;
 use tiff::encoder::{colortype, TiffEncoder};
 
-use super::{write_atomically, Overwrite};
+use super::{write_atomically, write_error, Overwrite};
 use crate::error::{Error, Result};
 
 /// Writes `projections` `[views, rows, cols]` as a multi-page float32 TIFF, atomically.
@@ -29,11 +29,7 @@ pub fn write_tiff(
     if views == 0 || rows == 0 || cols == 0 {
         return Err(size_error(rows, cols));
     }
-    let io = |e: tiff::TiffError| Error::Io {
-        action: "cannot write",
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    };
+    let io = |e: tiff::TiffError| write_error(path, e);
     write_atomically(path, overwrite, |file| {
         let mut encoder = TiffEncoder::new(std::io::BufWriter::new(file)).map_err(io)?;
         let mut page = Vec::with_capacity(rows * cols);

@@ -52,9 +52,9 @@ pub struct VolumeArgs {
     /// Read --volume as headerless samples of this shape, NZ,NY,NX (x fastest).
     #[arg(long, value_name = "NZ,NY,NX", value_delimiter = ',', requires_all = ["volume", "dtype"])]
     pub raw: Option<Vec<usize>>,
-    /// Sample type of a --raw volume.
-    #[arg(long, value_enum, requires = "raw")]
-    pub dtype: Option<DtypeName>,
+    /// Sample type of a --raw volume: u8, i8, u16, i16, u32, i32, f32 or f64.
+    #[arg(long, value_name = "TYPE", requires = "raw")]
+    pub dtype: Option<SampleType>,
     /// A --raw volume's samples are big-endian (default little).
     #[arg(long, requires = "raw")]
     pub big_endian: bool,
@@ -86,42 +86,6 @@ pub struct VolumeArgs {
     /// Phantom voxels per edge (the field of view stays the same).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub size: usize,
-}
-
-/// Sample types of raw volumes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DtypeName {
-    /// Unsigned 8-bit.
-    U8,
-    /// Signed 8-bit.
-    I8,
-    /// Unsigned 16-bit.
-    U16,
-    /// Signed 16-bit (CT numbers).
-    I16,
-    /// Unsigned 32-bit.
-    U32,
-    /// Signed 32-bit.
-    I32,
-    /// 32-bit float.
-    F32,
-    /// 64-bit float.
-    F64,
-}
-
-impl From<DtypeName> for SampleType {
-    fn from(d: DtypeName) -> SampleType {
-        match d {
-            DtypeName::U8 => SampleType::U8,
-            DtypeName::I8 => SampleType::I8,
-            DtypeName::U16 => SampleType::U16,
-            DtypeName::I16 => SampleType::I16,
-            DtypeName::U32 => SampleType::U32,
-            DtypeName::I32 => SampleType::I32,
-            DtypeName::F32 => SampleType::F32,
-            DtypeName::F64 => SampleType::F64,
-        }
-    }
 }
 
 impl VolumeArgs {
@@ -179,7 +143,7 @@ impl VolumeArgs {
             None => None,
             Some(&[nz, ny, nx]) => Some(RawLayout {
                 shape: [nz, ny, nx],
-                sample: self.dtype.context("--raw needs --dtype")?.into(),
+                sample: self.dtype.context("--raw needs --dtype")?,
                 order: if self.big_endian {
                     ByteOrder::Big
                 } else {
