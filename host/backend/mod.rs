@@ -3,6 +3,7 @@
 //! `xray-kernels`.
 
 pub(crate) mod cpu;
+pub(crate) mod siddon_lanes;
 
 use serde::Serialize;
 

@@ -61,6 +61,10 @@ impl Ray {
         for a in 0..3 {
             let o = self.origin[a];
             let d = self.direction[a];
+            // `max`/`min` below skip a NaN bound, so non-finite input is refused here.
+            if !(o.is_finite() && d.is_finite()) {
+                return None;
+            }
             if d == 0.0 {
                 if !(o >= lo[a] && o < hi[a]) {
                     return None;
@@ -83,6 +87,50 @@ impl Ray {
             Some((t_enter, t_exit))
         } else {
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ray;
+
+    fn ray(origin: [f32; 3], direction: [f32; 3]) -> Ray {
+        Ray {
+            origin,
+            direction,
+            t_min: 0.0,
+            t_max: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_ray_through_the_box_is_clipped_to_its_faces() {
+        let r = ray([-1.0, 0.5, 0.5], [4.0, 0.0, 0.0]);
+        assert_eq!(r.clip([0.0; 3], [2.0, 1.0, 1.0]), Some((0.25, 0.75)));
+    }
+
+    #[test]
+    fn non_finite_coordinates_on_any_axis_miss() {
+        let good = ray([-1.0, 0.5, 0.5], [4.0, 0.1, 0.1]);
+        assert!(good.clip([0.0; 3], [2.0, 1.0, 1.0]).is_some());
+        for axis in 0..3 {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut r = good;
+                r.origin[axis] = bad;
+                assert_eq!(
+                    r.clip([0.0; 3], [2.0, 1.0, 1.0]),
+                    None,
+                    "origin[{axis}] = {bad}"
+                );
+                let mut r = good;
+                r.direction[axis] = bad;
+                assert_eq!(
+                    r.clip([0.0; 3], [2.0, 1.0, 1.0]),
+                    None,
+                    "direction[{axis}] = {bad}"
+                );
+            }
         }
     }
 }

@@ -12,16 +12,54 @@ use crate::ray::Ray;
 use crate::voxels::Voxels;
 
 /// Per-axis state of the traversal.
-#[derive(Clone, Copy)]
-struct Axis {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Axis {
     /// Current voxel index on this axis.
-    index: i32,
+    pub index: i32,
     /// +1, -1, or 0 when the ray does not move along this axis.
-    step: i32,
+    pub step: i32,
     /// Ray parameter of the next face crossing on this axis (infinite when `step == 0`).
-    t_next: f32,
+    pub t_next: f32,
     /// Parameter increment between successive face crossings.
-    t_delta: f32,
+    pub t_delta: f32,
+}
+
+/// Where a ray's walk through the grid starts: the entry voxel, the per-axis crossing
+/// state, and the parameter interval inside the grid.
+///
+/// [`siddon`] walks from here one voxel at a time. A host that walks several rays at
+/// once (SIMD lanes) starts from the same state and must take the same steps: at each
+/// step, add `mu * (min(t_cross, t_exit) - t)` with `t_cross` the smallest `t_next`
+/// (ties go to x, then y, then z), stop once `t_cross >= t_exit` or an index leaves the
+/// grid, and scale the sum by `GridParams::world_length(ray.direction)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WalkStart {
+    /// The x axis (fastest in memory).
+    pub x: Axis,
+    /// The y axis.
+    pub y: Axis,
+    /// The z axis (slowest in memory).
+    pub z: Axis,
+    /// Ray parameter where the ray enters the grid (and the walk begins).
+    pub t_enter: f32,
+    /// Ray parameter where the ray leaves the grid or its segment ends.
+    pub t_exit: f32,
+}
+
+/// The start of `ray`'s walk through `grid`, or `None` when it misses the grid.
+#[inline(always)]
+pub fn walk_start(grid: &GridParams, ray: &Ray) -> Option<WalkStart> {
+    let (nx, ny, nz) = (grid.nx, grid.ny, grid.nz);
+    let (t_enter, t_exit) = ray.clip([0.0; 3], [nx as f32, ny as f32, nz as f32])?;
+    let o = ray.origin;
+    let d = ray.direction;
+    Some(WalkStart {
+        x: axis(o[0], d[0], o[0] + t_enter * d[0], nx),
+        y: axis(o[1], d[1], o[1] + t_enter * d[1], ny),
+        z: axis(o[2], d[2], o[2] + t_enter * d[2], nz),
+        t_enter,
+        t_exit,
+    })
 }
 
 #[inline(always)]
@@ -80,14 +118,16 @@ pub fn siddon_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value:
 #[inline(always)]
 fn siddon_walk<F: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, mut visit: F) {
     let (nx, ny, nz) = (grid.nx, grid.ny, grid.nz);
-    let Some((t_enter, t_exit)) = ray.clip([0.0; 3], [nx as f32, ny as f32, nz as f32]) else {
+    let Some(WalkStart {
+        mut x,
+        mut y,
+        mut z,
+        t_enter,
+        t_exit,
+    }) = walk_start(grid, ray)
+    else {
         return;
     };
-    let o = ray.origin;
-    let d = ray.direction;
-    let mut x = axis(o[0], d[0], o[0] + t_enter * d[0], nx);
-    let mut y = axis(o[1], d[1], o[1] + t_enter * d[1], ny);
-    let mut z = axis(o[2], d[2], o[2] + t_enter * d[2], nz);
 
     let stride_y = nx as isize;
     let stride_z = nx as isize * ny as isize;
