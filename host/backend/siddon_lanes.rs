@@ -211,7 +211,9 @@ mod avx2 {
                 _mm256_and_si256(linear, _mm256_castps_si256(active)),
             );
             let length = _mm256_sub_ps(_mm256_blendv_ps(t_cross, t_exit, ended), t);
-            sum = _mm256_blendv_ps(sum, _mm256_add_ps(sum, _mm256_mul_ps(mu, length)), active);
+            // Inactive lanes add +0.0, which leaves any sum unchanged bit for bit (a sum
+            // that starts at +0.0 is never -0.0).
+            sum = _mm256_add_ps(sum, _mm256_and_ps(_mm256_mul_ps(mu, length), active));
             t = t_cross;
             // The axis crossed: x first, then y, then z, as in the scalar kernel.
             let mx = _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, tx);
