@@ -57,7 +57,15 @@ pub fn backend_statuses() -> Vec<BackendStatus> {
         BackendStatus {
             kind: BackendKind::Cpu,
             usable: true,
-            detail: format!("rayon, {} threads", rayon::current_num_threads()),
+            detail: format!(
+                "rayon, {} threads; Siddon forward in {}",
+                rayon::current_num_threads(),
+                if siddon_lanes::cpu_has_avx2() {
+                    "AVX2 lanes, 8 rays per step"
+                } else {
+                    "scalar code (no AVX2 on this CPU)"
+                }
+            ),
         },
         cuda_status(),
     ]

@@ -198,7 +198,7 @@ mod avx2 {
                 };
                 let at = _mm256_add_epi32(index(0), _mm256_add_epi32(index(1), index(2)));
                 for_each_lane(at, |i| {
-                    let p = volume.as_ptr().wrapping_offset(i as isize);
+                    let p = volume.as_ptr().wrapping_add(i as u32 as usize);
                     _mm_prefetch::<_MM_HINT_T0>(p.cast());
                 });
             }
@@ -277,7 +277,7 @@ mod avx2 {
         let mut values = [0.0f32; LANES];
         let mut lane = 0;
         for_each_lane(at, |i| {
-            values[lane] = *volume.as_ptr().add(i as usize);
+            values[lane] = *volume.as_ptr().add(i as u32 as usize);
             lane += 1;
         });
         _mm256_loadu_ps(values.as_ptr())
