@@ -118,8 +118,8 @@ mod avx2 {
     /// The CPU must have AVX2, `volume` must hold exactly `grid.voxel_count()` voxels
     /// (at least one), and that count must fit in `i32`. Then every voxel read is inside
     /// `volume`: active lanes start inside the grid (`walk_start` clamps the entry voxel)
-    /// and are masked off as soon as any of their three indices leaves it, and inactive
-    /// lanes read voxel 0. Prefetches may point anywhere; they never fault.
+    /// and are masked off on the step that would take any of their three indices out of
+    /// it (the per-axis count of faces left runs out), and inactive lanes read voxel 0. Prefetches may point anywhere; they never fault.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn trace<const PREFETCH: bool>(
         volume: &[f32],

@@ -116,20 +116,12 @@ mod tests {
         assert!(good.clip([0.0; 3], [2.0, 1.0, 1.0]).is_some());
         for axis in 0..3 {
             for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                let mut r = good;
-                r.origin[axis] = bad;
-                assert_eq!(
-                    r.clip([0.0; 3], [2.0, 1.0, 1.0]),
-                    None,
-                    "origin[{axis}] = {bad}"
-                );
-                let mut r = good;
-                r.direction[axis] = bad;
-                assert_eq!(
-                    r.clip([0.0; 3], [2.0, 1.0, 1.0]),
-                    None,
-                    "direction[{axis}] = {bad}"
-                );
+                let (mut in_origin, mut in_direction) = (good, good);
+                in_origin.origin[axis] = bad;
+                in_direction.direction[axis] = bad;
+                for r in [in_origin, in_direction] {
+                    assert_eq!(r.clip([0.0; 3], [2.0, 1.0, 1.0]), None, "{r:?}");
+                }
             }
         }
     }

@@ -28,10 +28,12 @@ pub struct Axis {
 /// state, and the parameter interval inside the grid.
 ///
 /// [`siddon`] walks from here one voxel at a time. A host that walks several rays at
-/// once (SIMD lanes) starts from the same state and must take the same steps: at each
-/// step, add `mu * (min(t_cross, t_exit) - t)` with `t_cross` the smallest `t_next`
-/// (ties go to x, then y, then z), stop once `t_cross >= t_exit` or an index leaves the
-/// grid, and scale the sum by `GridParams::world_length(ray.direction)`.
+/// once (SIMD lanes) starts from the same state and must take the same steps. At each
+/// step, with `t_cross` the smallest `t_next` (ties go to x, then y, then z): if
+/// `t_cross >= t_exit`, add `mu * (t_exit - t)` and stop; otherwise add
+/// `mu * (t_cross - t)`, move the crossed axis (stop if no `t_next` equals `t_cross`,
+/// which only NaN allows), and stop once its index leaves the grid. Finally scale the
+/// sum by `GridParams::world_length(ray.direction)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WalkStart {
     /// The x axis (fastest in memory).
