@@ -1,8 +1,9 @@
 //! The CPU backend: rayon over tiles of detector pixels, each pixel's line integral (or
 //! its transpose) computed by the same `xray-kernels` function the GPU runs.
 //!
-//! Siddon's forward projection walks eight rays at once in SIMD lanes where the CPU has
-//! AVX2 ([`super::siddon_lanes`]), with results identical to the scalar kernel's.
+//! The forward projection runs eight rays at once in SIMD lanes where the CPU has AVX2
+//! ([`super::siddon_lanes`], [`super::joseph_lanes`]), with results identical to the
+//! scalar kernels'.
 //!
 //! Work is split into tiles of [`TILE_ROWS`] rows x [`TILE_COLS`] columns of one view:
 //! neighbouring rays cross neighbouring voxels, so a tile reuses the cache lines its
@@ -16,7 +17,9 @@ use xray_kernels::{
     VoxelView,
 };
 
-use super::siddon_lanes::{SiddonLanes, LANES};
+use super::joseph_lanes::JosephLanes;
+use super::lanes::LANES;
+use super::siddon_lanes::SiddonLanes;
 use crate::alloc::zeroed;
 use crate::error::Result;
 
@@ -40,10 +43,10 @@ pub(crate) fn forward(
     let rows = detector.rows as usize;
     let cols = detector.cols as usize;
     debug_assert_eq!(out.len(), views.len() * rows * cols);
-    // Siddon's walk runs eight rays at a time where the CPU allows (same numbers).
+    // Eight rays at a time where the CPU allows (same numbers as one at a time).
     let lanes = match method {
-        Method::Siddon => SiddonLanes::new(volume, grid),
-        Method::Joseph => None,
+        Method::Siddon => SiddonLanes::new(volume, grid).map(Lanes::Siddon),
+        Method::Joseph => JosephLanes::new(volume, grid).map(Lanes::Joseph),
     };
     out.par_chunks_mut(rows * cols)
         .zip(views.par_iter())
@@ -78,10 +81,16 @@ pub(crate) fn forward(
         });
 }
 
-/// Siddon line integrals of the pixels `first_col..` of `row` into `line`, [`LANES`]
-/// rays at a time.
+/// A lane walker of either method.
+enum Lanes<'a> {
+    Siddon(SiddonLanes<'a>),
+    Joseph(JosephLanes<'a>),
+}
+
+/// Line integrals of the pixels `first_col..` of `row` into `line`, [`LANES`] rays at
+/// a time.
 fn trace_in_lanes(
-    lanes: &SiddonLanes,
+    lanes: &Lanes,
     view: &ViewParams,
     detector: &DetectorParams,
     row: u32,
@@ -94,7 +103,10 @@ fn trace_in_lanes(
         for (offset, ray) in rays.iter_mut().enumerate().take(values.len()).skip(1) {
             *ray = Ray::through_pixel(view, detector, row, (first + offset) as u32);
         }
-        lanes.trace(&rays[..values.len()], values);
+        match lanes {
+            Lanes::Siddon(siddon) => siddon.trace(&rays[..values.len()], values),
+            Lanes::Joseph(joseph) => joseph.trace(&rays[..values.len()], values),
+        }
     }
 }
 
@@ -250,11 +262,12 @@ mod tests {
 
     #[test]
     fn forward_equals_the_per_pixel_kernel_bit_for_bit() {
-        // 208^3 voxels (36 MB) is above the prefetch threshold; 37 columns leave a
-        // partial group of lanes in every tile row.
+        // 208^3 voxels (36 MB) is above the Siddon prefetch threshold; 37 columns leave
+        // a partial group of lanes in every tile row.
         for (n, method) in [
             (208u32, Method::Siddon),
             (24, Method::Siddon),
+            (208, Method::Joseph),
             (24, Method::Joseph),
         ] {
             let grid = GridParams {

@@ -3,6 +3,8 @@
 //! `xray-kernels`.
 
 pub(crate) mod cpu;
+pub(crate) mod joseph_lanes;
+pub(crate) mod lanes;
 pub(crate) mod siddon_lanes;
 
 use serde::Serialize;
@@ -58,9 +60,9 @@ pub fn backend_statuses() -> Vec<BackendStatus> {
             kind: BackendKind::Cpu,
             usable: true,
             detail: format!(
-                "rayon, {} threads; Siddon forward in {}",
+                "rayon, {} threads; forward projection in {}",
                 rayon::current_num_threads(),
-                if siddon_lanes::cpu_has_avx2() {
+                if lanes::cpu_has_avx2() {
                     "AVX2 lanes, 8 rays per step"
                 } else {
                     "scalar code (no AVX2 on this CPU)"

@@ -17,8 +17,7 @@
 use xray_kernels::ray::Ray;
 use xray_kernels::GridParams;
 
-/// Rays per call: the `f32` lanes of a 256-bit vector.
-pub(crate) const LANES: usize = 8;
+use super::lanes::{cpu_has_avx2, LANES};
 
 /// The lockstep walker for one volume: it exists only when this CPU has AVX2 and the
 /// volume's linear indices fit in the `i32` lanes.
@@ -78,18 +77,6 @@ impl<'a> SiddonLanes<'a> {
     }
 }
 
-/// Whether the running CPU executes AVX2 (detected once, then cached by `std`).
-pub(crate) fn cpu_has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -98,6 +85,7 @@ mod avx2 {
     use xray_kernels::siddon::{walk_start, Axis};
     use xray_kernels::GridParams;
 
+    use super::super::lanes::avx2::{for_each_lane, load_lanes};
     use super::LANES;
 
     /// How far ahead of each lane the prefetch reaches, in voxels along the ray's
@@ -208,7 +196,7 @@ mod avx2 {
             // on ties and NaN, as `math::min` does.
             let t_cross = _mm256_min_ps(tx, _mm256_min_ps(ty, tz));
             let ended = _mm256_cmp_ps::<_CMP_GE_OQ>(t_cross, t_exit);
-            let mu = voxels(
+            let mu = load_lanes(
                 volume,
                 _mm256_and_si256(linear, _mm256_castps_si256(active)),
             );
@@ -251,38 +239,6 @@ mod avx2 {
         for ((value, ray), lane_sum) in out.iter_mut().zip(rays).zip(sums) {
             *value = lane_sum * grid.world_length(ray.direction);
         }
-    }
-
-    /// Calls `f` with each of the eight lanes of `v`, taken out of the register without
-    /// a trip through memory.
-    #[inline(always)]
-    unsafe fn for_each_lane(v: __m256i, mut f: impl FnMut(i32)) {
-        let lo = _mm256_castsi256_si128(v);
-        let hi = _mm256_extracti128_si256::<1>(v);
-        f(_mm_cvtsi128_si32(lo));
-        f(_mm_extract_epi32::<1>(lo));
-        f(_mm_extract_epi32::<2>(lo));
-        f(_mm_extract_epi32::<3>(lo));
-        f(_mm_cvtsi128_si32(hi));
-        f(_mm_extract_epi32::<1>(hi));
-        f(_mm_extract_epi32::<2>(hi));
-        f(_mm_extract_epi32::<3>(hi));
-    }
-
-    /// The voxels at the eight linear indices `at`, read with scalar loads: on the AMD
-    /// core measured (Zen 3) these overlap cache misses better than `vgatherdps`.
-    ///
-    /// # Safety
-    /// Every index in `at` must be a valid index into `volume`.
-    #[inline(always)]
-    unsafe fn voxels(volume: &[f32], at: __m256i) -> __m256 {
-        let mut values = [0.0f32; LANES];
-        let mut lane = 0;
-        for_each_lane(at, |i| {
-            values[lane] = *volume.as_ptr().add(i as u32 as usize);
-            lane += 1;
-        });
-        _mm256_loadu_ps(values.as_ptr())
     }
 }
 

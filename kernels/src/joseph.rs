@@ -13,16 +13,45 @@ use crate::ray::Ray;
 use crate::voxels::Voxels;
 
 /// The grid seen from a ray's dominant axis `a` and its two other axes `b`, `c`.
-#[derive(Clone, Copy)]
-struct Frame {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame {
     /// Voxel counts along (a, b, c).
-    count: [u32; 3],
+    pub count: [u32; 3],
     /// Linear-index strides along (a, b, c).
-    stride: [usize; 3],
+    pub stride: [usize; 3],
     /// Ray origin in (a, b, c).
-    origin: [f32; 3],
+    pub origin: [f32; 3],
     /// Ray direction in (a, b, c); `|direction[0]|` is the largest component.
-    direction: [f32; 3],
+    pub direction: [f32; 3],
+}
+
+/// Where a ray's Joseph walk starts: its frame, the slices it samples, and the sample
+/// positions in the other two axes.
+///
+/// [`joseph`] samples slices `k_first..=k_last` of the dominant axis. For slice `k`,
+/// with `steps = (k - k_first) as f32`, the sample is at `b = b_first + steps * slope_b`,
+/// `c = c_first + steps * slope_c`, interpolated bilinearly with zero outside the grid
+/// (the order of operations is that of the private `bilinear`). The samples are summed
+/// in slice order and the sum scaled by `length_per_slice`. A host that samples several
+/// rays at once (SIMD lanes) must do the same operations to get the same numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JosephStart {
+    /// The ray in its dominant-axis frame.
+    pub frame: Frame,
+    /// First slice sampled.
+    pub k_first: i32,
+    /// Last slice sampled (`>= k_first`).
+    pub k_last: i32,
+    /// `b` at slice `k_first`.
+    pub b_first: f32,
+    /// `c` at slice `k_first`.
+    pub c_first: f32,
+    /// Change of `b` per slice.
+    pub slope_b: f32,
+    /// Change of `c` per slice.
+    pub slope_c: f32,
+    /// The ray's length in mm per slice, `|M d| / |d_main|`.
+    pub length_per_slice: f32,
 }
 
 #[inline(always)]
@@ -173,15 +202,14 @@ fn length_per_slice(grid: &GridParams, ray: &Ray) -> f32 {
     }
 }
 
-/// Walks `ray` one slice of its dominant axis at a time, calling
-/// `sample(frame, slice_base, b, c)` at each slice's centre plane with the continuous
-/// index coordinates `(b, c)` of the other two axes.
+/// The start of `ray`'s Joseph walk, or `None` when no slice has a sample that can be
+/// non-zero.
 #[inline(always)]
-fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(grid: &GridParams, ray: &Ray, mut sample: F) {
+pub fn joseph_start(grid: &GridParams, ray: &Ray) -> Option<JosephStart> {
     let f = frame(grid, ray);
     let da = f.direction[0];
     if da == 0.0 || f.count[0] == 0 {
-        return;
+        return None;
     }
     // Where samples can be non-zero: a in [0, n_a], b and c within half a voxel of the
     // grid (bilinear support). The box is given back in (x, y, z) order for `clip`.
@@ -197,9 +225,7 @@ fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(grid: &GridParams, ray: &Ray, 
         f.count[1] as f32 + 0.5,
         f.count[2] as f32 + 0.5,
     ];
-    let Some((t_enter, t_exit)) = local.clip(lo, hi) else {
-        return;
-    };
+    let (t_enter, t_exit) = local.clip(lo, hi)?;
     // Slices k whose centre plane a = k + 0.5 lies within [a(t_enter), a(t_exit)].
     let a_enter = f.origin[0] + t_enter * da;
     let a_exit = f.origin[0] + t_exit * da;
@@ -211,18 +237,34 @@ fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(grid: &GridParams, ray: &Ray, 
     let k_first = max(ceil(a_lo - 0.5), 0.0) as i32;
     let k_last = floor_i32(a_hi - 0.5).min(f.count[0] as i32 - 1);
     if k_last < k_first {
-        return;
+        return None;
     }
-    let slope_b = f.direction[1] / da;
-    let slope_c = f.direction[2] / da;
     let t_first = (k_first as f32 + 0.5 - f.origin[0]) / da;
-    let b_first = f.origin[1] + t_first * f.direction[1];
-    let c_first = f.origin[2] + t_first * f.direction[2];
+    Some(JosephStart {
+        frame: f,
+        k_first,
+        k_last,
+        b_first: f.origin[1] + t_first * f.direction[1],
+        c_first: f.origin[2] + t_first * f.direction[2],
+        slope_b: f.direction[1] / da,
+        slope_c: f.direction[2] / da,
+        length_per_slice: length_per_slice(grid, ray),
+    })
+}
 
-    for k in k_first..=k_last {
-        let steps = (k - k_first) as f32;
-        let b = b_first + steps * slope_b;
-        let c = c_first + steps * slope_c;
+/// Walks `ray` one slice of its dominant axis at a time, calling
+/// `sample(frame, slice_base, b, c)` at each slice's centre plane with the continuous
+/// index coordinates `(b, c)` of the other two axes.
+#[inline(always)]
+fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(grid: &GridParams, ray: &Ray, mut sample: F) {
+    let Some(start) = joseph_start(grid, ray) else {
+        return;
+    };
+    let f = start.frame;
+    for k in start.k_first..=start.k_last {
+        let steps = (k - start.k_first) as f32;
+        let b = start.b_first + steps * start.slope_b;
+        let c = start.c_first + steps * start.slope_c;
         sample(&f, k as usize * f.stride[0], b, c);
     }
 }
