@@ -211,41 +211,19 @@ mod tests {
     use xray_kernels::ray::Ray;
     use xray_kernels::GridParams;
 
+    use super::super::lanes::test_support::{
+        assert_prefixes_match, between, grid, point_around_grid, segment,
+    };
     use super::{JosephLanes, LANES};
 
-    fn grid(n: [u32; 3], spacing: [f32; 3]) -> GridParams {
-        GridParams {
-            nx: n[0],
-            ny: n[1],
-            nz: n[2],
-            reserved: 0,
-            index_to_world: [
-                spacing[0], 0.0, 0.0, //
-                0.0, spacing[1], 0.0, //
-                0.0, 0.0, spacing[2],
-            ],
-        }
-    }
-
-    /// Checks every prefix length of `rays` (1 to 8 lanes) against the scalar kernel.
+    /// Checks every prefix of `rays` against the scalar kernel.
     fn assert_lanes_equal_scalar(
         lanes: &JosephLanes,
         volume: &[f32],
         g: &GridParams,
         rays: &[Ray],
     ) {
-        for count in 1..=rays.len() {
-            let mut out = vec![f32::NAN; count];
-            lanes.trace(&rays[..count], &mut out);
-            for (ray, value) in rays[..count].iter().zip(&out) {
-                let scalar = joseph(volume, g, ray);
-                assert_eq!(
-                    value.to_bits(),
-                    scalar.to_bits(),
-                    "ray {ray:?}: lanes {value}, scalar {scalar}"
-                );
-            }
-        }
+        assert_prefixes_match(rays, |r, out| lanes.trace(r, out), |r| joseph(volume, g, r));
     }
 
     #[test]
@@ -264,27 +242,20 @@ mod tests {
             // Even rounds: eight rays from one source to nearby points, which share a
             // dominant axis (the lane path). Odd rounds: unrelated random segments,
             // which mostly do not (the one-ray-at-a-time path).
-            let mut point = || {
-                [
-                    random.random_range(-8.0..21.0f32),
-                    random.random_range(-8.0..17.0f32),
-                    random.random_range(-8.0..25.0f32),
-                ]
-            };
-            let (source, target) = (point(), point());
+            let (source, target) = (
+                point_around_grid(&mut random),
+                point_around_grid(&mut random),
+            );
             let rays: Vec<Ray> = (0..LANES)
                 .map(|lane| {
-                    let (from, to) = if round % 2 == 0 {
+                    if round % 2 == 0 {
                         let shift = lane as f32 * 0.37;
-                        (source, [target[0] + shift, target[1] - shift, target[2]])
+                        between(source, [target[0] + shift, target[1] - shift, target[2]])
                     } else {
-                        (point(), point())
-                    };
-                    Ray {
-                        origin: from,
-                        direction: [to[0] - from[0], to[1] - from[1], to[2] - from[2]],
-                        t_min: 0.0,
-                        t_max: 1.0,
+                        between(
+                            point_around_grid(&mut random),
+                            point_around_grid(&mut random),
+                        )
                     }
                 })
                 .collect();
@@ -305,12 +276,6 @@ mod tests {
             println!("SKIPPED: this CPU has no AVX2, the scalar kernel runs instead");
             return;
         };
-        let segment = |origin: [f32; 3], direction: [f32; 3]| Ray {
-            origin,
-            direction,
-            t_min: 0.0,
-            t_max: 1.0,
-        };
         // Rays along x through voxel centres, faces and the half-voxel margin outside.
         let along_x: Vec<Ray> = [(0.5f32, 0.5f32), (2.0, 3.0), (-0.4, 1.5), (4.9, 3.999)]
             .iter()
@@ -321,7 +286,7 @@ mod tests {
                 ]
             })
             .collect();
-        let mut others = vec![
+        let others = [
             segment([0.0, 0.0, 0.0], [4.0, 4.0, 4.0]),
             segment([9.0, 9.0, 9.0], [1.0, 1.0, 1.0]),
             segment([3.0, 2.5, 1.5], [0.0, 0.0, 0.0]),
@@ -332,8 +297,8 @@ mod tests {
                 t_max: f32::INFINITY,
             },
             segment([f32::NAN, 1.0, 1.0], [1.0, 1.0, 1.0]),
+            segment([2.5, -1.0, 1.5], [0.0, 7.0, 0.0]),
         ];
-        others.push(segment([2.5, -1.0, 1.5], [0.0, 7.0, 0.0]));
         for chunk in along_x.chunks(LANES).chain(others.chunks(LANES)) {
             assert_lanes_equal_scalar(&lanes, &volume, &g, chunk);
         }

@@ -252,43 +252,17 @@ mod tests {
     use xray_kernels::siddon::siddon;
     use xray_kernels::GridParams;
 
+    use super::super::lanes::test_support::{
+        assert_prefixes_match, between, grid, point_around_grid, segment,
+    };
     use super::{SiddonLanes, LANES};
 
-    fn grid(n: [u32; 3], spacing: [f32; 3]) -> GridParams {
-        GridParams {
-            nx: n[0],
-            ny: n[1],
-            nz: n[2],
-            reserved: 0,
-            index_to_world: [
-                spacing[0], 0.0, 0.0, //
-                0.0, spacing[1], 0.0, //
-                0.0, 0.0, spacing[2],
-            ],
-        }
-    }
-
-    /// Checks every prefix length of `rays` (1 to 8 lanes) against the scalar kernel,
-    /// with and without prefetching.
-    fn assert_lanes_equal_scalar(
-        lanes: &SiddonLanes,
-        volume: &[f32],
-        g: &GridParams,
-        rays: &[Ray],
-    ) {
-        for (count, prefetch) in (1..=rays.len()).flat_map(|c| [(c, false), (c, true)]) {
-            let mut out = vec![f32::NAN; count];
-            lanes
-                .with_prefetch(prefetch)
-                .trace(&rays[..count], &mut out);
-            for (ray, value) in rays[..count].iter().zip(&out) {
-                let scalar = siddon(volume, g, ray);
-                assert_eq!(
-                    value.to_bits(),
-                    scalar.to_bits(),
-                    "ray {ray:?}: lanes {value}, scalar {scalar}"
-                );
-            }
+    /// Checks every prefix of `rays` against the scalar kernel, with and without
+    /// prefetching.
+    fn assert_lanes_equal_scalar(lanes: SiddonLanes, volume: &[f32], g: &GridParams, rays: &[Ray]) {
+        for prefetch in [false, true] {
+            let lanes = lanes.with_prefetch(prefetch);
+            assert_prefixes_match(rays, |r, out| lanes.trace(r, out), |r| siddon(volume, g, r));
         }
     }
 
@@ -305,27 +279,15 @@ mod tests {
         };
         let mut nonzero = 0;
         for _ in 0..2_000 {
-            // Segments between random points around and inside the grid: some miss,
-            // some start or end inside, every direction class occurs.
-            let mut point = || {
-                [
-                    random.random_range(-8.0..21.0f32),
-                    random.random_range(-8.0..17.0f32),
-                    random.random_range(-8.0..25.0f32),
-                ]
-            };
             let rays: Vec<Ray> = (0..LANES)
                 .map(|_| {
-                    let (from, to) = (point(), point());
-                    Ray {
-                        origin: from,
-                        direction: [to[0] - from[0], to[1] - from[1], to[2] - from[2]],
-                        t_min: 0.0,
-                        t_max: 1.0,
-                    }
+                    between(
+                        point_around_grid(&mut random),
+                        point_around_grid(&mut random),
+                    )
                 })
                 .collect();
-            assert_lanes_equal_scalar(&lanes, &volume, &g, &rays);
+            assert_lanes_equal_scalar(lanes, &volume, &g, &rays);
             nonzero += rays
                 .iter()
                 .filter(|r| siddon(&volume[..], &g, r) != 0.0)
@@ -343,12 +305,6 @@ mod tests {
             return;
         };
         let mut rays = Vec::new();
-        let segment = |origin: [f32; 3], direction: [f32; 3]| Ray {
-            origin,
-            direction,
-            t_min: 0.0,
-            t_max: 1.0,
-        };
         for &(b, c) in &[(0.0f32, 0.0f32), (2.0, 3.0), (2.5, 1.5), (5.0, 3.999)] {
             rays.push(segment([-1.0, b, c], [8.0, 0.0, 0.0]));
             rays.push(segment([b, -1.0, c.min(3.5)], [0.0, 7.0, 0.0]));
@@ -367,7 +323,7 @@ mod tests {
         });
         rays.push(segment([f32::NAN, 1.0, 1.0], [1.0, 1.0, 1.0]));
         for chunk in rays.chunks(LANES) {
-            assert_lanes_equal_scalar(&lanes, &volume, &g, chunk);
+            assert_lanes_equal_scalar(lanes, &volume, &g, chunk);
         }
     }
 
