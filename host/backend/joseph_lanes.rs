@@ -50,7 +50,7 @@ impl<'a> JosephLanes<'a> {
             // SAFETY: `new` checked that the CPU has AVX2, that `volume` holds exactly
             // the grid's voxels (at least one), and that their count fits in `i32`; all
             // started lanes share one frame.
-            unsafe { avx2::trace(self.volume, self.grid, rays, &starts, out) };
+            unsafe { avx2::trace(self.volume, &starts, out) };
             return;
         }
         for (ray, value) in rays.iter().zip(out) {
@@ -74,33 +74,22 @@ fn share_a_frame(starts: &Starts) -> bool {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use xray_kernels::ray::Ray;
-    use xray_kernels::GridParams;
-
     use super::super::lanes::avx2::load_lanes;
     use super::{Starts, LANES};
 
     /// The sampling of up to [`LANES`] rays in lockstep; see the module docs.
     ///
     /// # Safety
-    /// The CPU must have AVX2, `volume` must hold exactly `grid.voxel_count()` voxels
-    /// (at least one), that count must fit in `i32`, and every `Some` in `starts` must
-    /// have the same frame axes. Then every tap read is inside `volume`: a tap is read
+    /// The CPU must have AVX2, `starts` must come from `joseph_start` on the grid of
+    /// `volume`, `volume` must hold exactly that grid's voxels (at least one), that
+    /// count must fit in `i32`, and every `Some` in `starts` must have the same frame axes. Then every tap read is inside `volume`: a tap is read
     /// only when its slice, `b` and `c` indices are inside the grid, and other taps read
     /// voxel 0 and are masked to 0.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn trace(
-        volume: &[f32],
-        grid: &GridParams,
-        rays: &[Ray],
-        starts: &Starts,
-        out: &mut [f32],
-    ) {
+    pub(super) unsafe fn trace(volume: &[f32], starts: &Starts, out: &mut [f32]) {
         let Some(frame) = starts.iter().flatten().next().map(|s| s.frame) else {
-            for (value, ray) in out.iter_mut().zip(rays) {
-                // What the scalar kernel gives for a ray without samples.
-                *value = xray_kernels::joseph::joseph(volume, grid, ray);
-            }
+            // No ray has a sample: each gives exactly 0, as in the scalar kernel.
+            out.fill(0.0);
             return;
         };
         let mut k_first = [i32::MAX; LANES];
@@ -192,11 +181,9 @@ mod avx2 {
 
         let mut sums = [0.0f32; LANES];
         _mm256_storeu_ps(sums.as_mut_ptr(), sum);
-        for (((value, ray), start), lane_sum) in out.iter_mut().zip(rays).zip(starts).zip(sums) {
-            *value = match start {
-                Some(s) => lane_sum * s.length_per_slice,
-                None => xray_kernels::joseph::joseph(volume, grid, ray),
-            };
+        for ((value, start), lane_sum) in out.iter_mut().zip(starts).zip(sums) {
+            // A ray without samples gives exactly 0, as in the scalar kernel.
+            *value = start.map_or(0.0, |s| lane_sum * s.length_per_slice);
         }
     }
 }

@@ -157,11 +157,14 @@ fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32
 /// margin) give exactly 0.
 #[inline(always)]
 pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f32 {
+    let Some(start) = joseph_start(grid, ray) else {
+        return 0.0;
+    };
     let mut sum = 0.0f32;
-    joseph_walk(grid, ray, |f, slice_base, b, c| {
+    joseph_walk(&start, |f, slice_base, b, c| {
         sum += bilinear(volume, f, slice_base, b, c)
     });
-    sum * length_per_slice(grid, ray)
+    sum * start.length_per_slice
 }
 
 /// The transpose of [`joseph`] for one ray: spreads `value` times the ray's length per
@@ -170,8 +173,11 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
 /// the forward projection.
 #[inline(always)]
 pub fn joseph_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value: f32, mut add: A) {
-    let weight = value * length_per_slice(grid, ray);
-    joseph_walk(grid, ray, |f, slice_base, b, c| {
+    let Some(start) = joseph_start(grid, ray) else {
+        return;
+    };
+    let weight = value * start.length_per_slice;
+    joseph_walk(&start, |f, slice_base, b, c| {
         let Taps { ib, ic, wb, wc } = Taps::at(b, c);
         let mut tap = |db: i32, dc: i32, w: f32| {
             let (jb, jc) = (ib + db, ic + dc);
@@ -252,14 +258,11 @@ pub fn joseph_start(grid: &GridParams, ray: &Ray) -> Option<JosephStart> {
     })
 }
 
-/// Walks `ray` one slice of its dominant axis at a time, calling
+/// Walks a ray from `start` one slice of its dominant axis at a time, calling
 /// `sample(frame, slice_base, b, c)` at each slice's centre plane with the continuous
 /// index coordinates `(b, c)` of the other two axes.
 #[inline(always)]
-fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(grid: &GridParams, ray: &Ray, mut sample: F) {
-    let Some(start) = joseph_start(grid, ray) else {
-        return;
-    };
+fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(start: &JosephStart, mut sample: F) {
     let f = start.frame;
     for k in start.k_first..=start.k_last {
         let steps = (k - start.k_first) as f32;
