@@ -7,8 +7,10 @@
 //!
 //! Work is split into tiles of [`TILE_ROWS`] rows x [`TILE_COLS`] columns of one view:
 //! neighbouring rays cross neighbouring voxels, so a tile reuses the cache lines its
-//! first rays brought in. Tiles are independent (each writes only its own pixels), so
-//! there are no races and the result does not depend on the number of threads.
+//! first rays brought in. The tiles of several views run band by band, so that views
+//! share the slab of the volume they read (see [`VIEWS_PER_PASS`]). Tiles are independent
+//! (each writes only its own pixels), so there are no races and the result does not
+//! depend on the number of threads.
 
 use rayon::prelude::*;
 use xray_kernels::ray::Ray;
@@ -28,8 +30,18 @@ const TILE_ROWS: usize = 8;
 /// Detector columns per tile.
 const TILE_COLS: usize = 16;
 
+/// Views projected together, band by band: in a circular scan, band `b` of every view
+/// crosses about the same slab of the volume, so running the views' band `b` together
+/// reads that slab from the cache instead of memory (fp256 on the README's machine:
+/// 10-30% faster). Progress is reported once per pass.
+const VIEWS_PER_PASS: usize = 16;
+
 /// Forward-projects `volume` for every view into `out` (`[views, rows, cols]`, already
 /// sized by the caller) and calls `view_done` once per finished view.
+///
+/// Views go in passes of [`VIEWS_PER_PASS`]; a pass's work units (one band of
+/// [`TILE_ROWS`] rows of one view) run band-major, so the units running at a time read
+/// the same slab of the volume.
 pub(crate) fn forward(
     volume: &[f32],
     grid: &GridParams,
@@ -43,42 +55,87 @@ pub(crate) fn forward(
     let rows = detector.rows as usize;
     let cols = detector.cols as usize;
     debug_assert_eq!(out.len(), views.len() * rows * cols);
-    // Eight rays at a time where the CPU allows (same numbers as one at a time).
-    let lanes = match method {
-        Method::Siddon => SiddonLanes::new(volume, grid).map(Lanes::Siddon),
-        Method::Joseph => JosephLanes::new(volume, grid).map(Lanes::Joseph),
+    if rows == 0 || cols == 0 {
+        views.iter().for_each(|_| view_done());
+        return;
+    }
+    let tracer = BandTracer {
+        // Eight rays at a time where the CPU allows (same numbers as one at a time).
+        lanes: match method {
+            Method::Siddon => SiddonLanes::new(volume, grid).map(Lanes::Siddon),
+            Method::Joseph => JosephLanes::new(volume, grid).map(Lanes::Joseph),
+        },
+        method,
+        volume,
+        grid,
+        detector,
     };
-    out.par_chunks_mut(rows * cols)
-        .zip(views.par_iter())
-        .for_each(|(image, view)| {
-            image
-                .par_chunks_mut(TILE_ROWS * cols)
-                .enumerate()
-                .for_each(|(band, pixels)| {
-                    let first_row = band * TILE_ROWS;
-                    let band_rows = pixels.len() / cols;
-                    for first_col in (0..cols).step_by(TILE_COLS) {
-                        let last_col = (first_col + TILE_COLS).min(cols);
-                        for r in 0..band_rows {
-                            let row = (first_row + r) as u32;
-                            let line = &mut pixels[r * cols + first_col..r * cols + last_col];
-                            match &lanes {
-                                Some(lanes) => {
-                                    trace_in_lanes(lanes, view, detector, row, first_col, line)
-                                }
-                                None => {
-                                    for (col, value) in (first_col..).zip(line.iter_mut()) {
-                                        *value = line_integral(
-                                            method, volume, grid, view, detector, row, col as u32,
-                                        );
-                                    }
-                                }
-                            }
+    let bands_per_view = rows.div_ceil(TILE_ROWS);
+    for (images, pass_views) in out
+        .chunks_mut(VIEWS_PER_PASS * rows * cols)
+        .zip(views.chunks(VIEWS_PER_PASS))
+    {
+        let mut bands_of_each_view: Vec<_> = images
+            .chunks_mut(rows * cols)
+            .map(|image| image.chunks_mut(TILE_ROWS * cols))
+            .collect();
+        let mut units = Vec::with_capacity(bands_per_view * pass_views.len());
+        for band in 0..bands_per_view {
+            for (view, bands) in pass_views.iter().zip(&mut bands_of_each_view) {
+                if let Some(pixels) = bands.next() {
+                    units.push((band * TILE_ROWS, view, pixels));
+                }
+            }
+        }
+        units
+            .into_par_iter()
+            .for_each(|(first_row, view, pixels)| tracer.band(view, first_row, pixels));
+        for _ in pass_views {
+            view_done();
+        }
+    }
+}
+
+/// What every work unit of [`forward`] shares: the volume, and the lane walker when
+/// the CPU has one.
+struct BandTracer<'a> {
+    lanes: Option<Lanes<'a>>,
+    method: Method,
+    volume: &'a [f32],
+    grid: &'a GridParams,
+    detector: &'a DetectorParams,
+}
+
+impl BandTracer<'_> {
+    /// Line integrals of the detector rows `first_row..` of `view` into `pixels` (whole
+    /// rows), tile by tile.
+    fn band(&self, view: &ViewParams, first_row: usize, pixels: &mut [f32]) {
+        let cols = self.detector.cols as usize;
+        let band_rows = pixels.len() / cols;
+        for first_col in (0..cols).step_by(TILE_COLS) {
+            let last_col = (first_col + TILE_COLS).min(cols);
+            for r in 0..band_rows {
+                let row = (first_row + r) as u32;
+                let line = &mut pixels[r * cols + first_col..r * cols + last_col];
+                match &self.lanes {
+                    Some(lanes) => trace_in_lanes(lanes, view, self.detector, row, first_col, line),
+                    None => {
+                        for (col, value) in (first_col..).zip(line.iter_mut()) {
+                            *value = line_integral(
+                                self.method,
+                                self.volume,
+                                self.grid,
+                                view,
+                                self.detector,
+                                row,
+                                col as u32,
+                            );
                         }
                     }
-                });
-            view_done();
-        });
+                }
+            }
+        }
+    }
 }
 
 /// A lane walker of either method.
@@ -242,7 +299,9 @@ mod tests {
 
     use xray_kernels::{line_integral, Beam, DetectorParams, GridParams, Method, ViewParams};
 
-    use super::forward;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{forward, VIEWS_PER_PASS};
 
     /// A cone-beam view of an `n`-voxel cube from `angle`, in index space.
     fn view(n: f32, angle: f32, pixel: f32) -> ViewParams {
@@ -263,7 +322,7 @@ mod tests {
     #[test]
     fn forward_equals_the_per_pixel_kernel_bit_for_bit() {
         // 208^3 voxels (36 MB) is above the Siddon prefetch threshold; 37 columns leave
-        // a partial group of lanes in every tile row.
+        // a partial group of lanes in every tile row, 11 rows a partial band.
         for (n, method) in [
             (208u32, Method::Siddon),
             (24, Method::Siddon),
@@ -285,12 +344,17 @@ mod tests {
                 cols: 37,
                 beam: Beam::Cone,
             };
-            let views: Vec<ViewParams> = [0.0f32, 0.7, 1.9, 3.3]
-                .iter()
-                .map(|&a| view(n as f32, a, n as f32 / 30.0))
+            // The small volume gets more views than one pass holds, the last pass partial.
+            let view_count = if n > 100 { 4 } else { VIEWS_PER_PASS + 3 };
+            let views: Vec<ViewParams> = (0..view_count)
+                .map(|k| view(n as f32, 0.7 + 2.3 * k as f32, n as f32 / 30.0))
                 .collect();
             let mut out = vec![f32::NAN; views.len() * 11 * 37];
-            forward(&volume, &grid, &views, &detector, method, &mut out, &|| {});
+            let views_done = AtomicUsize::new(0);
+            forward(&volume, &grid, &views, &detector, method, &mut out, &|| {
+                views_done.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(views_done.into_inner(), views.len());
             let mut hits = 0;
             for (k, view) in views.iter().enumerate() {
                 for row in 0..11 {
