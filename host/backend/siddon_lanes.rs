@@ -106,8 +106,9 @@ mod avx2 {
     /// The CPU must have AVX2, `volume` must hold exactly `grid.voxel_count()` voxels
     /// (at least one), and that count must fit in `i32`. Then every voxel read is inside
     /// `volume`: active lanes start inside the grid (`walk_start` clamps the entry voxel)
-    /// and are masked off on the step that would take any of their three indices out of
-    /// it (the per-axis count of faces left runs out), and inactive lanes read voxel 0. Prefetches may point anywhere; they never fault.
+    /// and are done from the step that would take any of their three indices out of it
+    /// (the per-axis count of faces left runs out), and done lanes read voxel 0.
+    /// Prefetches may point anywhere; they never fault.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn trace<const PREFETCH: bool>(
         volume: &[f32],
@@ -118,11 +119,11 @@ mod avx2 {
         let counts = [grid.nx, grid.ny, grid.nz].map(|n| n as i32);
         let strides = [1, counts[0], counts[0] * counts[1]];
 
-        // Per-lane start state, one array per quantity; lanes without a ray, or whose
-        // ray misses, stay inactive with a zero sum.
-        let mut active = [0i32; LANES];
-        // Faces each lane may still cross on each axis before it leaves the grid.
-        let mut remaining = [[0i32; LANES]; 3];
+        // Per-lane start state, one array per quantity.
+        // Faces each lane may still cross on each axis before it leaves the grid; -1
+        // (done from the start, with a zero sum) for lanes without a ray or whose ray
+        // misses.
+        let mut remaining = [[-1i32; LANES]; 3];
         let mut stride_step = [[0i32; LANES]; 3];
         let mut t_next = [[0.0f32; LANES]; 3];
         let mut t_delta = [[0.0f32; LANES]; 3];
@@ -136,7 +137,6 @@ mod avx2 {
             let Some(start) = walk_start(grid, ray) else {
                 continue;
             };
-            active[lane] = -1;
             let axes: [Axis; 3] = [start.x, start.y, start.z];
             for a in 0..3 {
                 let axis = axes[a];
@@ -162,7 +162,9 @@ mod avx2 {
 
         let load_i = |v: &[i32; LANES]| _mm256_loadu_si256(v.as_ptr().cast());
         let load_f = |v: &[f32; LANES]| _mm256_loadu_ps(v.as_ptr());
-        let mut active = _mm256_castsi256_ps(load_i(&active));
+        // A lane is done once any of its counts is negative: it left the grid, or it
+        // reached its exit (the step that does sets the x count to -1). Counts only ever
+        // decrease, so a done lane stays done.
         let [mut rx, mut ry, mut rz] = remaining.each_ref().map(load_i);
         let [lx, ly, lz] = stride_step.each_ref().map(load_i);
         let [mut tx, mut ty, mut tz] = t_next.each_ref().map(load_f);
@@ -175,9 +177,16 @@ mod avx2 {
         let t_exit = load_f(&t_end);
         let mut linear = load_i(&linear_start);
         let mut sum = _mm256_setzero_ps();
+        let minus_one = _mm256_set1_epi32(-1);
 
         let mut step = 0u32;
-        while _mm256_movemask_ps(active) != 0 {
+        loop {
+            let any_negative = _mm256_or_si256(rx, _mm256_or_si256(ry, rz));
+            if _mm256_movemask_ps(_mm256_castsi256_ps(any_negative)) == 0xff {
+                break;
+            }
+            // All ones in the lanes that are done.
+            let done = _mm256_srai_epi32::<31>(any_negative);
             step = step.wrapping_add(1);
             if PREFETCH && step % PREFETCH_EVERY == 0 {
                 // The voxel each lane will be in `lead` further along its ray.
@@ -195,43 +204,36 @@ mod avx2 {
             // The scalar kernel's `min(x, min(y, z))`: `minps` returns its second operand
             // on ties and NaN, as `math::min` does.
             let t_cross = _mm256_min_ps(tx, _mm256_min_ps(ty, tz));
-            let ended = _mm256_cmp_ps::<_CMP_GE_OQ>(t_cross, t_exit);
-            let mu = load_lanes(
-                volume,
-                _mm256_and_si256(linear, _mm256_castps_si256(active)),
-            );
-            let length = _mm256_sub_ps(_mm256_blendv_ps(t_cross, t_exit, ended), t);
-            // Inactive lanes add +0.0, which leaves any sum unchanged bit for bit (a sum
-            // that starts at +0.0 is never -0.0).
-            sum = _mm256_add_ps(sum, _mm256_and_ps(_mm256_mul_ps(mu, length), active));
+            let mu = load_lanes(volume, _mm256_andnot_si256(done, linear));
+            // `t_exit` where `t_cross >= t_exit`, else `t_cross` (NaN included), as in
+            // the scalar kernel.
+            let length = _mm256_sub_ps(_mm256_min_ps(t_exit, t_cross), t);
+            // Done lanes add +0.0, which leaves any sum unchanged bit for bit (a sum that
+            // starts at +0.0 is never -0.0).
+            let term = _mm256_andnot_ps(_mm256_castsi256_ps(done), _mm256_mul_ps(mu, length));
+            sum = _mm256_add_ps(sum, term);
             t = t_cross;
-            // The axis crossed: x first, then y, then z, as in the scalar kernel.
+            // The walk ends at the exit, or where `t_cross` is NaN (no axis is crossed).
+            let stop = _mm256_cmp_ps::<_CMP_NLT_UQ>(t_cross, t_exit);
+            // The axis crossed: x first, then y, else z, as in the scalar kernel (a NaN
+            // `t_cross` crosses none there; here it moves z but stops the lane).
             let mx = _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, tx);
             let my = _mm256_andnot_ps(mx, _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, ty));
-            let mz = _mm256_andnot_ps(
-                _mm256_or_ps(mx, my),
-                _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, tz),
-            );
+            let mxy = _mm256_or_ps(mx, my);
             tx = _mm256_blendv_ps(tx, _mm256_add_ps(tx, dx), mx);
             ty = _mm256_blendv_ps(ty, _mm256_add_ps(ty, dy), my);
-            tz = _mm256_blendv_ps(tz, _mm256_add_ps(tz, dz), mz);
-            let [mxi, myi, mzi] = [mx, my, mz].map(|m| _mm256_castps_si256(m));
+            tz = _mm256_blendv_ps(_mm256_add_ps(tz, dz), tz, mxy);
+            let [mxi, myi, mxyi] = [mx, my, mxy].map(|m| _mm256_castps_si256(m));
             // A mask lane is -1 where it is set: adding it counts one crossing off.
-            rx = _mm256_add_epi32(rx, mxi);
+            rx = _mm256_or_si256(_mm256_add_epi32(rx, mxi), _mm256_castps_si256(stop));
             ry = _mm256_add_epi32(ry, myi);
-            rz = _mm256_add_epi32(rz, mzi);
-            let moved = _mm256_or_si256(
-                _mm256_and_si256(lx, mxi),
-                _mm256_or_si256(_mm256_and_si256(ly, myi), _mm256_and_si256(lz, mzi)),
+            rz = _mm256_add_epi32(rz, _mm256_andnot_si256(mxyi, minus_one));
+            let moved = _mm256_blendv_ps(
+                _mm256_blendv_ps(_mm256_castsi256_ps(lz), _mm256_castsi256_ps(ly), my),
+                _mm256_castsi256_ps(lx),
+                mx,
             );
-            linear = _mm256_add_epi32(linear, moved);
-            // All lanes -1 where some axis has run out of faces (left the grid).
-            let left = _mm256_srai_epi32::<31>(_mm256_or_si256(rx, _mm256_or_si256(ry, rz)));
-            // A lane goes on if it did not reach its exit, crossed a face (no crossing is
-            // only possible with NaN parameters), and is still inside the grid.
-            let crossed = _mm256_or_ps(mx, _mm256_or_ps(my, mz));
-            let stop = _mm256_or_ps(ended, _mm256_castsi256_ps(left));
-            active = _mm256_and_ps(active, _mm256_andnot_ps(stop, crossed));
+            linear = _mm256_add_epi32(linear, _mm256_castps_si256(moved));
         }
 
         let mut sums = [0.0f32; LANES];
