@@ -120,7 +120,8 @@ impl Projector {
     }
 
     /// As [`Projector::forward`], calling `view_done` once per finished view (from any
-    /// thread), for progress bars.
+    /// thread), for progress bars. The CPU backend projects views in passes of 16 and
+    /// reports each pass's views when the pass ends.
     ///
     /// # Errors
     /// As [`Projector::forward`].
