@@ -106,7 +106,7 @@ pub enum GeometryError {
     /// A count (voxels, rows, columns, views) is zero.
     #[error("{field} must be at least 1")]
     Empty {
-        /// The field, e.g. "volume shape[0] (nz)".
+        /// The field, e.g. `volume shape[0] (nz)`.
         field: String,
     },
     /// A count exceeds what the kernels can index.

@@ -1,5 +1,5 @@
 //! The compute backends behind [`crate::Projector`]: the rayon CPU path here, and (feature
-//! `cuda`) the NVIDIA GPU path in [`crate::cuda`]. Both call the per-ray functions of
+//! `cuda`) the NVIDIA GPU path in `crate::cuda`. Both call the per-ray functions of
 //! `xray-kernels`.
 
 pub(crate) mod cpu;

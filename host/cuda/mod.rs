@@ -32,7 +32,7 @@
 //!
 //! Every driver failure becomes [`crate::Error::Cuda`] (or
 //! [`crate::Error::DeviceOutOfMemory`]), never a panic. The kernels' launch contract
-//! (buffer sizes, no aliasing) is upheld here, in [`device`].
+//! (buffer sizes, no aliasing) is upheld here, in `device`.
 
 mod buffers;
 mod device;

@@ -181,7 +181,7 @@ impl VolumeArgs {
 /// The scanner: a circular-scan position or a geometry file.
 #[derive(Args, Debug)]
 pub struct ScannerArgs {
-    /// Projection geometry file (TOML: [circular], [pose] or [vectors]); replaces the
+    /// Projection geometry file (TOML with a `circular`, `pose` or `vectors` table); replaces the
     /// scanner options below.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["sod", "sdd", "det", "pixel", "angle", "arc"])]
     pub geometry: Option<PathBuf>,
