@@ -163,8 +163,9 @@ mod avx2 {
         let load_i = |v: &[i32; LANES]| _mm256_loadu_si256(v.as_ptr().cast());
         let load_f = |v: &[f32; LANES]| _mm256_loadu_ps(v.as_ptr());
         // A lane is done once any of its counts is negative: it left the grid, or it
-        // reached its exit (the step that does sets the x count to -1). Counts only ever
-        // decrease, so a done lane stays done.
+        // reached its exit (every step at or past the exit sets the x count to -1). A
+        // done lane stays done: counts only go down, apart from that reset to -1, and
+        // none can wrap, as the loop ends within nx + ny + nz steps.
         let [mut rx, mut ry, mut rz] = remaining.each_ref().map(load_i);
         let [lx, ly, lz] = stride_step.each_ref().map(load_i);
         let [mut tx, mut ty, mut tz] = t_next.each_ref().map(load_f);
