@@ -82,9 +82,10 @@ mod avx2 {
     /// # Safety
     /// The CPU must have AVX2, `starts` must come from `joseph_start` on the grid of
     /// `volume`, `volume` must hold exactly that grid's voxels (at least one), that
-    /// count must fit in `i32`, and every `Some` in `starts` must have the same frame axes. Then every tap read is inside `volume`: a tap is read
-    /// only when its slice, `b` and `c` indices are inside the grid, and other taps read
-    /// voxel 0 and are masked to 0.
+    /// count must fit in `i32`, and every `Some` in `starts` must have the same frame
+    /// axes. Then every tap read is inside `volume`: a tap is read only when its slice,
+    /// `b` and `c` indices are inside the grid, and other taps read voxel 0 and are
+    /// masked to 0.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn trace(volume: &[f32], starts: &Starts, out: &mut [f32]) {
         let Some(frame) = starts.iter().flatten().next().map(|s| s.frame) else {
