@@ -1,0 +1,631 @@
+//! The C ABI: the `cu*` functions of `libcuda.so.1`, each turning its C arguments
+//! into a call of [`crate::driver`]. This is the only module with `unsafe`: reading
+//! and writing through the pointers the caller passes, as the CUDA driver API
+//! reference defines them. No panic crosses this boundary (each body runs under
+//! `catch_unwind`, and a panic becomes `CUDA_ERROR_UNKNOWN`).
+//!
+//! Functions that the project does not call but that `cust` references (so that a
+//! binary linked with `BIND_NOW` loads) return `CUDA_ERROR_NOT_SUPPORTED`.
+
+#![allow(
+    non_snake_case,
+    clippy::not_unsafe_ptr_arg_deref,
+    clippy::missing_safety_doc
+)]
+
+use std::ffi::{c_char, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::driver::{self, driver, DEVICE_NAME, DRIVER_VERSION};
+use crate::result::*;
+
+type CUcontext = *mut c_void;
+type CUmodule = *mut c_void;
+type CUfunction = *mut c_void;
+type CUstream = *mut c_void;
+type CUevent = *mut c_void;
+type CUdeviceptr = u64;
+
+fn call(body: impl FnOnce() -> DriverResult<()>) -> CuResult {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => CUDA_SUCCESS,
+        Ok(Err(code)) => code,
+        Err(_) => CUDA_ERROR_UNKNOWN,
+    }
+}
+
+/// Writes `value` through `out`, which must be null (an error) or valid for writes.
+fn put<T>(out: *mut T, value: T) -> DriverResult<()> {
+    if out.is_null() {
+        return Err(CUDA_ERROR_INVALID_VALUE);
+    }
+    // SAFETY: the caller passes a pointer valid for a write of T (driver API contract).
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+fn handle(h: *mut c_void) -> u64 {
+    h as usize as u64
+}
+
+fn as_handle(h: u64) -> *mut c_void {
+    h as usize as *mut c_void
+}
+
+#[no_mangle]
+pub extern "C" fn cuInit(flags: u32) -> CuResult {
+    call(|| driver::init(flags))
+}
+
+#[no_mangle]
+pub extern "C" fn cuDriverGetVersion(version: *mut i32) -> CuResult {
+    call(|| put(version, DRIVER_VERSION))
+}
+
+#[no_mangle]
+pub extern "C" fn cuDeviceGetCount(count: *mut i32) -> CuResult {
+    call(|| put(count, driver()?.device_count()))
+}
+
+#[no_mangle]
+pub extern "C" fn cuDeviceGet(device: *mut i32, ordinal: i32) -> CuResult {
+    call(|| {
+        let d = driver()?.device(ordinal)?;
+        put(device, d as i32)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDeviceGetName(name: *mut c_char, len: i32, device: i32) -> CuResult {
+    call(|| {
+        driver()?.device(device)?;
+        if name.is_null() || len <= 0 {
+            return Err(CUDA_ERROR_INVALID_VALUE);
+        }
+        let bytes = DEVICE_NAME.as_bytes();
+        let n = bytes.len().min(len as usize - 1);
+        // SAFETY: `name` points to `len` writable bytes (driver API contract).
+        let out = unsafe { std::slice::from_raw_parts_mut(name.cast::<u8>(), n + 1) };
+        out[..n].copy_from_slice(&bytes[..n]);
+        out[n] = 0;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDeviceGetAttribute(value: *mut i32, attribute: i32, device: i32) -> CuResult {
+    call(|| {
+        driver()?.device(device)?;
+        put(
+            value,
+            driver::attribute(attribute).ok_or(CUDA_ERROR_INVALID_VALUE)?,
+        )
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDeviceComputeCapability(
+    major: *mut i32,
+    minor: *mut i32,
+    device: i32,
+) -> CuResult {
+    call(|| {
+        driver()?.device(device)?;
+        put(major, 9)?;
+        put(minor, 0)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, device: i32) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        d.device(device)?;
+        put(bytes, d.config().memory as usize)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDevicePrimaryCtxRetain(context: *mut CUcontext, device: i32) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        let h = d.retain_primary(d.device(device)?)?;
+        put(context, as_handle(h))
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDevicePrimaryCtxRelease_v2(device: i32) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        d.release_primary(d.device(device)?)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDevicePrimaryCtxReset_v2(device: i32) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        d.reset_primary(d.device(device)?)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDevicePrimaryCtxGetState(
+    device: i32,
+    flags: *mut u32,
+    active: *mut i32,
+) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        let (f, a) = d.primary_state(d.device(device)?);
+        put(flags, f)?;
+        put(active, i32::from(a))
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuDevicePrimaryCtxSetFlags_v2(device: i32, _flags: u32) -> CuResult {
+    call(|| driver()?.device(device).map(|_| ()))
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxSetCurrent(context: CUcontext) -> CuResult {
+    call(|| driver()?.set_current(handle(context)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxGetCurrent(context: *mut CUcontext) -> CuResult {
+    call(|| put(context, as_handle(driver()?.current_handle())))
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxPushCurrent_v2(context: CUcontext) -> CuResult {
+    call(|| driver()?.push_current(handle(context)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxPopCurrent_v2(context: *mut CUcontext) -> CuResult {
+    call(|| {
+        let h = driver()?.pop_current()?;
+        if !context.is_null() {
+            put(context, as_handle(h))?;
+        }
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxGetDevice(device: *mut i32) -> CuResult {
+    call(|| put(device, driver()?.current()?.device as i32))
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxSynchronize() -> CuResult {
+    call(|| driver()?.synchronize(0))
+}
+
+#[no_mangle]
+pub extern "C" fn cuCtxGetApiVersion(_context: CUcontext, version: *mut u32) -> CuResult {
+    call(|| {
+        driver()?;
+        put(version, 3020)
+    })
+}
+
+/// Reads a JIT option value's pointer-sized integer.
+fn option_value(values: *mut *mut c_void, i: usize) -> *mut c_void {
+    // SAFETY: `values` has one entry per option (driver API contract).
+    unsafe { *values.add(i) }
+}
+
+#[no_mangle]
+pub extern "C" fn cuModuleLoadDataEx(
+    module: *mut CUmodule,
+    image: *const c_void,
+    count: u32,
+    options: *mut u32,
+    values: *mut *mut c_void,
+) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        if image.is_null()
+            || module.is_null()
+            || (count > 0 && (options.is_null() || values.is_null()))
+        {
+            return Err(CUDA_ERROR_INVALID_VALUE);
+        }
+        // SAFETY: a PTX image is a NUL-terminated string (driver API contract).
+        let text = unsafe { CStr::from_ptr(image.cast::<c_char>()) };
+        let text = text.to_str().map_err(|_| CUDA_ERROR_INVALID_IMAGE)?;
+        match d.load_module(text) {
+            Ok(h) => put(module, as_handle(h)),
+            Err((code, message)) => {
+                // The error log, as the real JIT fills it (CU_JIT_ERROR_LOG_BUFFER = 5,
+                // its size in bytes = 6, updated to the bytes written).
+                let options: Vec<u32> = (0..count as usize)
+                    // SAFETY: `options` has `count` entries.
+                    .map(|i| unsafe { *options.add(i) })
+                    .collect();
+                let buffer = options.iter().position(|o| *o == 5);
+                let size = options.iter().position(|o| *o == 6);
+                if let (Some(b), Some(s)) = (buffer, size) {
+                    let out = option_value(values, b).cast::<u8>();
+                    let capacity = option_value(values, s) as usize;
+                    if !out.is_null() && capacity > 0 {
+                        let n = message.len().min(capacity - 1);
+                        // SAFETY: the buffer holds `capacity` bytes (option 6's value).
+                        let slice = unsafe { std::slice::from_raw_parts_mut(out, n + 1) };
+                        slice[..n].copy_from_slice(&message.as_bytes()[..n]);
+                        slice[n] = 0;
+                        // SAFETY: the values array is writable; the driver reports the size.
+                        unsafe { *values.add(s) = (n + 1) as *mut c_void };
+                    }
+                }
+                if !message.is_empty() {
+                    eprintln!("{message}");
+                }
+                Err(code)
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuModuleLoadData(module: *mut CUmodule, image: *const c_void) -> CuResult {
+    cuModuleLoadDataEx(module, image, 0, std::ptr::null_mut(), std::ptr::null_mut())
+}
+
+#[no_mangle]
+pub extern "C" fn cuModuleGetFunction(
+    function: *mut CUfunction,
+    module: CUmodule,
+    name: *const c_char,
+) -> CuResult {
+    call(|| {
+        if name.is_null() {
+            return Err(CUDA_ERROR_INVALID_VALUE);
+        }
+        // SAFETY: `name` is a NUL-terminated string (driver API contract).
+        let name = unsafe { CStr::from_ptr(name) }
+            .to_str()
+            .map_err(|_| CUDA_ERROR_NOT_FOUND)?;
+        let f = driver()?.get_function(handle(module), name)?;
+        put(function, as_handle(f))
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuModuleUnload(module: CUmodule) -> CuResult {
+    call(|| driver()?.unload_module(handle(module)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuStreamCreate(stream: *mut CUstream, _flags: u32) -> CuResult {
+    call(|| put(stream, as_handle(driver()?.create_stream()?)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuStreamCreateWithPriority(
+    stream: *mut CUstream,
+    _flags: u32,
+    _priority: i32,
+) -> CuResult {
+    call(|| put(stream, as_handle(driver()?.create_stream()?)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuStreamSynchronize(stream: CUstream) -> CuResult {
+    call(|| driver()?.synchronize(handle(stream)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuStreamQuery(stream: CUstream) -> CuResult {
+    call(|| driver()?.synchronize(handle(stream)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuStreamWaitEvent(stream: CUstream, event: CUevent, _flags: u32) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        d.event_done(handle(event))?;
+        d.synchronize(handle(stream))
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuStreamDestroy_v2(stream: CUstream) -> CuResult {
+    call(|| driver()?.destroy_stream(handle(stream)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventCreate(event: *mut CUevent, flags: u32) -> CuResult {
+    call(|| put(event, as_handle(driver()?.create_event(flags)?)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventRecord(event: CUevent, stream: CUstream) -> CuResult {
+    call(|| driver()?.record_event(handle(event), handle(stream)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventSynchronize(event: CUevent) -> CuResult {
+    call(|| driver()?.event_done(handle(event)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventQuery(event: CUevent) -> CuResult {
+    call(|| driver()?.event_done(handle(event)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventElapsedTime(ms: *mut f32, start: CUevent, end: CUevent) -> CuResult {
+    call(|| put(ms, driver()?.elapsed(handle(start), handle(end))?))
+}
+
+#[no_mangle]
+pub extern "C" fn cuEventDestroy_v2(event: CUevent) -> CuResult {
+    call(|| driver()?.destroy_event(handle(event)))
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CuResult {
+    call(|| {
+        let (f, t) = driver()?.memory_info()?;
+        put(free, f as usize)?;
+        put(total, t as usize)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemAlloc_v2(address: *mut CUdeviceptr, bytes: usize) -> CuResult {
+    call(|| put(address, driver()?.allocate(bytes as u64)?))
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemFree_v2(address: CUdeviceptr) -> CuResult {
+    call(|| driver()?.free(address))
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemsetD8_v2(address: CUdeviceptr, value: u8, count: usize) -> CuResult {
+    call(|| driver()?.memset8(address, value, count as u64))
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemsetD8Async(
+    address: CUdeviceptr,
+    value: u8,
+    count: usize,
+    _stream: CUstream,
+) -> CuResult {
+    cuMemsetD8_v2(address, value, count)
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemsetD32_v2(address: CUdeviceptr, value: u32, count: usize) -> CuResult {
+    call(|| driver()?.memset32(address, value, count as u64))
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemsetD32Async(
+    address: CUdeviceptr,
+    value: u32,
+    count: usize,
+    _stream: CUstream,
+) -> CuResult {
+    cuMemsetD32_v2(address, value, count)
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemcpyHtoD_v2(
+    destination: CUdeviceptr,
+    source: *const c_void,
+    bytes: usize,
+) -> CuResult {
+    call(|| {
+        if source.is_null() && bytes > 0 {
+            return Err(CUDA_ERROR_INVALID_VALUE);
+        }
+        let data: &[u8] = if bytes == 0 {
+            &[]
+        } else {
+            // SAFETY: `source` points to `bytes` readable bytes (driver API contract).
+            unsafe { std::slice::from_raw_parts(source.cast::<u8>(), bytes) }
+        };
+        driver()?.copy_to_device(destination, data)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemcpyHtoDAsync_v2(
+    destination: CUdeviceptr,
+    source: *const c_void,
+    bytes: usize,
+    _stream: CUstream,
+) -> CuResult {
+    cuMemcpyHtoD_v2(destination, source, bytes)
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoH_v2(
+    destination: *mut c_void,
+    source: CUdeviceptr,
+    bytes: usize,
+) -> CuResult {
+    call(|| {
+        if destination.is_null() && bytes > 0 {
+            return Err(CUDA_ERROR_INVALID_VALUE);
+        }
+        let out: &mut [u8] = if bytes == 0 {
+            &mut []
+        } else {
+            // SAFETY: `destination` points to `bytes` writable bytes (driver API contract).
+            unsafe { std::slice::from_raw_parts_mut(destination.cast::<u8>(), bytes) }
+        };
+        driver()?.copy_to_host(out, source)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoHAsync_v2(
+    destination: *mut c_void,
+    source: CUdeviceptr,
+    bytes: usize,
+    _stream: CUstream,
+) -> CuResult {
+    cuMemcpyDtoH_v2(destination, source, bytes)
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoD_v2(
+    destination: CUdeviceptr,
+    source: CUdeviceptr,
+    bytes: usize,
+) -> CuResult {
+    call(|| driver()?.copy_on_device(destination, source, bytes as u64))
+}
+
+#[no_mangle]
+pub extern "C" fn cuMemcpyDtoDAsync_v2(
+    destination: CUdeviceptr,
+    source: CUdeviceptr,
+    bytes: usize,
+    _stream: CUstream,
+) -> CuResult {
+    cuMemcpyDtoD_v2(destination, source, bytes)
+}
+
+#[no_mangle]
+pub extern "C" fn cuLaunchKernel(
+    function: CUfunction,
+    grid_x: u32,
+    grid_y: u32,
+    grid_z: u32,
+    block_x: u32,
+    block_y: u32,
+    block_z: u32,
+    shared_bytes: u32,
+    stream: CUstream,
+    params: *mut *mut c_void,
+    extra: *mut *mut c_void,
+) -> CuResult {
+    call(|| {
+        let d = driver()?;
+        if !extra.is_null() {
+            eprintln!("xray-emu: cuLaunchKernel's `extra` argument is not implemented");
+            return Err(CUDA_ERROR_NOT_SUPPORTED);
+        }
+        let kernel = d.function_params(handle(function))?;
+        if !kernel.params.is_empty() && params.is_null() {
+            return Err(CUDA_ERROR_INVALID_VALUE);
+        }
+        let mut buffer = vec![0u8; kernel.param_bytes as usize];
+        for (i, slot) in kernel.params.iter().enumerate() {
+            // SAFETY: `params` has one pointer per kernel parameter, each to a value of
+            // the parameter's size (driver API contract).
+            let value = unsafe { *params.add(i) };
+            if value.is_null() {
+                return Err(CUDA_ERROR_INVALID_VALUE);
+            }
+            // SAFETY: as above.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(value.cast::<u8>(), slot.size as usize) };
+            let start = slot.offset as usize;
+            buffer[start..start + bytes.len()].copy_from_slice(bytes);
+        }
+        d.launch(
+            handle(function),
+            [grid_x, grid_y, grid_z],
+            [block_x, block_y, block_z],
+            shared_bytes,
+            handle(stream),
+            &buffer,
+        )
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuGetErrorString(code: u32, text: *mut *const c_char) -> CuResult {
+    call(|| {
+        let description = description(code).ok_or(CUDA_ERROR_INVALID_VALUE)?;
+        put(text, description.as_ptr().cast::<c_char>())
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn cuGetErrorName(code: u32, text: *mut *const c_char) -> CuResult {
+    call(|| {
+        let n = name(code).ok_or(CUDA_ERROR_INVALID_VALUE)?;
+        put(text, n.as_ptr().cast::<c_char>())
+    })
+}
+
+/// Functions `cust` 0.3.2 can call that this driver does not implement.
+macro_rules! not_supported {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[no_mangle]
+            pub extern "C" fn $name() -> CuResult {
+                CUDA_ERROR_NOT_SUPPORTED
+            }
+        )*
+        /// The names of the functions that return `CUDA_ERROR_NOT_SUPPORTED`.
+        pub const NOT_SUPPORTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+not_supported!(
+    cuArray3DCreate_v2,
+    cuArray3DGetDescriptor_v2,
+    cuArrayDestroy,
+    cuCtxCreate_v2,
+    cuCtxDestroy_v2,
+    cuCtxGetCacheConfig,
+    cuCtxGetFlags,
+    cuCtxGetLimit,
+    cuCtxGetSharedMemConfig,
+    cuCtxGetStreamPriorityRange,
+    cuCtxSetCacheConfig,
+    cuCtxSetLimit,
+    cuCtxSetSharedMemConfig,
+    cuDestroyExternalMemory,
+    cuExternalMemoryGetMappedBuffer,
+    cuFuncGetAttribute,
+    cuFuncSetCacheConfig,
+    cuFuncSetSharedMemConfig,
+    cuGraphAddKernelNode,
+    cuGraphCreate,
+    cuGraphDestroy,
+    cuGraphGetEdges,
+    cuGraphGetNodes,
+    cuGraphKernelNodeGetParams,
+    cuGraphNodeGetType,
+    cuImportExternalMemory,
+    cuLaunchHostFunc,
+    cuLinkAddData_v2,
+    cuLinkComplete,
+    cuLinkCreate_v2,
+    cuLinkDestroy,
+    cuMemAdvise,
+    cuMemAllocAsync,
+    cuMemAllocHost_v2,
+    cuMemAllocManaged,
+    cuMemFreeAsync,
+    cuMemFreeHost,
+    cuMemPrefetchAsync,
+    cuMemcpy2D_v2,
+    cuMemcpyAtoH_v2,
+    cuMemcpyHtoA_v2,
+    cuMemsetD16Async,
+    cuMemsetD16_v2,
+    cuModuleGetGlobal_v2,
+    cuModuleLoad,
+    cuOccupancyAvailableDynamicSMemPerBlock,
+    cuOccupancyMaxActiveBlocksPerMultiprocessor,
+    cuOccupancyMaxPotentialBlockSize,
+    cuStreamGetFlags,
+    cuStreamGetPriority,
+    cuTexObjectCreate,
+    cuTexObjectGetResourceDesc,
+);

@@ -1,0 +1,79 @@
+//! The cost report (`XRAY_EMU_PROFILE=file.json`): per launch, dynamic instructions
+//! (total, per thread mean and max, by opcode class), global bytes loaded and stored,
+//! and the 32-byte sectors touched per warp-level memory request.
+//!
+//! Warps are the 32 consecutive threads of a block (x fastest, as on the GPU). The
+//! accesses of a warp's threads are matched into one request by instruction and by
+//! how many times each thread had run that instruction before: the warp is taken to
+//! run in lock step and to reconverge after every branch, and a thread that does not
+//! reach an instruction is an inactive lane of that request. This is a deterministic
+//! proxy for what Nsight Compute reports (instructions, sectors per request), never a
+//! time: caches, latency and occupancy are not modelled.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::launch::LaunchStats;
+use crate::memory::Access;
+use crate::ptx::ops::Class;
+use crate::ptx::Kernel;
+
+static RECORDS: Mutex<Vec<Value>> = Mutex::new(Vec::new());
+
+fn sectors(stats: &LaunchStats, access: Access) -> Value {
+    let s = stats.memory.get(&access).copied().unwrap_or_default();
+    json!({
+        "requests": s.requests,
+        "sectors": s.sectors,
+        "sectors_per_request": if s.requests > 0 { s.sectors as f64 / s.requests as f64 } else { 0.0 },
+        "bytes": s.bytes,
+    })
+}
+
+/// Appends one launch to the report and rewrites the file, so that the report is
+/// complete after every launch. A file that cannot be written is reported on stderr
+/// once per launch and does not fail the launch.
+pub fn record(
+    path: &Path,
+    kernel: &Kernel,
+    grid: [u32; 3],
+    block: [u32; 3],
+    stats: &LaunchStats,
+    at_seconds: f64,
+) {
+    let by_class: serde_json::Map<String, Value> = Class::ALL
+        .iter()
+        .map(|c| (c.name().to_string(), json!(stats.by_class[c.index()])))
+        .collect();
+    let record = json!({
+        "kernel": kernel.name,
+        "grid": grid,
+        "block": block,
+        "threads": stats.threads,
+        "instructions": {
+            "total": stats.instructions,
+            "per_thread_mean": if stats.threads > 0 { stats.instructions as f64 / stats.threads as f64 } else { 0.0 },
+            "per_thread_max": stats.max_per_thread,
+            "by_class": by_class,
+        },
+        "global_load": sectors(stats, Access::Load),
+        "global_store": sectors(stats, Access::Store),
+        "global_atomic": sectors(stats, Access::Atomic),
+        "started_at_seconds": at_seconds,
+    });
+    let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+    records.push(record);
+    let document = json!({
+        "about": "xray-emu cost report: counts from the software CUDA driver, a deterministic proxy for GPU cost, not a time",
+        "launches": *records,
+    });
+    let text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    if let Err(error) = std::fs::write(path, text) {
+        eprintln!(
+            "xray-emu: cannot write the profile {}: {error}",
+            path.display()
+        );
+    }
+}
