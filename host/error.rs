@@ -67,6 +67,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// A GPU context faulted: a kernel made an illegal memory access, trapped, or hit
+    /// another of CUDA's "sticky" errors, after which CUDA refuses all work in that
+    /// context. Everything the backend held on the GPU is lost, and the backend, its
+    /// resident volumes and its device projections return this error from then on. The
+    /// next `CudaBackend::on_device` for the device (and so the next `Projector::new`)
+    /// resets the context and opens a fresh backend, on which work succeeds again.
+    #[error(
+        "the CUDA context on device {ordinal} has faulted ({reason}): the data it held on \
+         the GPU is lost; a new CUDA backend (CudaBackend::on_device, Projector::new) \
+         resets the device and starts afresh"
+    )]
+    CudaFaulted {
+        /// The device's ordinal.
+        ordinal: u32,
+        /// The first sticky error: what the library was doing, and the driver's message.
+        reason: String,
+    },
+
     /// The GPU has too little free memory for a buffer.
     #[error("not enough GPU memory for {what}: {bytes} bytes needed, {free} bytes free")]
     DeviceOutOfMemory {
@@ -109,7 +127,9 @@ pub enum GeometryError {
         /// The field, e.g. `volume shape[0] (nz)`.
         field: String,
     },
-    /// A count exceeds what the kernels can index.
+    /// A count exceeds what the kernels can index
+    /// ([`MAX_AXIS_LEN`](crate::geometry::MAX_AXIS_LEN) per axis), what memory can hold,
+    /// or, on the CUDA backend, what CUDA's launch grid can cover (the field says which).
     #[error("{field} = {value} exceeds the limit of {limit}")]
     TooLarge {
         /// The field.

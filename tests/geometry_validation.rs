@@ -321,3 +321,72 @@ fn geometry_files_parse_and_reject_unknown_fields() {
         "{err}"
     );
 }
+
+#[test]
+fn axis_lengths_beyond_the_kernels_i32_indices_are_refused() {
+    // The kernels keep per-axis indices in i32 (see MAX_AXIS_LEN): 2^30 + 1 voxels along
+    // any axis, or detector rows or columns, are refused before anything is allocated.
+    use xray_projector::geometry::MAX_AXIS_LEN;
+    assert_eq!(MAX_AXIS_LEN, 1 << 30);
+    let (volume, _) = good_volume();
+    let g = good_geometry();
+    let too_large = |result: Result<(), Error>, field: &str| match geometry_error(result) {
+        GeometryError::TooLarge {
+            field: named,
+            value,
+            limit,
+        } => {
+            assert!(named.contains(field), "{named} should name {field}");
+            assert_eq!(value, MAX_AXIS_LEN as u128 + 1);
+            assert_eq!(limit, MAX_AXIS_LEN as u128);
+        }
+        other => panic!("expected TooLarge for {field}, got {other:?}"),
+    };
+    for (axis, field) in ["nz", "ny", "nx"].into_iter().enumerate() {
+        let mut shape = [1, 1, 1];
+        shape[axis] = MAX_AXIS_LEN;
+        VolumeGeometry::centered(shape, [1.0; 3])
+            .validate()
+            .unwrap_or_else(|e| panic!("{field} = 2^30 is allowed: {e}"));
+        shape[axis] = MAX_AXIS_LEN + 1;
+        let grid = VolumeGeometry::centered(shape, [1.0; 3]);
+        too_large(grid.validate(), field);
+        // The projector checks the geometry before the array (which is small here).
+        too_large(
+            projector()
+                .forward(&volume, &grid, &g, Method::Siddon)
+                .map(drop),
+            field,
+        );
+        let y = Array3::from_elem(g.shape(), 1.0f32);
+        too_large(
+            projector()
+                .backward(&y, &g, &grid, Method::Joseph)
+                .map(drop),
+            field,
+        );
+    }
+    for (rows, cols, field) in [
+        (MAX_AXIS_LEN + 1, 1, "detector rows"),
+        (1, MAX_AXIS_LEN + 1, "detector cols"),
+    ] {
+        let detector = ProjectionGeometry {
+            rows,
+            cols,
+            ..g.clone()
+        };
+        too_large(detector.validate(), field);
+        let (volume, grid) = good_volume();
+        too_large(
+            projector()
+                .forward(&volume, &grid, &detector, Method::Joseph)
+                .map(drop),
+            field,
+        );
+    }
+    let at_limit = ProjectionGeometry {
+        rows: MAX_AXIS_LEN,
+        ..g.clone()
+    };
+    at_limit.validate().unwrap();
+}

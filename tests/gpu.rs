@@ -409,3 +409,354 @@ fn gpu_fdk_and_iterative_reconstructions_equal_the_cpu() {
         assert!((g - c).abs() <= 1e-4 * c, "SIRT residuals: {g} vs {c}");
     }
 }
+
+/// The projection kernels' launch grid covers 8 detector rows per block and at most
+/// 65,535 blocks along y: the most rows the CUDA backend can project.
+const MAX_GPU_ROWS: usize = 8 * 65_535;
+
+/// Asserts that `result` is [`xray_projector::GeometryError::TooLarge`] naming `field`,
+/// with the limit `limit`.
+#[track_caller]
+fn assert_too_large<T>(result: Result<T, Error>, field: &str, limit: usize) {
+    match result {
+        Err(Error::Geometry(xray_projector::GeometryError::TooLarge {
+            field: named,
+            limit: got,
+            ..
+        })) if named.contains(field) && got == limit as u128 => {}
+        Ok(_) => panic!("expected TooLarge naming {field} (limit {limit}), got a result"),
+        Err(other) => panic!("expected TooLarge naming {field} (limit {limit}), got {other:?}"),
+    }
+}
+
+#[test]
+fn detectors_beyond_the_launch_grid_are_refused_before_allocating() {
+    let Some(gpu) = gpu("launch grid limits") else {
+        return;
+    };
+    let grid = VolumeGeometry::centered([8, 8, 8], [1.0, 1.0, 1.0]);
+    let volume = Array3::from_elem((8, 8, 8), 0.5f32);
+    let resident = gpu.upload(&volume, &grid).unwrap();
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    let detector = |rows: usize, cols: usize, pixel: f64| {
+        CircularScan::new(100.0, 200.0, 1, [rows, cols], pixel)
+            .geometry()
+            .unwrap()
+    };
+    // One row too many (2 MB of projections): only the launch check can refuse it.
+    let tall = detector(MAX_GPU_ROWS + 1, 1, 0.001);
+    let rows = "detector rows";
+    assert_too_large(gpu.allocate_projections(&tall), rows, MAX_GPU_ROWS);
+    assert_too_large(
+        gpu.forward(&resident, &tall, Method::Siddon),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    assert_too_large(
+        gpu.forward_to_host(&resident, &tall, Method::Joseph, &|| {}),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    assert_too_large(
+        cuda.forward(&volume, &grid, &tall, Method::Siddon),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    let y = Array3::from_elem(tall.shape(), 1.0f32);
+    assert_too_large(gpu.upload_projections(&y, &tall), rows, MAX_GPU_ROWS);
+    assert_too_large(
+        cuda.backward(&y, &tall, &grid, Method::Siddon),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    // Too tall and far too big for any GPU or host (2^20 columns: 2.2 TB): the launch
+    // check comes first, so the error is the same, not an out-of-memory one.
+    let huge = detector(MAX_GPU_ROWS + 1, 1 << 20, 0.001);
+    assert_too_large(gpu.allocate_projections(&huge), rows, MAX_GPU_ROWS);
+    assert_too_large(
+        gpu.forward(&resident, &huge, Method::Siddon),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    assert_too_large(
+        gpu.forward_to_host(&resident, &huge, Method::Siddon, &|| {}),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    assert_too_large(
+        cuda.forward(&volume, &grid, &huge, Method::Siddon),
+        rows,
+        MAX_GPU_ROWS,
+    );
+    // The limit itself runs (grid y = 65,535 blocks) and equals the CPU; the detector,
+    // 21 mm tall, covers the volume's 16 mm shadow.
+    let at_limit = detector(MAX_GPU_ROWS, 1, 0.00004);
+    let got = gpu
+        .forward_to_host(&resident, &at_limit, Method::Siddon, &|| {})
+        .unwrap();
+    let want = cpu_projection(&volume, &grid, &at_limit, Method::Siddon);
+    let (difference, scale) = max_relative_difference(&got, &want);
+    eprintln!("{MAX_GPU_ROWS} rows: max |GPU - CPU| = {difference:.2e} of {scale:.3}");
+    assert!(scale > 1.0, "the detector must see the volume");
+    assert!(difference <= 1e-5, "{difference:.2e}");
+    assert_eq!(got[[0, 0, 0]], 0.0, "the first row's ray misses the volume");
+}
+
+#[test]
+fn fdk_grids_beyond_the_launch_grid_are_refused_before_allocating() {
+    if gpu("FDK launch grid limits").is_none() {
+        return;
+    }
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    let scan = CircularScan::new(100.0, 200.0, 4, [2, 4], 1.0);
+    let projections = Array3::from_elem(scan.geometry().unwrap().shape(), 0.1f32);
+    // One thread per voxel: 8 voxel rows per block and at most 65,535 blocks along y,
+    // one slice per block along z.
+    for (shape, field, limit) in [
+        ([1, MAX_GPU_ROWS + 1, 1], "volume ny", MAX_GPU_ROWS),
+        ([65_536, 1, 1], "volume nz", 65_535),
+    ] {
+        let grid = VolumeGeometry::centered(shape, [0.01, 0.01, 0.01]);
+        assert_too_large(
+            recon::fdk(&cuda, &projections, &scan, &grid, Filter::SheppLogan),
+            field,
+            limit,
+        );
+    }
+}
+
+#[test]
+fn axis_lengths_beyond_the_kernels_i32_indices_are_refused_on_the_gpu() {
+    use xray_projector::geometry::MAX_AXIS_LEN;
+    let Some(gpu) = gpu("axis length limit") else {
+        return;
+    };
+    // 2^30 + 1 voxels along x (4 GiB, which a large GPU could hold): refused by the
+    // geometry's validation, before anything is allocated.
+    let grid = VolumeGeometry::centered([1, 1, MAX_AXIS_LEN + 1], [1.0, 1.0, 1.0]);
+    assert_too_large(gpu.allocate_volume(&grid), "nx", MAX_AXIS_LEN);
+    let geometry = CircularScan::new(100.0, 200.0, 1, [4, 4], 1.0)
+        .geometry()
+        .unwrap();
+    let y = Array3::from_elem(geometry.shape(), 1.0f32);
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    assert_too_large(
+        cuda.backward(&y, &geometry, &grid, Method::Siddon),
+        "nx",
+        MAX_AXIS_LEN,
+    );
+    let wide = ProjectionGeometry {
+        cols: MAX_AXIS_LEN + 1,
+        ..geometry
+    };
+    assert_too_large(
+        gpu.allocate_projections(&wide),
+        "detector cols",
+        MAX_AXIS_LEN,
+    );
+}
+
+#[test]
+fn a_rejected_ptx_reports_the_jits_error_log() {
+    let Some(gpu) = gpu("rejected PTX") else {
+        return;
+    };
+    let ptx = xray_projector::kernels_ptx();
+    gpu.check_ptx(ptx).unwrap();
+    // An unknown instruction before the first `ret;`: the reason must carry the JIT's
+    // error log, which names that line (1-based, as ptxas counts).
+    let mut lines: Vec<&str> = ptx.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == "ret;")
+        .expect("the PTX has a ret");
+    lines.insert(at, "\tnot_an_instruction;");
+    let broken = lines.join("\n");
+    let line = at + 1;
+    match gpu.check_ptx(&broken) {
+        Err(Error::CudaUnavailable { reason }) => {
+            eprintln!("the broken PTX: {reason}");
+            assert!(reason.contains("the JIT's error log"), "{reason}");
+            assert!(
+                reason.contains(&format!("line {line}")),
+                "the log must name line {line}: {reason}"
+            );
+        }
+        other => panic!("expected CudaUnavailable, got {other:?}"),
+    }
+    match gpu.check_ptx("not PTX\0at all") {
+        Err(Error::CudaUnavailable { reason }) => assert!(reason.contains("NUL"), "{reason}"),
+        other => panic!("expected CudaUnavailable, got {other:?}"),
+    }
+    // A rejected module leaves the context as it was.
+    gpu.check_ptx(ptx).unwrap();
+    let grid = VolumeGeometry::centered([8, 8, 8], [1.0, 1.0, 1.0]);
+    let volume = Array3::from_elem((8, 8, 8), 0.5f32);
+    let small = CircularScan::new(100.0, 200.0, 1, [1, 1], 1.0)
+        .geometry()
+        .unwrap();
+    let p = gpu
+        .forward(&gpu.upload(&volume, &grid).unwrap(), &small, Method::Siddon)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert!((p[[0, 0, 0]] - 4.0).abs() < 1e-5, "{}", p[[0, 0, 0]]);
+}
+
+/// Set to 1 in the child process that `a_faulted_context_is_reset_and_reopened` starts
+/// to run `faulted_context_child`.
+const FAULT_CHILD: &str = "XRAY_TEST_FAULT_CHILD";
+
+/// What `faulted_context_child` prints when it has run to the end.
+const FAULT_CHILD_DONE: &str = "faulted context: recovered, and equal to the CPU";
+
+#[test]
+fn a_faulted_context_is_reset_and_reopened() {
+    // A fault poisons the device's primary context for the whole process, and the other
+    // tests share it while they run in parallel: so the fault is provoked in a child
+    // process that runs this binary's `faulted_context_child` alone.
+    if gpu("faulted context").is_none() {
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "faulted_context_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FAULT_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = writeln!(std::io::stderr(), "the child's output:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the child failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(FAULT_CHILD_DONE),
+        "the child did not run to the end:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Makes a kernel fault in device 0's primary context, which the backend shares: the
+/// project's own Siddon kernel, launched through cust directly with every pointer bogus
+/// (0x10, never a device address). Returns the driver's error.
+fn provoke_fault() -> cust::error::CudaError {
+    use cust::function::{BlockSize, GridSize};
+    use cust::memory::DevicePointer;
+    let device = cust::device::Device::get_device(0).unwrap();
+    // Retains the device's primary context (the backend's) and makes it current.
+    let context = cust::context::Context::new(device).unwrap();
+    let module = cust::module::Module::from_ptx(xray_projector::kernels_ptx(), &[]).unwrap();
+    let stream = cust::stream::Stream::new(cust::stream::StreamFlags::DEFAULT, None).unwrap();
+    let result = {
+        let function = module
+            .get_function(xray_kernels::names::FORWARD_SIDDON)
+            .unwrap();
+        let volume = DevicePointer::<f32>::from_raw(0x10);
+        let record = DevicePointer::<u8>::from_raw(0x10);
+        let (one, cone) = (1u32, 0u32);
+        // SAFETY: deliberately broken: the kernel reads its view record from address
+        // 0x10 on the device, which faults there. No host memory is involved.
+        unsafe {
+            cust::launch!(function<<<GridSize::x(1), BlockSize::x(1), 0, stream>>>(
+                volume, record, record, one, one, one, cone, volume
+            ))
+        }
+        .and_then(|()| stream.synchronize())
+    };
+    // The test's own handles go first, before the backend resets the context.
+    drop(stream);
+    drop(module);
+    drop(context);
+    result.expect_err("a kernel that reads address 0x10 must fault")
+}
+
+/// Asserts that `result` is [`Error::CudaFaulted`].
+#[track_caller]
+fn assert_faulted<T>(result: Result<T, Error>, what: &str) {
+    match result {
+        Err(Error::CudaFaulted { ordinal: 0, reason }) => {
+            eprintln!("faulted context: {what}: {reason}");
+        }
+        Ok(_) => panic!("{what}: expected CudaFaulted, got a result"),
+        Err(other) => panic!("{what}: expected CudaFaulted, got {other:?}"),
+    }
+}
+
+#[test]
+fn faulted_context_child() {
+    // Only in the child process of `a_faulted_context_is_reset_and_reopened`: in the
+    // test run itself this returns at once (that test checks that the child ran).
+    if std::env::var_os(FAULT_CHILD).is_none() {
+        return;
+    }
+    let Some(gpu) = gpu("faulted context (child process)") else {
+        return;
+    };
+    let grid = VolumeGeometry::centered([16, 16, 16], [1.0, 1.0, 1.0]);
+    let volume = test_volume(&grid, 41);
+    let geometry = CircularScan::new(100.0, 200.0, 3, [12, 16], 1.5)
+        .geometry()
+        .unwrap();
+    let want = cpu_projection(&volume, &grid, &geometry, Method::Siddon);
+    let resident = gpu.upload(&volume, &grid).unwrap();
+    let before = gpu.forward(&resident, &geometry, Method::Siddon).unwrap();
+    assert!(max_relative_difference(&before.to_host().unwrap(), &want).0 <= 1e-5);
+
+    let error = provoke_fault();
+    eprintln!("faulted context: the bogus kernel failed with {error:?}: {error}");
+    // The fault happened outside the backend, so the backend meets it at its next driver
+    // call: that call fails with CudaFaulted (the one failure the contract allows), and
+    // so does everything on the old backend from then on.
+    assert_faulted(
+        gpu.forward(&resident, &geometry, Method::Siddon),
+        "the first call after the fault",
+    );
+    assert!(gpu.is_faulted());
+    assert_faulted(resident.to_host(), "the old resident volume");
+    assert_faulted(before.to_host(), "the old projections");
+    assert_faulted(gpu.upload(&volume, &grid), "the old backend");
+    // The next backend is a fresh one, on a reset context.
+    let fresh = CudaBackend::on_device(0).unwrap();
+    assert!(
+        !Arc::ptr_eq(&fresh, &gpu),
+        "on_device must replace a faulted backend"
+    );
+    assert!(!fresh.is_faulted());
+    assert!(Arc::ptr_eq(&gpu.healthy().unwrap(), &fresh));
+    assert!(Arc::ptr_eq(&fresh.healthy().unwrap(), &fresh));
+    // Old data stays refused on the fresh backend: its memory is gone.
+    let mut out = fresh.allocate_projections(&geometry).unwrap();
+    assert_faulted(
+        fresh.forward_into(&resident, &geometry, Method::Siddon, &mut out),
+        "the old volume on the fresh backend",
+    );
+    // New work equals the CPU, through the backend and through a new Projector.
+    let resident_again = fresh.upload(&volume, &grid).unwrap();
+    fresh
+        .forward_into(&resident_again, &geometry, Method::Siddon, &mut out)
+        .unwrap();
+    let got = out.to_host().unwrap();
+    assert!(max_relative_difference(&got, &want).0 <= 1e-5);
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    let joseph = cuda
+        .forward(&volume, &grid, &geometry, Method::Joseph)
+        .unwrap();
+    let want_joseph = cpu_projection(&volume, &grid, &geometry, Method::Joseph);
+    assert!(max_relative_difference(&joseph, &want_joseph).0 <= 1e-5);
+    // Dropping the old backend and its data frees nothing of the fresh context.
+    drop(before);
+    drop(resident);
+    drop(gpu);
+    let again = fresh
+        .forward(&resident_again, &geometry, Method::Siddon)
+        .unwrap()
+        .to_host()
+        .unwrap();
+    assert_eq!(again, got);
+    let _ = writeln!(std::io::stderr(), "{FAULT_CHILD_DONE}");
+}

@@ -1,12 +1,18 @@
 //! Data that lives on the GPU: [`DeviceVolume`] (resident input) and
 //! [`DeviceProjections`] (output kept on the device).
+//!
+//! Both keep their backend alive. If its context faults, they refuse all work with
+//! [`Error::CudaFaulted`] (their data is gone) and leave their buffers alone when
+//! dropped: the driver reclaims them with the context, and freeing them by address could
+//! free memory of the fresh context that replaced it.
 
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use cust::memory::{CopyDestination, DeviceBuffer, DevicePointer};
 use ndarray::{Array3, ArrayBase, Data, Ix3};
 
-use super::device::{cuda_error, CudaBackend};
+use super::device::CudaBackend;
 use crate::alloc::zeroed;
 use crate::error::{Error, Result};
 use crate::geometry::VolumeGeometry;
@@ -17,10 +23,11 @@ use crate::projector::check_finite;
 /// It keeps its backend (and so the CUDA context) alive, and frees its memory when
 /// dropped, from any thread.
 pub struct DeviceVolume {
-    voxels: DeviceBuffer<f32>,
-    grid: DeviceBuffer<u8>,
+    // Freed by hand in `Drop`, while the context still exists, and only if it has not
+    // faulted.
+    voxels: ManuallyDrop<DeviceBuffer<f32>>,
+    grid: ManuallyDrop<DeviceBuffer<u8>>,
     geometry: VolumeGeometry,
-    // Last: the buffers above are freed while the context still exists.
     backend: Arc<CudaBackend>,
 }
 
@@ -35,8 +42,15 @@ impl std::fmt::Debug for DeviceVolume {
 
 impl Drop for DeviceVolume {
     fn drop(&mut self) {
-        // cuMemFree needs the owning context current on this thread.
-        let _ = self.backend.activate();
+        // cuMemFree needs the owning context current on this thread; after a fault the
+        // buffers are left to the driver (see the module docs).
+        if let Some(_in_use) = self.backend.enter_to_free() {
+            // SAFETY: each is dropped once, here, and never used again.
+            unsafe {
+                ManuallyDrop::drop(&mut self.voxels);
+                ManuallyDrop::drop(&mut self.grid);
+            }
+        }
     }
 }
 
@@ -48,8 +62,8 @@ impl DeviceVolume {
         backend: Arc<CudaBackend>,
     ) -> DeviceVolume {
         DeviceVolume {
-            voxels,
-            grid,
+            voxels: ManuallyDrop::new(voxels),
+            grid: ManuallyDrop::new(grid),
             geometry,
             backend,
         }
@@ -75,7 +89,7 @@ impl DeviceVolume {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`], [`Error::NonFiniteVolume`] (the resident values are then
-    /// unchanged), [`Error::Cuda`].
+    /// unchanged), [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn update<S>(&mut self, volume: &ArrayBase<S, Ix3>) -> Result<()>
     where
         S: Data<Elem = f32>,
@@ -86,24 +100,24 @@ impl DeviceVolume {
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_finite(voxels, self.geometry.shape)?;
-        self.backend.activate()?;
+        let _in_use = self.backend.enter()?;
         self.voxels
             .copy_from(voxels)
-            .map_err(cuda_error("copying the volume to the GPU"))
+            .map_err(self.backend.cuda_error("copying the volume to the GPU"))
     }
 
     /// Copies the volume into a new host array `[nz, ny, nx]`.
     ///
     /// # Errors
-    /// [`Error::Allocation`] (host memory), [`Error::Cuda`].
+    /// [`Error::Allocation`] (host memory), [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn to_host(&self) -> Result<Array3<f32>> {
+        let _in_use = self.backend.enter()?;
         let len = self.geometry.voxel_count()?;
         let mut host = zeroed(len, "the volume")?;
-        self.backend.activate()?;
         self.voxels
             .index(..len)
             .copy_to(&mut host[..])
-            .map_err(cuda_error("copying the volume from the GPU"))?;
+            .map_err(self.backend.cuda_error("copying the volume from the GPU"))?;
         Array3::from_shape_vec(self.geometry.shape, host).map_err(|e| Error::InvalidParameter {
             name: "volume",
             reason: e.to_string(),
@@ -112,10 +126,10 @@ impl DeviceVolume {
 
     /// Sets every voxel to 0 (before a backprojection adds into it).
     pub(super) fn zero(&mut self) -> Result<()> {
-        self.backend.activate()?;
+        let _in_use = self.backend.enter()?;
         self.voxels
             .set_zero()
-            .map_err(cuda_error("zeroing the volume on the GPU"))
+            .map_err(self.backend.cuda_error("zeroing the volume on the GPU"))
     }
 
     pub(super) fn voxels_ptr(&self) -> DevicePointer<f32> {
@@ -130,10 +144,11 @@ impl DeviceVolume {
 /// Projections `[views, rows, cols]` in GPU memory, made by
 /// [`CudaBackend::allocate_projections`] or [`CudaBackend::forward`].
 pub struct DeviceProjections {
-    data: DeviceBuffer<f32>,
-    views: DeviceBuffer<u8>,
+    // Freed by hand in `Drop`, while the context still exists, and only if it has not
+    // faulted.
+    data: ManuallyDrop<DeviceBuffer<f32>>,
+    views: ManuallyDrop<DeviceBuffer<u8>>,
     shape: [usize; 3],
-    // Last: the buffers above are freed while the context still exists.
     backend: Arc<CudaBackend>,
 }
 
@@ -148,7 +163,14 @@ impl std::fmt::Debug for DeviceProjections {
 
 impl Drop for DeviceProjections {
     fn drop(&mut self) {
-        let _ = self.backend.activate();
+        // As for `DeviceVolume`.
+        if let Some(_in_use) = self.backend.enter_to_free() {
+            // SAFETY: each is dropped once, here, and never used again.
+            unsafe {
+                ManuallyDrop::drop(&mut self.data);
+                ManuallyDrop::drop(&mut self.views);
+            }
+        }
     }
 }
 
@@ -160,8 +182,8 @@ impl DeviceProjections {
         backend: Arc<CudaBackend>,
     ) -> DeviceProjections {
         DeviceProjections {
-            data,
-            views,
+            data: ManuallyDrop::new(data),
+            views: ManuallyDrop::new(views),
             shape,
             backend,
         }
@@ -180,15 +202,18 @@ impl DeviceProjections {
     /// Copies the projections into a new host array `[views, rows, cols]`.
     ///
     /// # Errors
-    /// [`Error::Allocation`] (host memory), [`Error::Cuda`].
+    /// [`Error::Allocation`] (host memory), [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn to_host(&self) -> Result<Array3<f32>> {
+        let _in_use = self.backend.enter()?;
         let len = self.shape.iter().product();
         let mut host = zeroed(len, "projections")?;
-        self.backend.activate()?;
+        let failed = self
+            .backend
+            .cuda_error("copying the projections from the GPU");
         self.data
             .index(..len)
             .copy_to(&mut host[..])
-            .map_err(cuda_error("copying the projections from the GPU"))?;
+            .map_err(failed)?;
         Array3::from_shape_vec(self.shape, host).map_err(|e| Error::InvalidParameter {
             name: "projections",
             reason: e.to_string(),
@@ -200,6 +225,6 @@ impl DeviceProjections {
     }
 
     pub(super) fn buffers_mut(&mut self) -> (&mut DeviceBuffer<u8>, &mut DeviceBuffer<f32>) {
-        (&mut self.views, &mut self.data)
+        (&mut *self.views, &mut *self.data)
     }
 }

@@ -1,9 +1,25 @@
 //! [`CudaBackend`]: one GPU's context, module and stream, device allocation that checks
-//! free memory first, and the forward-projection launches.
+//! free memory first, the projection launches (refused before anything is allocated when
+//! they exceed CUDA's grid limits), and recovery from a faulted context.
+//!
+//! # Faults
+//!
+//! A kernel that faults (an illegal address, a trap, ...) leaves a "sticky" error: CUDA
+//! then fails every call in that context with it, until the device's primary context is
+//! reset or released by all who retained it. The first driver call that returns such an
+//! error marks its backend faulted ([`Error::CudaFaulted`]); from then on the backend and
+//! the device data it made refuse all work with that error and never touch their driver
+//! handles again (on drop they leak them: the driver reclaims them with the context, and
+//! a fresh context may hand out the same addresses and handle values). The next
+//! [`CudaBackend::on_device`] for that device waits for calls still running on the old
+//! backend, resets the primary context and opens a fresh backend in its place.
 
 use std::collections::HashMap;
+use std::ffi::{c_void, CStr, CString};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cust::context::{Context, CurrentContext};
 use cust::device::{Device, DeviceAttribute};
@@ -13,13 +29,14 @@ use cust::function::{BlockSize, GridSize};
 use cust::memory::{CopyDestination, DeviceBuffer, DeviceCopy, DevicePointer};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
+use cust::sys as driver;
 use ndarray::{Array3, ArrayBase, Data, Ix3};
 use xray_kernels::{names, DetectorParams, Method, ViewParams};
 
 use super::buffers::{DeviceProjections, DeviceVolume};
 use super::PTX;
 use crate::alloc::zeroed;
-use crate::error::{Error, Result};
+use crate::error::{Error, GeometryError, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use crate::projector::{check_finite, check_projections};
 
@@ -27,8 +44,24 @@ use crate::projector::{check_finite, check_projections};
 /// cross neighbouring voxels) by 8 rows.
 pub(super) const BLOCK: (u32, u32) = (32, 8);
 
-/// Most views per launch: CUDA's limit on the grid's z dimension.
-const MAX_VIEWS_PER_LAUNCH: usize = 65_535;
+/// CUDA's limits on a launch grid, in blocks along x, y and z: the same on every GPU
+/// since compute capability 3.0.
+const MAX_GRID_BLOCKS: [usize; 3] = [i32::MAX as usize, 65_535, 65_535];
+
+/// Most views per launch: CUDA's limit on the grid's z dimension (more views take
+/// several launches).
+const MAX_VIEWS_PER_LAUNCH: usize = MAX_GRID_BLOCKS[2];
+
+/// What the x, y and z axes of a projection kernel's launch grid cover (named in errors).
+const PROJECTION_AXES: [&str; 3] = ["detector cols", "detector rows", "views per launch"];
+
+/// How long [`CudaBackend::on_device`] waits for calls still running on a faulted backend
+/// (they fail fast: every driver call in a faulted context does) before giving up on
+/// resetting the context under them.
+const FAULTED_CALLS_WAIT: Duration = Duration::from_secs(10);
+
+/// Bytes of the JIT compiler's error log kept when the driver rejects a PTX module.
+const JIT_LOG_BYTES: usize = 16 << 10;
 
 /// Device memory left free when sizing batches of views, for the driver and for other
 /// users of the GPU.
@@ -67,13 +100,22 @@ impl Kernel {
 /// One NVIDIA GPU, ready to run the projection kernels.
 ///
 /// Created once per device and shared ([`CudaBackend::on_device`] hands out the same
-/// `Arc`); every method may be called from any thread.
+/// `Arc`); every method may be called from any thread. After a kernel fault the backend
+/// refuses all work with [`Error::CudaFaulted`], and `on_device` replaces it (see the
+/// module docs).
 pub struct CudaBackend {
-    // Field order is drop order: the module and stream go before the context.
-    pub(super) module: Module,
-    pub(super) stream: Stream,
+    // Dropped by hand, before the context, and only while the context is healthy (see
+    // `Drop`).
+    pub(super) module: ManuallyDrop<Module>,
+    pub(super) stream: ManuallyDrop<Stream>,
     ordinal: u32,
     description: String,
+    /// Set, after `fault`, once a driver call has returned a sticky error.
+    faulted: AtomicBool,
+    /// The first sticky error: what was being done, and the driver's message.
+    fault: OnceLock<String>,
+    /// Calls in progress ([`InUse`] guards), which a reset of the context waits for.
+    in_use: AtomicUsize,
     context: Context,
 }
 
@@ -82,19 +124,44 @@ impl std::fmt::Debug for CudaBackend {
         f.debug_struct("CudaBackend")
             .field("ordinal", &self.ordinal)
             .field("description", &self.description)
+            .field("faulted", &self.is_faulted())
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for CudaBackend {
     fn drop(&mut self) {
+        if self.faulted.load(Ordering::SeqCst) {
+            // The module and stream died with the faulted context (or will, when it is
+            // reset or released); destroying them by handle now could destroy objects of
+            // a fresh context that reuse the handle values. The context's retain is
+            // released as usual, below.
+            return;
+        }
         // The module and stream are destroyed in the context that made them.
-        let _ = self.activate();
+        let _ = CurrentContext::set_current(&self.context);
+        // SAFETY: each is dropped once, here, and never used again.
+        unsafe {
+            ManuallyDrop::drop(&mut self.module);
+            ManuallyDrop::drop(&mut self.stream);
+        }
+    }
+}
+
+/// A call in progress on a [`CudaBackend`], from [`CudaBackend::enter`]: counted until
+/// dropped, so that the reset of a faulted context waits for calls that began before the
+/// fault and may still be using its handles. Nested guards are fine.
+pub(super) struct InUse<'a>(&'a CudaBackend);
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.0.in_use.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// Outcome of opening each device, kept for the life of the process: a driver that is
-/// missing stays missing, and the reason is reported once, not probed per call.
+/// missing stays missing, and the reason is reported once, not probed per call. A
+/// backend whose context faulted is replaced by [`CudaBackend::on_device`].
 type Opened = Result<Arc<CudaBackend>, String>;
 
 fn opened_devices() -> &'static Mutex<HashMap<u32, Opened>> {
@@ -102,26 +169,207 @@ fn opened_devices() -> &'static Mutex<HashMap<u32, Opened>> {
     OPENED.get_or_init(Default::default)
 }
 
-/// Wraps a driver error with what was being done.
-pub(super) fn cuda_error(action: &'static str) -> impl FnOnce(CudaError) -> Error {
-    move |error| Error::Cuda {
-        action: action.to_string(),
-        reason: error.to_string(),
+/// Driver errors after which the context is unusable: CUDA's "sticky" errors, which a
+/// faulting kernel leaves behind and every later call in the context returns again.
+fn is_sticky(error: CudaError) -> bool {
+    matches!(
+        error,
+        CudaError::IllegalAddress
+            | CudaError::LaunchTimeout
+            | CudaError::AssertError
+            | CudaError::HardwareStackError
+            | CudaError::IllegalInstruction
+            | CudaError::MisalignedAddress
+            | CudaError::InvalidAddressSpace
+            | CudaError::InvalidProgramCounter
+            | CudaError::LaunchFailed
+            | CudaError::EccUncorrectable
+            | CudaError::NvlinkUncorrectable
+    )
+}
+
+/// Loads the PTX text `ptx` as a module into the current context.
+///
+/// # Errors
+/// Why the driver refused it: its error, then the JIT compiler's error log, which names
+/// the offending PTX line (or a note that the JIT wrote none).
+fn load_module(ptx: &str) -> std::result::Result<Module, String> {
+    let text = CString::new(ptx).map_err(|e| {
+        format!(
+            "the PTX text holds a NUL byte at offset {}",
+            e.nul_position()
+        )
+    })?;
+    let error = match Module::from_ptx_cstr(&text, &[]) {
+        Ok(module) => return Ok(module),
+        Err(error) => error,
+    };
+    Err(match jit_error_log(&text) {
+        Some(log) => format!("{error}; the JIT's error log: {log}"),
+        None => format!("{error} (the JIT wrote no error log)"),
+    })
+}
+
+/// Loads `ptx` once more, with a buffer for the JIT compiler's error log, and returns
+/// the log (`None` if it is empty).
+///
+/// cust 0.3.2 has no JIT option for the log, so this calls `cuModuleLoadDataEx` itself
+/// with `CU_JIT_ERROR_LOG_BUFFER` and `CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES`. It runs only
+/// after a load failed (the JIT is deterministic, so it fails the same way); a module it
+/// loads after all is unloaded.
+fn jit_error_log(ptx: &CStr) -> Option<String> {
+    let mut log = vec![0u8; JIT_LOG_BYTES];
+    let mut options = [
+        driver::CUjit_option::CU_JIT_ERROR_LOG_BUFFER,
+        driver::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
+    ];
+    // As in cust's own options: a value that fits in a pointer (the size) is passed as
+    // the pointer itself, others (the buffer) by address. The driver writes the number
+    // of bytes it filled back into the size's slot.
+    let mut values: [*mut c_void; 2] = [
+        log.as_mut_ptr().cast(),
+        std::ptr::without_provenance_mut(JIT_LOG_BYTES),
+    ];
+    let mut module: driver::CUmodule = std::ptr::null_mut();
+    // SAFETY: `ptx` is NUL-terminated; `options` and `values` hold two entries each, as
+    // passed; the log buffer holds the JIT_LOG_BYTES bytes announced and outlives the call.
+    let result = unsafe {
+        driver::cuModuleLoadDataEx(
+            &mut module,
+            ptx.as_ptr().cast(),
+            options.len() as std::os::raw::c_uint,
+            options.as_mut_ptr(),
+            values.as_mut_ptr(),
+        )
+    };
+    if result == driver::cudaError_enum::CUDA_SUCCESS && !module.is_null() {
+        // SAFETY: `module` was loaded just above and is used nowhere else.
+        let _ = unsafe { driver::cuModuleUnload(module) };
     }
+    let filled = values[1].addr().min(JIT_LOG_BYTES);
+    let end = log[..filled].iter().position(|&b| b == 0).unwrap_or(filled);
+    let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The launch grid of [`BLOCK`]-shaped blocks that covers `threads_x` by `threads_y`
+/// threads and is `blocks_z` blocks deep; `axes` says what x, y and z cover.
+///
+/// # Errors
+/// [`GeometryError::TooLarge`] naming the axis when it needs more blocks than CUDA allows
+/// ([`MAX_GRID_BLOCKS`]; e.g. more than 8 * 65535 = 524,280 detector rows). Callers check
+/// this before they allocate anything.
+pub(super) fn launch_grid(
+    threads_x: usize,
+    threads_y: usize,
+    blocks_z: usize,
+    axes: [&str; 3],
+) -> Result<GridSize> {
+    let axis = |index: usize, threads: usize, per_block: usize| -> Result<u32> {
+        let blocks = threads.div_ceil(per_block);
+        let most = MAX_GRID_BLOCKS[index];
+        if blocks <= most {
+            return Ok(blocks as u32);
+        }
+        Err(GeometryError::TooLarge {
+            field: format!(
+                "{} on the CUDA backend ({per_block} per block, at most {most} blocks along \
+                 the launch grid's {} axis)",
+                axes[index],
+                ["x", "y", "z"][index]
+            ),
+            value: threads as u128,
+            limit: (most * per_block) as u128,
+        }
+        .into())
+    };
+    Ok(GridSize::xyz(
+        axis(0, threads_x, BLOCK.0 as usize)?,
+        axis(1, threads_y, BLOCK.1 as usize)?,
+        axis(2, blocks_z, 1)?,
+    ))
+}
+
+/// Refuses, before anything is allocated, a detector that the projection kernels cannot
+/// be launched over (see [`launch_grid`]; views beyond the z limit take several launches).
+fn check_launchable(geometry: &ProjectionGeometry) -> Result<()> {
+    launch_grid(
+        geometry.cols,
+        geometry.rows,
+        geometry.views.len().min(MAX_VIEWS_PER_LAUNCH),
+        PROJECTION_AXES,
+    )
+    .map(|_| ())
+}
+
+/// Resets the primary context of device `ordinal` and opens a fresh backend on it, in
+/// place of one whose context faulted (`fault` says how).
+fn reopen(ordinal: u32, fault: &str) -> std::result::Result<CudaBackend, String> {
+    let device = Device::get_device(ordinal)
+        .map_err(|e| format!("CUDA device {ordinal} faulted ({fault}) and is gone: {e}"))?;
+    // SAFETY: cust asks that nothing else use the primary context during the reset. In
+    // this crate only the faulted backend and its device data did: they refuse all work
+    // and never touch their handles again (they leak them when dropped), and every call
+    // on them that began before the fault has ended (`on_device` waited). Code outside
+    // this crate that shares the device's primary context loses its state too; the
+    // fault had already made that state unusable.
+    unsafe { Context::reset(&device) }.map_err(|e| {
+        format!("CUDA device {ordinal} faulted ({fault}) and its context cannot be reset: {e}")
+    })?;
+    CudaBackend::open(ordinal).map_err(|e| {
+        format!("CUDA device {ordinal} faulted ({fault}) and cannot be opened again: {e}")
+    })
 }
 
 impl CudaBackend {
     /// The backend on device `ordinal` (0 is the first GPU), opened on first use and
     /// shared afterwards.
     ///
+    /// If the shared backend's context has faulted ([`Error::CudaFaulted`]), this waits
+    /// for calls still running on it, resets the device's primary context (which destroys
+    /// everything in it, also for code outside this crate that shares it) and opens a
+    /// fresh backend in its place. So after a fault, the call that met it fails, as do
+    /// later calls on the old backend and on its [`DeviceVolume`]s and
+    /// [`DeviceProjections`] (their data is lost); work through the next `on_device` (or
+    /// the next [`crate::Projector::new`]) succeeds on the fresh context.
+    ///
     /// # Errors
     /// [`Error::CudaUnavailable`] with the reason: no driver, no such device, context
-    /// creation failed, or the driver rejected the kernels' PTX. The outcome is cached,
+    /// creation failed, the driver rejected the kernels' PTX (with the JIT's error log),
+    /// or a faulted context could not be reset and opened again. The outcome is cached,
     /// so a failure is probed (and logged, at `warn`) once per process.
+    /// [`Error::CudaFaulted`] if calls on a faulted backend are still running after 10 s;
+    /// a later call tries again.
     pub fn on_device(ordinal: u32) -> Result<Arc<CudaBackend>> {
         let mut opened = opened_devices()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let faulted = match opened.get(&ordinal) {
+            Some(Ok(backend)) if backend.is_faulted() => Some(Arc::clone(backend)),
+            _ => None,
+        };
+        if let Some(old) = faulted {
+            if !old.wait_until_idle(FAULTED_CALLS_WAIT) {
+                return Err(Error::CudaFaulted {
+                    ordinal,
+                    reason: format!(
+                        "{}; calls on the faulted context are still running, so it cannot \
+                         be reset yet",
+                        old.fault_reason()
+                    ),
+                });
+            }
+            let outcome = reopen(ordinal, &old.fault_reason()).map(Arc::new);
+            match &outcome {
+                Ok(_) => log::warn!(
+                    "CUDA device {ordinal}: the faulted context ({}) was reset and the \
+                     backend opened again",
+                    old.fault_reason()
+                ),
+                Err(reason) => log::warn!("CUDA device {ordinal} is unavailable: {reason}"),
+            }
+            opened.insert(ordinal, outcome);
+        }
         let outcome = opened.entry(ordinal).or_insert_with(|| {
             let outcome = CudaBackend::open(ordinal).map(Arc::new);
             if let Err(reason) = &outcome {
@@ -161,7 +409,7 @@ impl CudaBackend {
             .total_memory()
             .map_err(|e| format!("CUDA device {ordinal} ({name}): {e}"))?;
         let context = Context::new(device).map_err(|e| format!("CUDA context on {name}: {e}"))?;
-        let module = Module::from_ptx(PTX, &[])
+        let module = load_module(PTX)
             .map_err(|e| format!("the driver rejected the kernels' PTX on {name}: {e}"))?;
         for entry in names::ALL {
             module
@@ -174,13 +422,16 @@ impl CudaBackend {
         let stream = Stream::new(StreamFlags::DEFAULT, None)
             .map_err(|e| format!("CUDA stream on {name}: {e}"))?;
         Ok(CudaBackend {
-            module,
-            stream,
+            module: ManuallyDrop::new(module),
+            stream: ManuallyDrop::new(stream),
             ordinal,
             description: format!(
                 "{name} (sm_{major}{minor}, {:.1} GiB), device {ordinal} of {count}",
                 memory as f64 / (1u64 << 30) as f64
             ),
+            faulted: AtomicBool::new(false),
+            fault: OnceLock::new(),
+            in_use: AtomicUsize::new(0),
             context,
         })
     }
@@ -195,20 +446,139 @@ impl CudaBackend {
         self.ordinal
     }
 
+    /// Whether this backend's context has faulted: it then refuses all work with
+    /// [`Error::CudaFaulted`], and [`CudaBackend::on_device`] opens a fresh backend.
+    pub fn is_faulted(&self) -> bool {
+        self.faulted.load(Ordering::SeqCst)
+    }
+
+    /// This backend, or, if its context has faulted, the fresh one that
+    /// [`CudaBackend::on_device`] opens in its place: for holders of a long-lived backend
+    /// that want their next call to work again after a fault. (Device data made by the
+    /// faulted backend stays lost.)
+    ///
+    /// # Errors
+    /// As [`CudaBackend::on_device`].
+    pub fn healthy(self: &Arc<Self>) -> Result<Arc<CudaBackend>> {
+        if self.is_faulted() {
+            CudaBackend::on_device(self.ordinal)
+        } else {
+            Ok(Arc::clone(self))
+        }
+    }
+
     /// Free and total device memory in bytes.
     ///
     /// # Errors
-    /// [`Error::Cuda`] if the driver cannot tell.
+    /// [`Error::Cuda`] if the driver cannot tell; [`Error::CudaFaulted`].
     pub fn memory_info(&self) -> Result<(usize, usize)> {
-        self.activate()?;
-        cust::memory::mem_get_info().map_err(cuda_error("querying free GPU memory"))
+        let _in_use = self.enter()?;
+        cust::memory::mem_get_info().map_err(self.cuda_error("querying free GPU memory"))
     }
 
-    /// Makes this backend's context current on the calling thread (CUDA contexts are
-    /// per thread, and callers may come from any thread).
-    pub(super) fn activate(&self) -> Result<()> {
+    /// Loads `ptx` into this backend's context exactly as [`CudaBackend::on_device`] loads
+    /// the kernels, then unloads it: a test hook for the PTX error path.
+    ///
+    /// # Errors
+    /// [`Error::CudaUnavailable`] with the reason `on_device` would give: the driver's
+    /// error and the JIT's error log. [`Error::CudaFaulted`], [`Error::Cuda`].
+    #[doc(hidden)]
+    pub fn check_ptx(&self, ptx: &str) -> Result<()> {
+        let _in_use = self.enter()?;
+        load_module(ptx)
+            .map(drop)
+            .map_err(|reason| Error::CudaUnavailable {
+                reason: format!(
+                    "the driver rejected the PTX on {}: {reason}",
+                    self.description
+                ),
+            })
+    }
+
+    /// Begins a call that uses the driver: refuses a faulted backend, makes its context
+    /// current on the calling thread (CUDA contexts are per thread, and callers may come
+    /// from any thread), and counts the call until the guard is dropped.
+    ///
+    /// # Errors
+    /// [`Error::CudaFaulted`], [`Error::Cuda`].
+    pub(super) fn enter(&self) -> Result<InUse<'_>> {
+        // Counted before the check (both SeqCst): a reset that saw no call in progress
+        // happened after `faulted` was set, so this check then sees it.
+        self.in_use.fetch_add(1, Ordering::SeqCst);
+        let in_use = InUse(self);
+        if self.is_faulted() {
+            return Err(self.faulted_error());
+        }
         CurrentContext::set_current(&self.context)
-            .map_err(cuda_error("making the CUDA context current"))
+            .map_err(self.cuda_error("making the CUDA context current"))?;
+        Ok(in_use)
+    }
+
+    /// For the `Drop` of device data: a guard with the context current when the data may
+    /// be freed, or `None` after a fault, when it must be left alone (the driver reclaims
+    /// it with the context, and a fresh context may reuse its addresses).
+    pub(super) fn enter_to_free(&self) -> Option<InUse<'_>> {
+        self.in_use.fetch_add(1, Ordering::SeqCst);
+        let in_use = InUse(self);
+        if self.is_faulted() {
+            return None;
+        }
+        // As before faults were handled: if this fails, the frees fail harmlessly.
+        let _ = CurrentContext::set_current(&self.context);
+        Some(in_use)
+    }
+
+    /// Waits until no call is in progress on this backend, at most `limit`; whether none is.
+    fn wait_until_idle(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while self.in_use.load(Ordering::SeqCst) > 0 {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    fn fault_reason(&self) -> String {
+        self.fault
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "a sticky CUDA error".to_string())
+    }
+
+    /// [`Error::CudaFaulted`] for this backend.
+    pub(super) fn faulted_error(&self) -> Error {
+        Error::CudaFaulted {
+            ordinal: self.ordinal,
+            reason: self.fault_reason(),
+        }
+    }
+
+    /// The library's error for the driver's `error` while doing `action`. A sticky error
+    /// marks this backend faulted first (the first one is kept as the reason), so that it
+    /// refuses all later work and [`CudaBackend::on_device`] replaces it.
+    fn driver_error(&self, action: &str, error: CudaError) -> Error {
+        if is_sticky(error) {
+            if self.fault.set(format!("while {action}: {error}")).is_ok() {
+                log::error!(
+                    "CUDA device {}: the context faulted while {action}: {error}; its device \
+                     data is lost, and the next CudaBackend::on_device opens a fresh context",
+                    self.ordinal
+                );
+            }
+            self.faulted.store(true, Ordering::SeqCst);
+            return self.faulted_error();
+        }
+        Error::Cuda {
+            action: action.to_string(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// Wraps a driver error with what was being done (see `driver_error`), for `map_err`.
+    pub(super) fn cuda_error(&self, action: &'static str) -> impl FnOnce(CudaError) -> Error + '_ {
+        move |error| self.driver_error(action, error)
     }
 
     /// A zeroed device buffer of `len` elements, after checking that it fits in the free
@@ -218,10 +588,10 @@ impl CudaBackend {
         len: usize,
         what: &'static str,
     ) -> Result<DeviceBuffer<T>> {
-        self.activate()?;
+        let _in_use = self.enter()?;
         let bytes = len as u128 * std::mem::size_of::<T>() as u128;
         let (free, _) =
-            cust::memory::mem_get_info().map_err(cuda_error("querying free GPU memory"))?;
+            cust::memory::mem_get_info().map_err(self.cuda_error("querying free GPU memory"))?;
         if bytes > free as u128 {
             return Err(Error::DeviceOutOfMemory {
                 what,
@@ -235,7 +605,7 @@ impl CudaBackend {
                 bytes,
                 free: free as u128,
             },
-            other => cuda_error("allocating GPU memory")(other),
+            other => self.driver_error("allocating GPU memory", other),
         })
     }
 
@@ -246,7 +616,7 @@ impl CudaBackend {
     ///
     /// # Errors
     /// [`Error::Geometry`], [`Error::ShapeMismatch`], [`Error::NonFiniteVolume`],
-    /// [`Error::DeviceOutOfMemory`], [`Error::Cuda`].
+    /// [`Error::DeviceOutOfMemory`], [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn upload<S>(
         self: &Arc<Self>,
         volume: &ArrayBase<S, Ix3>,
@@ -262,13 +632,14 @@ impl CudaBackend {
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_finite(voxels, geometry.shape)?;
+        let _in_use = self.enter()?;
         let mut buffer = self.allocate::<f32>(voxels.len(), "the volume")?;
         buffer
             .copy_from(voxels)
-            .map_err(cuda_error("copying the volume to the GPU"))?;
+            .map_err(self.cuda_error("copying the volume to the GPU"))?;
         let grid = geometry.grid_params();
         let grid_buffer = DeviceBuffer::from_slice(bytemuck::bytes_of(&grid))
-            .map_err(cuda_error("copying the grid record to the GPU"))?;
+            .map_err(self.cuda_error("copying the grid record to the GPU"))?;
         Ok(DeviceVolume::new(
             buffer,
             grid_buffer,
@@ -281,12 +652,16 @@ impl CudaBackend {
     /// to be filled by [`CudaBackend::forward_into`].
     ///
     /// # Errors
-    /// [`Error::Geometry`], [`Error::DeviceOutOfMemory`], [`Error::Cuda`].
+    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits, at most
+    /// 524,280 rows: checked before anything is allocated), [`Error::DeviceOutOfMemory`],
+    /// [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn allocate_projections(
         self: &Arc<Self>,
         geometry: &ProjectionGeometry,
     ) -> Result<DeviceProjections> {
         geometry.validate()?;
+        check_launchable(geometry)?;
+        let _in_use = self.enter()?;
         let data = self.allocate::<f32>(geometry.ray_count()?, "the projections")?;
         let views = self.allocate::<u8>(
             geometry.views.len() * std::mem::size_of::<ViewParams>(),
@@ -324,9 +699,11 @@ impl CudaBackend {
     /// reconstruction). Only the view records (48 bytes per view) are copied.
     ///
     /// # Errors
-    /// [`Error::Geometry`]; [`Error::ShapeMismatch`] if `out` has another shape;
-    /// [`Error::InvalidParameter`] if the buffers belong to another device;
-    /// [`Error::Cuda`] if the copy, the launch or the kernel fails.
+    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits);
+    /// [`Error::ShapeMismatch`] if `out` has another shape; [`Error::InvalidParameter`] if
+    /// the buffers belong to another device; [`Error::Cuda`] if the copy, the launch or the
+    /// kernel fails; [`Error::CudaFaulted`] if the context faulted (now or before, also
+    /// the context the buffers were made in).
     pub fn forward_into(
         &self,
         volume: &DeviceVolume,
@@ -335,17 +712,18 @@ impl CudaBackend {
         out: &mut DeviceProjections,
     ) -> Result<Duration> {
         geometry.validate()?;
+        check_launchable(geometry)?;
         self.check_owner(volume.backend(), "the volume")?;
         self.check_owner(out.backend(), "the projections")?;
         check_projection_shape(out, geometry)?;
-        self.activate()?;
+        let _in_use = self.enter()?;
         let views = geometry.view_params(volume.geometry());
         let (views_buffer, data) = out.buffers_mut();
         let record_bytes = bytemuck::cast_slice::<ViewParams, u8>(&views);
         views_buffer
             .index(..record_bytes.len())
             .copy_from(record_bytes)
-            .map_err(cuda_error("copying the view records to the GPU"))?;
+            .map_err(self.cuda_error("copying the view records to the GPU"))?;
         self.timed(|| {
             // SAFETY: `views_buffer` holds `views.len()` records and `data` holds
             // `views * rows * cols` values (checked shape above); both are this device's.
@@ -367,13 +745,15 @@ impl CudaBackend {
     /// [`CudaBackend::backward_into`].
     ///
     /// # Errors
-    /// [`Error::Geometry`], [`Error::DeviceOutOfMemory`], [`Error::Cuda`].
+    /// [`Error::Geometry`] (checked before anything is allocated), [`Error::DeviceOutOfMemory`],
+    /// [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn allocate_volume(self: &Arc<Self>, geometry: &VolumeGeometry) -> Result<DeviceVolume> {
         geometry.validate()?;
+        let _in_use = self.enter()?;
         let voxels = self.allocate::<f32>(geometry.voxel_count()?, "the volume")?;
         let grid = geometry.grid_params();
         let grid_buffer = DeviceBuffer::from_slice(bytemuck::bytes_of(&grid))
-            .map_err(cuda_error("copying the grid record to the GPU"))?;
+            .map_err(self.cuda_error("copying the grid record to the GPU"))?;
         Ok(DeviceVolume::new(
             voxels,
             grid_buffer,
@@ -386,8 +766,9 @@ impl CudaBackend {
     /// after checking their shape and that every value is finite.
     ///
     /// # Errors
-    /// [`Error::Geometry`], [`Error::ShapeMismatch`], [`Error::InvalidParameter`] for NaN
-    /// or infinite values, [`Error::DeviceOutOfMemory`], [`Error::Cuda`].
+    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits),
+    /// [`Error::ShapeMismatch`], [`Error::InvalidParameter`] for NaN or infinite values,
+    /// [`Error::DeviceOutOfMemory`], [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn upload_projections<S>(
         self: &Arc<Self>,
         projections: &ArrayBase<S, Ix3>,
@@ -396,17 +777,20 @@ impl CudaBackend {
     where
         S: Data<Elem = f32>,
     {
+        geometry.validate()?;
+        check_launchable(geometry)?;
         let contiguous = projections.as_standard_layout();
         let values = contiguous
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_projections(values, projections.shape(), geometry)?;
+        let _in_use = self.enter()?;
         let mut out = self.allocate_projections(geometry)?;
         out.buffers_mut()
             .1
             .index(..values.len())
             .copy_from(values)
-            .map_err(cuda_error("copying the projections to the GPU"))?;
+            .map_err(self.cuda_error("copying the projections to the GPU"))?;
         Ok(out)
     }
 
@@ -416,9 +800,10 @@ impl CudaBackend {
     /// Returns the kernel's time on the GPU (CUDA events).
     ///
     /// # Errors
-    /// [`Error::Geometry`]; [`Error::ShapeMismatch`] if `projections` is not
-    /// `geometry.shape()`; [`Error::InvalidParameter`] if a buffer belongs to another
-    /// device; [`Error::Cuda`].
+    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits);
+    /// [`Error::ShapeMismatch`] if `projections` is not `geometry.shape()`;
+    /// [`Error::InvalidParameter`] if a buffer belongs to another device; [`Error::Cuda`];
+    /// [`Error::CudaFaulted`].
     pub fn backward_into(
         &self,
         projections: &DeviceProjections,
@@ -427,13 +812,14 @@ impl CudaBackend {
         out: &mut DeviceVolume,
     ) -> Result<Duration> {
         geometry.validate()?;
+        check_launchable(geometry)?;
         self.check_owner(projections.backend(), "the projections")?;
         self.check_owner(out.backend(), "the volume")?;
         check_projection_shape(projections, geometry)?;
-        self.activate()?;
+        let _in_use = self.enter()?;
         let views = geometry.view_params(out.geometry());
         let views_buffer = DeviceBuffer::from_slice(bytemuck::cast_slice::<ViewParams, u8>(&views))
-            .map_err(cuda_error("copying the view records to the GPU"))?;
+            .map_err(self.cuda_error("copying the view records to the GPU"))?;
         out.zero()?;
         self.timed(|| {
             // SAFETY: `views_buffer` holds `views.len()` records, `projections` holds
@@ -460,8 +846,10 @@ impl CudaBackend {
     /// as each batch arrives.
     ///
     /// # Errors
-    /// [`Error::Geometry`], [`Error::Allocation`] (host), [`Error::DeviceOutOfMemory`]
-    /// if not even one view fits, [`Error::Cuda`].
+    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits, checked
+    /// before anything is allocated), [`Error::Allocation`] (host),
+    /// [`Error::DeviceOutOfMemory`] if not even one view fits, [`Error::Cuda`],
+    /// [`Error::CudaFaulted`].
     pub fn forward_to_host(
         &self,
         volume: &DeviceVolume,
@@ -470,7 +858,9 @@ impl CudaBackend {
         view_done: &(dyn Fn() + Sync),
     ) -> Result<Array3<f32>> {
         geometry.validate()?;
+        check_launchable(geometry)?;
         self.check_owner(volume.backend(), "the volume")?;
+        let _in_use = self.enter()?;
         let mut host = zeroed(geometry.ray_count()?, "projections")?;
         let pixels_per_view = geometry.rows * geometry.cols;
         let bytes_per_view = pixels_per_view * 4 + std::mem::size_of::<ViewParams>();
@@ -499,7 +889,7 @@ impl CudaBackend {
             views_buffer
                 .index(..record_bytes.len())
                 .copy_from(record_bytes)
-                .map_err(cuda_error("copying the view records to the GPU"))?;
+                .map_err(self.cuda_error("copying the view records to the GPU"))?;
             // SAFETY: `views_buffer` holds at least `views_batch.len()` records and
             // `data` at least `views_batch.len() * rows * cols` values.
             unsafe {
@@ -516,7 +906,7 @@ impl CudaBackend {
             self.synchronize()?;
             data.index(..host_batch.len())
                 .copy_to(host_batch)
-                .map_err(cuda_error("copying the projections from the GPU"))?;
+                .map_err(self.cuda_error("copying the projections from the GPU"))?;
             views_batch.iter().for_each(|_| view_done());
         }
         Ok(Array3::from_shape_vec(geometry.shape(), host)
@@ -527,6 +917,9 @@ impl CudaBackend {
     /// limit of 65535 views), without waiting. Every kernel takes the same arguments:
     /// an input array, the grid record, the view records, four scalars, an output array.
     /// The projection-shaped one of the two advances by one view's pixels per view.
+    ///
+    /// A detector beyond the grid's x or y limit (see [`launch_grid`]) is refused before
+    /// anything is launched; the public callers refuse it before they allocate.
     ///
     /// # Safety
     /// `views` must point to `n_views` [`ViewParams`]; `input` and `output` to arrays on
@@ -543,11 +936,17 @@ impl CudaBackend {
         detector: &DetectorParams,
         output: DevicePointer<f32>,
     ) -> Result<()> {
+        let (rows, cols) = (detector.rows, detector.cols);
+        let plane = launch_grid(
+            cols as usize,
+            rows as usize,
+            n_views.min(MAX_VIEWS_PER_LAUNCH),
+            PROJECTION_AXES,
+        )?;
         let function = self
             .module
             .get_function(kernel.name)
-            .map_err(cuda_error("finding the projection kernel"))?;
-        let (rows, cols) = (detector.rows, detector.cols);
+            .map_err(self.cuda_error("finding the projection kernel"))?;
         let block = BlockSize::xy(BLOCK.0, BLOCK.1);
         let pixels_per_view = rows as usize * cols as usize;
         let record = std::mem::size_of::<ViewParams>();
@@ -555,7 +954,7 @@ impl CudaBackend {
         let mut first = 0;
         while first < n_views {
             let count = (n_views - first).min(MAX_VIEWS_PER_LAUNCH);
-            let grid = GridSize::xyz(cols.div_ceil(BLOCK.0), rows.div_ceil(BLOCK.1), count as u32);
+            let grid = GridSize::xyz(plane.x, plane.y, count as u32);
             let views_here = views.wrapping_add(first * record);
             let (input_here, output_here) = if kernel.output_is_projections {
                 (input, output.wrapping_add(first * pixels_per_view))
@@ -575,7 +974,7 @@ impl CudaBackend {
                 beam,
                 output_here
             ))
-            .map_err(cuda_error("launching the projection kernel"))?;
+            .map_err(self.cuda_error("launching the projection kernel"))?;
             first += count;
         }
         Ok(())
@@ -588,28 +987,32 @@ impl CudaBackend {
         let stop = self.event()?;
         start
             .record(&self.stream)
-            .map_err(cuda_error("recording a CUDA event"))?;
+            .map_err(self.cuda_error("recording a CUDA event"))?;
         launch()?;
         stop.record(&self.stream)
-            .map_err(cuda_error("recording a CUDA event"))?;
+            .map_err(self.cuda_error("recording a CUDA event"))?;
         self.synchronize()?;
         stop.elapsed(&start)
-            .map_err(cuda_error("reading the kernel time"))
+            .map_err(self.cuda_error("reading the kernel time"))
     }
 
     pub(super) fn synchronize(&self) -> Result<()> {
         self.stream
             .synchronize()
-            .map_err(cuda_error("running the projection kernel"))
+            .map_err(self.cuda_error("running the projection kernel"))
     }
 
     fn event(&self) -> Result<Event> {
-        Event::new(EventFlags::DEFAULT).map_err(cuda_error("creating a CUDA event"))
+        Event::new(EventFlags::DEFAULT).map_err(self.cuda_error("creating a CUDA event"))
     }
 
+    /// Refuses a buffer made by another backend: one on another device, or one made in a
+    /// context that has faulted since (its data is gone).
     fn check_owner(&self, owner: &CudaBackend, what: &'static str) -> Result<()> {
         if std::ptr::eq(owner, self) {
             Ok(())
+        } else if owner.is_faulted() {
+            Err(owner.faulted_error())
         } else {
             Err(Error::InvalidParameter {
                 name: what,

@@ -2,18 +2,19 @@
 //! voxel, the filtered projections uploaded in as many batches of views as free memory
 //! requires.
 
-use cust::function::{BlockSize, GridSize};
+use cust::function::BlockSize;
 use cust::memory::{CopyDestination, DeviceBuffer};
 use ndarray::Array3;
 use xray_kernels::{names, VoxelView};
 
-use super::device::{cuda_error, CudaBackend, BLOCK, FREE_MEMORY_MARGIN};
+use super::device::{launch_grid, CudaBackend, BLOCK, FREE_MEMORY_MARGIN};
 use crate::alloc::zeroed_array;
 use crate::error::{Error, Result};
 use crate::geometry::VolumeGeometry;
 
-/// Most slices per launch: CUDA's limit on the grid's z dimension.
-const MAX_SLICES: usize = 65_535;
+/// What the x, y and z axes of the FDK kernel's launch grid cover (named in errors): one
+/// thread per voxel, 32 x 8 per block in a slice, one slice per block along z.
+const FDK_AXES: [&str; 3] = ["volume nx", "volume ny", "volume nz (slices)"];
 
 impl CudaBackend {
     /// Backprojects `filtered` (`[views, rows, cols]` = `shape`, weighted and filtered)
@@ -21,8 +22,10 @@ impl CudaBackend {
     /// volume. Each voxel sums the views in order, as the CPU does.
     ///
     /// # Errors
-    /// [`Error::Geometry`], [`Error::InvalidParameter`] for more than 65,535 slices,
-    /// [`Error::DeviceOutOfMemory`], [`Error::Allocation`] (host), [`Error::Cuda`].
+    /// [`Error::Geometry`], also for a grid beyond CUDA's launch grid limits (more than
+    /// 8 * 65535 = 524,280 voxels along y or 65,535 slices along z), refused before
+    /// anything is allocated; [`Error::DeviceOutOfMemory`], [`Error::Allocation`] (host),
+    /// [`Error::Cuda`], [`Error::CudaFaulted`].
     pub(crate) fn fdk_backproject(
         &self,
         filtered: &[f32],
@@ -35,16 +38,12 @@ impl CudaBackend {
         debug_assert_eq!(filtered.len(), n_views * rows * cols);
         debug_assert_eq!(views.len(), n_views);
         let [nz, ny, nx] = volume_geometry.shape;
-        if nz > MAX_SLICES {
-            return Err(Error::InvalidParameter {
-                name: "volume shape",
-                reason: format!("the GPU reconstructs at most {MAX_SLICES} slices, not {nz}"),
-            });
-        }
+        let grid = launch_grid(nx, ny, nz, FDK_AXES)?;
+        let _in_use = self.enter()?;
         let voxel_count = volume_geometry.voxel_count()?;
         let volume = self.allocate::<f32>(voxel_count, "the reconstructed volume")?;
         let records = DeviceBuffer::from_slice(bytemuck::cast_slice::<VoxelView, u8>(views))
-            .map_err(cuda_error("copying the view matrices to the GPU"))?;
+            .map_err(self.cuda_error("copying the view matrices to the GPU"))?;
         let image = rows * cols;
         let (free, _) = self.memory_info()?;
         let batch = (free.saturating_sub(FREE_MEMORY_MARGIN) / (image * 4).max(1)).min(n_views);
@@ -59,13 +58,8 @@ impl CudaBackend {
         let function = self
             .module
             .get_function(names::FDK_BACKPROJECT)
-            .map_err(cuda_error("finding the FDK kernel"))?;
+            .map_err(self.cuda_error("finding the FDK kernel"))?;
         let block = BlockSize::xy(BLOCK.0, BLOCK.1);
-        let grid = GridSize::xyz(
-            (nx as u32).div_ceil(BLOCK.0),
-            (ny as u32).div_ceil(BLOCK.1),
-            nz as u32,
-        );
         let stream = &self.stream;
         for (index, chunk) in filtered.chunks(batch * image).enumerate() {
             let first = index * batch;
@@ -75,7 +69,7 @@ impl CudaBackend {
             projections
                 .index(..chunk.len())
                 .copy_from(chunk)
-                .map_err(cuda_error("copying the filtered projections to the GPU"))?;
+                .map_err(self.cuda_error("copying the filtered projections to the GPU"))?;
             let batch_records = records
                 .as_device_ptr()
                 .wrapping_add(first * std::mem::size_of::<VoxelView>());
@@ -97,7 +91,7 @@ impl CudaBackend {
                     nz,
                     volume.as_device_ptr()
                 ))
-                .map_err(cuda_error("launching the FDK kernel"))?;
+                .map_err(self.cuda_error("launching the FDK kernel"))?;
             }
         }
         self.synchronize()?;
@@ -105,7 +99,7 @@ impl CudaBackend {
         volume
             .index(..voxel_count)
             .copy_to(host.as_slice_mut().expect("a new array is contiguous"))
-            .map_err(cuda_error("copying the reconstruction from the GPU"))?;
+            .map_err(self.cuda_error("copying the reconstruction from the GPU"))?;
         Ok(host)
     }
 }

@@ -32,7 +32,16 @@
 //!
 //! Every driver failure becomes [`crate::Error::Cuda`] (or
 //! [`crate::Error::DeviceOutOfMemory`]), never a panic. The kernels' launch contract
-//! (buffer sizes, no aliasing) is upheld here, in `device`.
+//! (buffer sizes, no aliasing) is upheld here, in `device`, and so are CUDA's limits on
+//! a launch grid: a detector of more than 524,280 rows (8 per block, 65,535 blocks), or
+//! an FDK grid of more than 524,280 voxels along y or 65,535 slices, is refused with
+//! [`crate::GeometryError::TooLarge`] before anything is allocated.
+//!
+//! A kernel fault (an illegal address, say) is "sticky" in CUDA: the context refuses all
+//! later work. The call that meets it returns [`crate::Error::CudaFaulted`], as do later
+//! calls on that backend and on its [`DeviceVolume`]s and [`DeviceProjections`] (their
+//! data is lost); the next [`CudaBackend::on_device`] resets the device's primary context
+//! and opens a fresh backend, on which work succeeds again.
 
 mod buffers;
 mod device;

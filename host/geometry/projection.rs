@@ -68,7 +68,8 @@ impl ProjectionGeometry {
     /// Checks every view; the projector calls it before any work.
     ///
     /// # Errors
-    /// A [`GeometryError`]: zero rows, columns or views; non-finite vectors; u and v
+    /// A [`GeometryError`]: zero rows, columns or views, or more than
+    /// [`MAX_AXIS_LEN`](crate::geometry::MAX_AXIS_LEN) (2^30); non-finite vectors; u and v
     /// parallel (or zero); a cone source in its detector plane; a parallel direction that
     /// is zero or lies in the detector plane.
     pub fn validate(&self) -> Result<()> {

@@ -75,9 +75,10 @@ impl VolumeGeometry {
     /// Checks every field; the projector calls it before any work.
     ///
     /// # Errors
-    /// A [`GeometryError`] naming the field: a zero or oversized dimension, a spacing that
-    /// is not finite and positive, a non-finite origin, a direction matrix that is not
-    /// orthonormal.
+    /// A [`GeometryError`] naming the field: a zero dimension or one above
+    /// [`MAX_AXIS_LEN`](crate::geometry::MAX_AXIS_LEN) (2^30, where the kernels' `i32`
+    /// per-axis indices would overflow), a spacing that is not finite and positive, a
+    /// non-finite origin, a direction matrix that is not orthonormal.
     pub fn validate(&self) -> Result<()> {
         const AXES: [&str; 3] = ["nz", "ny", "nx"];
         for (i, &n) in self.shape.iter().enumerate() {
