@@ -68,3 +68,19 @@ pub use geometry::{
 };
 pub use phantom::Phantom;
 pub use projector::{Method, Projector};
+
+/// The text of the kernels' PTX module as this build embeds it, for inspection (tests,
+/// `ptxas`): with feature `cuda`, exactly the module the CUDA backend loads (built by
+/// `build.rs` from `kernels/`, or the committed copy when nightly is missing); without
+/// it, the committed copy `kernels/xray_kernels.ptx`. Compiled in, so it reads no file
+/// at run time.
+pub fn kernels_ptx() -> &'static str {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::PTX
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        include_str!("../kernels/xray_kernels.ptx")
+    }
+}

@@ -262,6 +262,51 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
 }
 
 #[test]
+fn errors_print_their_causes_and_no_backtrace_even_when_rust_backtrace_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_found = std::fs::File::open(dir.path().join("missing.npy"))
+        .unwrap_err()
+        .to_string();
+    for (variable, value) in [
+        ("RUST_BACKTRACE", "1"),
+        ("RUST_BACKTRACE", "full"),
+        ("RUST_LIB_BACKTRACE", "1"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xray"))
+            .args(["drr", "--volume", "missing.npy", "--spacing", "1,1,1"])
+            .current_dir(dir.path())
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env(variable, value)
+            .output()
+            .expect("the xray binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{variable}={value}:\n{stderr}"
+        );
+        assert!(
+            !stderr.to_lowercase().contains("stack backtrace"),
+            "{variable}={value}: a user error printed a backtrace:\n{stderr}"
+        );
+        // The whole chain, outermost first.
+        let mut from = 0;
+        for part in [
+            "Error: reading the volume missing.npy",
+            "Caused by:",
+            "cannot read missing.npy",
+            not_found.as_str(),
+        ] {
+            let at = stderr[from..].find(part).unwrap_or_else(|| {
+                panic!("{variable}={value}: {part:?} missing or out of order in:\n{stderr}")
+            });
+            from += at + part.len();
+        }
+    }
+}
+
+#[test]
 fn info_lists_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     let output = xray(&["info"], dir.path());

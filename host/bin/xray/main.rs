@@ -8,6 +8,9 @@ mod outputs;
 mod recon;
 mod render;
 
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// X-ray forward projection: digitally reconstructed radiographs (DRRs) and cone-beam
@@ -71,14 +74,42 @@ enum Command {
     Info,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Drr(args) => render::drr(args),
         Command::Project(args) => render::project(args),
         Command::Backproject(args) => backproject::run(args),
         Command::Recon(args) => recon::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}", error_report(&error));
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// `error` and its chain of causes, laid out as anyhow's `{:?}` does but never with a
+/// stack backtrace: a user's mistake is not a bug, whatever `RUST_BACKTRACE` or
+/// `RUST_LIB_BACKTRACE` say (a panic still prints one).
+fn error_report(error: &anyhow::Error) -> String {
+    let mut report = format!("Error: {error}");
+    let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
+    if let [cause] = causes.as_slice() {
+        let _ = write!(
+            report,
+            "\n\nCaused by:\n    {}",
+            cause.replace('\n', "\n    ")
+        );
+    } else if !causes.is_empty() {
+        report.push_str("\n\nCaused by:");
+        for (i, cause) in causes.iter().enumerate() {
+            let _ = write!(report, "\n    {i}: {}", cause.replace('\n', "\n       "));
+        }
+    }
+    report
 }
