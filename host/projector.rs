@@ -141,6 +141,8 @@ impl Projector {
         volume_geometry.check_shape(volume.shape())?;
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
+            // After a fault in the GPU's context, the next call runs on a reopened one.
+            let gpu = &gpu.healthy()?;
             let on_gpu = gpu
                 .upload(volume, volume_geometry)
                 .and_then(|resident| gpu.forward_to_host(&resident, geometry, method, view_done));
@@ -196,6 +198,8 @@ impl Projector {
         geometry.validate()?;
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
+            // After a fault in the GPU's context, the next call runs on a reopened one.
+            let gpu = &gpu.healthy()?;
             let on_gpu = gpu
                 .upload_projections(projections, geometry)
                 .and_then(|uploaded| {
@@ -243,6 +247,8 @@ impl Projector {
             .expect("FDK's filtered projections are contiguous");
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
+            // After a fault in the GPU's context, the next call runs on a reopened one.
+            let gpu = &gpu.healthy()?;
             match gpu.fdk_backproject(values, [views.len(), rows, cols], views, volume_geometry) {
                 Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
                     log::warn!("FDK backprojection on the CPU: {error}");

@@ -706,6 +706,8 @@ fn faulted_context_child() {
     let resident = gpu.upload(&volume, &grid).unwrap();
     let before = gpu.forward(&resident, &geometry, Method::Siddon).unwrap();
     assert!(max_relative_difference(&before.to_host().unwrap(), &want).0 <= 1e-5);
+    // A Projector made before the fault, holding the old backend.
+    let long_lived = Projector::new(Backend::Cuda).unwrap();
 
     let error = provoke_fault();
     eprintln!("faulted context: the bogus kernel failed with {error:?}: {error}");
@@ -742,6 +744,11 @@ fn faulted_context_child() {
         .unwrap();
     let got = out.to_host().unwrap();
     assert!(max_relative_difference(&got, &want).0 <= 1e-5);
+    // The long-lived Projector moves to the reopened backend by itself.
+    let siddon = long_lived
+        .forward(&volume, &grid, &geometry, Method::Siddon)
+        .unwrap();
+    assert!(max_relative_difference(&siddon, &want).0 <= 1e-5);
     let cuda = Projector::new(Backend::Cuda).unwrap();
     let joseph = cuda
         .forward(&volume, &grid, &geometry, Method::Joseph)

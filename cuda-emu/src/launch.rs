@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::memory::{add_warp, Access, Allocation, Checks, LaunchView, SectorStats};
+use crate::memory::{add_warp, Access, Allocation, Checks, LaunchView, PcStats, SectorStats};
 use crate::ptx::exec::{run_thread, Fault, FaultKind, ThreadEnv};
 use crate::ptx::ops::{special, Class};
 use crate::ptx::Kernel;
@@ -61,6 +61,8 @@ pub struct LaunchStats {
     pub by_class: [u64; Class::ALL.len()],
     /// Memory requests and sectors by kind (profile only).
     pub memory: HashMap<Access, SectorStats>,
+    /// Thread-level accesses per memory instruction (profile only).
+    pub accesses_by_pc: HashMap<u32, PcStats>,
 }
 
 #[derive(Default)]
@@ -70,6 +72,7 @@ struct WorkerStats {
     max_per_thread: u64,
     by_class: [u64; Class::ALL.len()],
     memory: HashMap<Access, SectorStats>,
+    accesses_by_pc: HashMap<u32, PcStats>,
 }
 
 /// Runs the grid. Returns the statistics and the first fault, if any (the launch
@@ -112,6 +115,13 @@ pub fn execute(spec: &LaunchSpec<'_>) -> (LaunchStats, Option<LaunchFault>) {
             entry.requests += s.requests;
             entry.sectors += s.sectors;
             entry.bytes += s.bytes;
+        }
+        for (pc, part) in w.accesses_by_pc {
+            stats
+                .accesses_by_pc
+                .entry(pc)
+                .and_modify(|total| total.add(&part))
+                .or_insert(part);
         }
     }
     let fault = first_fault
@@ -203,7 +213,7 @@ fn worker<const PROFILE: bool>(
                             warp_logs.push(std::mem::take(log));
                         }
                         if local % 32 == 0 || local == per_block {
-                            add_warp(&warp_logs, &mut stats.memory);
+                            add_warp(&warp_logs, &mut stats.memory, &mut stats.accesses_by_pc);
                             warp_logs.clear();
                         }
                     }

@@ -327,6 +327,37 @@ pub struct SectorStats {
     pub bytes: u64,
 }
 
+/// Memory statistics of one memory instruction (profile only).
+#[derive(Clone, Copy, Debug)]
+pub struct PcStats {
+    /// Its kind.
+    pub access: Access,
+    /// Thread-level accesses.
+    pub accesses: u64,
+    /// Warp-level requests.
+    pub requests: u64,
+    /// Sectors those requests touch.
+    pub sectors: u64,
+}
+
+impl PcStats {
+    fn new(access: Access) -> PcStats {
+        PcStats {
+            access,
+            accesses: 0,
+            requests: 0,
+            sectors: 0,
+        }
+    }
+
+    /// Adds another worker's counts.
+    pub fn add(&mut self, other: &PcStats) {
+        self.accesses += other.accesses;
+        self.requests += other.requests;
+        self.sectors += other.sectors;
+    }
+}
+
 /// The memory a launch sees, with checks, from one worker thread.
 pub struct LaunchView<'a> {
     allocations: &'a [Arc<Allocation>],
@@ -563,7 +594,11 @@ impl GlobalMemory for LaunchView<'_> {
 /// warp-level requests by (instruction, how many times this thread had run it
 /// before), as if the warp ran in lock step and reconverged after each branch; a
 /// thread that does not reach an instruction is an inactive lane of that request.
-pub fn add_warp(logs: &[Vec<Logged>], stats: &mut HashMap<Access, SectorStats>) {
+pub fn add_warp(
+    logs: &[Vec<Logged>],
+    stats: &mut HashMap<Access, SectorStats>,
+    by_pc: &mut HashMap<u32, PcStats>,
+) {
     let mut requests: HashMap<(u32, u32, Access), HashSet<u64>> = HashMap::new();
     for log in logs {
         let mut seen: HashMap<u32, u32> = HashMap::new();
@@ -577,11 +612,18 @@ pub fn add_warp(logs: &[Vec<Logged>], stats: &mut HashMap<Access, SectorStats>) 
             let last = (access.address + u64::from(access.size) - 1) / 32;
             sectors.extend(first..=last);
             stats.entry(access.access).or_default().bytes += u64::from(access.size);
+            by_pc
+                .entry(access.pc)
+                .or_insert_with(|| PcStats::new(access.access))
+                .accesses += 1;
         }
     }
-    for ((_, _, access), sectors) in requests {
+    for ((pc, _, access), sectors) in requests {
         let entry = stats.entry(access).or_default();
         entry.requests += 1;
         entry.sectors += sectors.len() as u64;
+        let at = by_pc.entry(pc).or_insert_with(|| PcStats::new(access));
+        at.requests += 1;
+        at.sectors += sectors.len() as u64;
     }
 }

@@ -1,6 +1,8 @@
 //! The cost report (`XRAY_EMU_PROFILE=file.json`): per launch, dynamic instructions
 //! (total, per thread mean and max, by opcode class), global bytes loaded and stored,
-//! and the 32-byte sectors touched per warp-level memory request.
+//! the 32-byte sectors touched per warp-level memory request, and the thread-level
+//! accesses of each memory instruction by PTX line (so that the executions of a
+//! kernel's inner-loop load give its steps, and instructions per step follow).
 //!
 //! Warps are the 32 consecutive threads of a block (x fastest, as on the GPU). The
 //! accesses of a warp's threads are matched into one request by instruction and by
@@ -16,7 +18,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use crate::launch::LaunchStats;
-use crate::memory::Access;
+use crate::memory::{Access, PcStats};
 use crate::ptx::ops::Class;
 use crate::ptx::Kernel;
 
@@ -47,6 +49,29 @@ pub fn record(
         .iter()
         .map(|c| (c.name().to_string(), json!(stats.by_class[c.index()])))
         .collect();
+    let mut by_line: Vec<(u32, &PcStats)> = stats
+        .accesses_by_pc
+        .iter()
+        .map(|(pc, s)| (kernel.lines.get(*pc as usize).copied().unwrap_or(0), s))
+        .collect();
+    by_line.sort_unstable_by_key(|(line, _)| *line);
+    let memory_by_line: Vec<Value> = by_line
+        .into_iter()
+        .map(|(line, s)| {
+            let kind = match s.access {
+                Access::Load => "load",
+                Access::Store => "store",
+                Access::Atomic => "atomic",
+            };
+            json!({
+                "ptx_line": line,
+                "kind": kind,
+                "accesses": s.accesses,
+                "requests": s.requests,
+                "sectors_per_request": if s.requests > 0 { s.sectors as f64 / s.requests as f64 } else { 0.0 },
+            })
+        })
+        .collect();
     let record = json!({
         "kernel": kernel.name,
         "grid": grid,
@@ -61,6 +86,7 @@ pub fn record(
         "global_load": sectors(stats, Access::Load),
         "global_store": sectors(stats, Access::Store),
         "global_atomic": sectors(stats, Access::Atomic),
+        "memory_by_line": memory_by_line,
         "started_at_seconds": at_seconds,
     });
     let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());

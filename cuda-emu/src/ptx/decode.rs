@@ -320,12 +320,7 @@ fn operands(text: &str) -> Vec<&str> {
 }
 
 impl<'a> Decoder<'a> {
-    fn expect_operands(
-        &self,
-        ops: &[&str],
-        n: usize,
-        opcode: &str,
-    ) -> Result<(), LoadError> {
+    fn expect_operands(&self, ops: &[&str], n: usize, opcode: &str) -> Result<(), LoadError> {
         if ops.len() != n {
             return Err(self.error(format!(
                 "`{opcode}` takes {n} operands, found {}",
