@@ -52,9 +52,29 @@ fn as_handle(h: u64) -> *mut c_void {
     h as usize as *mut c_void
 }
 
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> i32;
+}
+
+extern "C" fn report_at_exit() {
+    let _ = catch_unwind(|| {
+        if let Ok(d) = driver() {
+            d.report_at_exit();
+        }
+    });
+}
+
 #[no_mangle]
 pub extern "C" fn cuInit(flags: u32) -> CuResult {
-    call(|| driver::init(flags))
+    call(|| {
+        driver::init(flags)?;
+        static REGISTERED: std::sync::Once = std::sync::Once::new();
+        // SAFETY: `atexit` takes a plain function with no arguments, which this is.
+        REGISTERED.call_once(|| unsafe {
+            atexit(report_at_exit);
+        });
+        Ok(())
+    })
 }
 
 #[no_mangle]
@@ -235,23 +255,47 @@ pub extern "C" fn cuModuleLoadDataEx(
         {
             return Err(CUDA_ERROR_INVALID_VALUE);
         }
-        // SAFETY: a PTX image is a NUL-terminated string (driver API contract).
+        // SAFETY: an image is a NUL-terminated PTX string, or a cubin/fatbin, whose
+        // first bytes are a magic number (driver API contract).
         let text = unsafe { CStr::from_ptr(image.cast::<c_char>()) };
+        let start = text.to_bytes();
+        if start.starts_with(b"\x7fELF") || start.starts_with(&[0x50, 0xed, 0x55, 0xba]) {
+            eprintln!("xray-emu: the image is a cubin or fatbin; this driver runs PTX text only");
+            return Err(CUDA_ERROR_INVALID_IMAGE);
+        }
         let text = text.to_str().map_err(|_| CUDA_ERROR_INVALID_IMAGE)?;
+        let options: Vec<u32> = (0..count as usize)
+            // SAFETY: `options` has `count` entries.
+            .map(|i| unsafe { *options.add(i) })
+            .collect();
         match d.load_module(text) {
-            Ok(h) => put(module, as_handle(h)),
+            Ok(h) => {
+                // No error: the logs, if asked for, are empty (size 0 written back).
+                for (buffer, size) in [(3, 4), (5, 6)] {
+                    if let (Some(b), Some(s)) = (
+                        options.iter().position(|o| *o == buffer),
+                        options.iter().position(|o| *o == size),
+                    ) {
+                        let out = option_value(values, b).cast::<u8>();
+                        if !out.is_null() && option_value(values, s) as usize as u32 > 0 {
+                            // SAFETY: the buffer holds at least one byte (its size > 0).
+                            unsafe { *out = 0 };
+                        }
+                        // SAFETY: the values array is writable; the driver reports the size.
+                        unsafe { *values.add(s) = std::ptr::null_mut() };
+                    }
+                }
+                put(module, as_handle(h))
+            }
             Err((code, message)) => {
                 // The error log, as the real JIT fills it (CU_JIT_ERROR_LOG_BUFFER = 5,
-                // its size in bytes = 6, updated to the bytes written).
-                let options: Vec<u32> = (0..count as usize)
-                    // SAFETY: `options` has `count` entries.
-                    .map(|i| unsafe { *options.add(i) })
-                    .collect();
+                // its size in bytes = 6, an unsigned int passed by value and updated to
+                // the bytes written).
                 let buffer = options.iter().position(|o| *o == 5);
                 let size = options.iter().position(|o| *o == 6);
                 if let (Some(b), Some(s)) = (buffer, size) {
                     let out = option_value(values, b).cast::<u8>();
-                    let capacity = option_value(values, s) as usize;
+                    let capacity = option_value(values, s) as usize as u32 as usize;
                     if !out.is_null() && capacity > 0 {
                         let n = message.len().min(capacity - 1);
                         // SAFETY: the buffer holds `capacity` bytes (option 6's value).
@@ -547,17 +591,23 @@ pub extern "C" fn cuLaunchKernel(
 
 #[no_mangle]
 pub extern "C" fn cuGetErrorString(code: u32, text: *mut *const c_char) -> CuResult {
-    call(|| {
-        let description = description(code).ok_or(CUDA_ERROR_INVALID_VALUE)?;
-        put(text, description.as_ptr().cast::<c_char>())
+    call(|| match description(code) {
+        Some(d) => put(text, d.as_ptr().cast::<c_char>()),
+        None => {
+            put(text, std::ptr::null())?;
+            Err(CUDA_ERROR_INVALID_VALUE)
+        }
     })
 }
 
 #[no_mangle]
 pub extern "C" fn cuGetErrorName(code: u32, text: *mut *const c_char) -> CuResult {
-    call(|| {
-        let n = name(code).ok_or(CUDA_ERROR_INVALID_VALUE)?;
-        put(text, n.as_ptr().cast::<c_char>())
+    call(|| match name(code) {
+        Some(n) => put(text, n.as_ptr().cast::<c_char>()),
+        None => {
+            put(text, std::ptr::null())?;
+            Err(CUDA_ERROR_INVALID_VALUE)
+        }
     })
 }
 

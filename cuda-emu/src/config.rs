@@ -3,7 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `XRAY_EMU_DEVICES` | 1 | number of devices (1 to 16) |
-//! | `XRAY_EMU_MEMORY` | 16G | memory per device (bytes, or with K/M/G suffix, binary) |
+//! | `XRAY_EMU_MEMORY` | 16G, or a quarter of the host's memory if less | memory per device (bytes, or with a K/M/G/T suffix, binary) |
 //! | `XRAY_EMU_THREADS` | the CPU count | worker threads that run blocks |
 //! | `XRAY_EMU_CHECK` | full | `full` (bounds, initcheck, races, `.nc` hazards) or `memcheck` (bounds and alignment only) |
 //! | `XRAY_EMU_MAX_STEPS` | 1000000000 | instructions one thread may run before the launch times out |
@@ -44,6 +44,23 @@ pub fn parse_size(text: &str) -> Option<u64> {
     digits.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
+/// 16 GiB, or a quarter of the host's memory if that is less: the checker keeps about
+/// four bytes of state per byte allocated, all in host memory, and the host code sizes
+/// its batches from the free memory reported.
+fn default_memory() -> u64 {
+    let host = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+    match host {
+        Some(bytes) => (16u64 << 30).min(bytes / 4),
+        None => 16 << 30,
+    }
+}
+
 fn variable(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -67,7 +84,7 @@ impl Config {
             Some(v) => parse_size(&v).filter(|n| *n >= 1 << 20).ok_or_else(|| {
                 format!("XRAY_EMU_MEMORY={v}: expected a size of at least 1M, like 512M or 16G")
             })?,
-            None => 16 << 30,
+            None => default_memory(),
         };
         let threads = match variable("XRAY_EMU_THREADS") {
             Some(v) => v

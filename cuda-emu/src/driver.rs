@@ -118,7 +118,8 @@ impl Context {
 struct DeviceState {
     primary: Option<Arc<Context>>,
     retains: u32,
-    generation: u64,
+    /// Where the next context's allocations start (addresses are never reused).
+    next_address: u64,
 }
 
 struct Function {
@@ -164,10 +165,10 @@ pub fn init(flags: u32) -> DriverResult<()> {
     let driver = DRIVER.get_or_init(|| {
         let config = Config::from_env()?;
         let devices = (0..config.devices)
-            .map(|_| DeviceState {
+            .map(|ordinal| DeviceState {
                 primary: None,
                 retains: 0,
-                generation: 0,
+                next_address: crate::memory::device_base(ordinal),
             })
             .collect();
         Ok(Driver {
@@ -234,10 +235,12 @@ impl Driver {
         state.next_handle
     }
 
-    /// `cuDevicePrimaryCtxRetain`.
+    /// `cuDevicePrimaryCtxRetain`. A device's primary context keeps one handle for the
+    /// life of the process, as with the real driver: after a reset, the next retain
+    /// makes a fresh context behind the same handle.
     pub fn retain_primary(&self, device: u32) -> DriverResult<u64> {
         let mut state = self.state();
-        let handle = Self::handle(&mut state);
+        let handle = primary_handle(device);
         let total = self.config.memory;
         let shadow = self.config.full_checks;
         let slot = &mut state.devices[device as usize];
@@ -245,11 +248,10 @@ impl Driver {
             slot.retains += 1;
             return Ok(context.handle);
         }
-        slot.generation += 1;
         let context = Arc::new(Context {
             handle,
             device,
-            memory: Mutex::new(AddressSpace::new(device, slot.generation, total, shadow)),
+            memory: Mutex::new(AddressSpace::new(slot.next_address, total, shadow)),
             sticky: AtomicU32::new(CUDA_SUCCESS),
         });
         slot.primary = Some(Arc::clone(&context));
@@ -294,6 +296,7 @@ impl Driver {
         };
         let handle = context.handle;
         state.contexts.remove(&handle);
+        state.devices[device as usize].next_address = context.memory().next_address();
         let modules = state
             .modules
             .iter()
@@ -314,6 +317,35 @@ impl Driver {
         if report_leaks && (count > 0 || modules > 0 || streams > 0 || events > 0) {
             eprintln!(
                 "========= xray-emu leak report: the primary context of device {device} was released with {count} allocation(s) ({bytes} bytes), {modules} module(s), {streams} stream(s) and {events} event(s) still live"
+            );
+            for (base, size) in memory.live_list().into_iter().take(10) {
+                eprintln!("=========     {size} bytes at {base:#x}");
+            }
+        }
+    }
+
+    /// Reports, at process exit, device memory still allocated in live contexts
+    /// (a primary context held until exit, as a cached backend is, is never released,
+    /// so its leaks would otherwise go unseen).
+    pub fn report_at_exit(&self) {
+        let state = self.state();
+        for slot in &state.devices {
+            let Some(context) = &slot.primary else {
+                continue;
+            };
+            let memory = context.memory();
+            let (count, bytes) = memory.live_summary();
+            if count == 0 {
+                continue;
+            }
+            let note = if context.healthy().is_err() {
+                " (the context has faulted: its holders may abandon their buffers on purpose)"
+            } else {
+                ""
+            };
+            eprintln!(
+                "========= xray-emu leak report at exit: device {} has {count} allocation(s) ({bytes} bytes) still live{note}",
+                context.device
             );
             for (base, size) in memory.live_list().into_iter().take(10) {
                 eprintln!("=========     {size} bytes at {base:#x}");
@@ -380,8 +412,14 @@ impl Driver {
     /// `cuModuleLoadDataEx`: returns the module or the JIT's error message.
     pub fn load_module(&self, text: &str) -> Result<u64, (CuResult, String)> {
         let context = self.current_healthy().map_err(|c| (c, String::new()))?;
-        let module =
-            ptx::load(text).map_err(|e| (CUDA_ERROR_INVALID_PTX, format!("xray-emu: {e}")))?;
+        let module = ptx::load(text).map_err(|e| {
+            let code = if e.is_unsupported_version() {
+                CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+            } else {
+                CUDA_ERROR_INVALID_PTX
+            };
+            (code, format!("xray-emu: {e}"))
+        })?;
         let mut state = self.state();
         let handle = Self::handle(&mut state);
         let mut functions = Vec::new();
@@ -539,7 +577,8 @@ impl Driver {
                 };
                 Ok(ms as f32)
             }
-            _ => Err(CUDA_ERROR_NOT_READY),
+            // An event never recorded (CUDA driver API reference).
+            _ => Err(CUDA_ERROR_INVALID_HANDLE),
         }
     }
 
@@ -739,12 +778,20 @@ impl Driver {
                 FaultKind::IllegalAddress { .. } => CUDA_ERROR_ILLEGAL_ADDRESS,
                 FaultKind::Misaligned { .. } => CUDA_ERROR_MISALIGNED_ADDRESS,
                 FaultKind::Timeout { .. } => CUDA_ERROR_LAUNCH_TIMEOUT,
-                FaultKind::Hazard { .. } | FaultKind::Trap => CUDA_ERROR_LAUNCH_FAILED,
+                FaultKind::Hazard { .. } | FaultKind::Trap | FaultKind::Internal { .. } => {
+                    CUDA_ERROR_LAUNCH_FAILED
+                }
             };
             context.sticky.store(code, Ordering::Relaxed);
         }
         Ok(())
     }
+}
+
+/// The handle of device `device`'s primary context (never a pointer: handles are
+/// numbers, checked on every call).
+fn primary_handle(device: u32) -> u64 {
+    0x100 + u64::from(device)
 }
 
 fn memory_error(error: MemoryError) -> CuResult {

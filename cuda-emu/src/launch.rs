@@ -99,7 +99,30 @@ pub fn execute(spec: &LaunchSpec<'_>) -> (LaunchStats, Option<LaunchFault>) {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| match h.join() {
+                Ok(stats) => stats,
+                Err(panic) => {
+                    // A bug in the interpreter: the launch must fail, never return
+                    // with blocks missing.
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "a worker thread panicked".to_string());
+                    keep_first(
+                        &first_fault,
+                        LaunchFault {
+                            fault: Fault {
+                                kind: FaultKind::Internal { message },
+                                pc: 0,
+                            },
+                            block: [0; 3],
+                            thread: [0; 3],
+                        },
+                    );
+                    WorkerStats::default()
+                }
+            })
             .collect()
     });
     let mut stats = LaunchStats::default();
@@ -197,14 +220,14 @@ fn worker<const PROFILE: bool>(
                         }
                         Err(fault) => {
                             abort.store(true, Ordering::Relaxed);
-                            let mut slot = first_fault.lock().unwrap_or_else(|p| p.into_inner());
-                            if slot.is_none() {
-                                *slot = Some(LaunchFault {
+                            keep_first(
+                                first_fault,
+                                LaunchFault {
                                     fault,
                                     block: coords,
                                     thread: [tx, ty, tz],
-                                });
-                            }
+                                },
+                            );
                             return stats;
                         }
                     }
@@ -222,6 +245,21 @@ fn worker<const PROFILE: bool>(
         }
     }
     stats
+}
+
+/// Keeps the fault of the lowest (block, thread) seen, so that which fault is reported
+/// does not depend on how the workers happened to interleave (as far as they ran).
+fn keep_first(slot: &Mutex<Option<LaunchFault>>, fault: LaunchFault) {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let order = |f: &LaunchFault| {
+        let [bx, by, bz] = f.block;
+        let [tx, ty, tz] = f.thread;
+        (bz, by, bx, tz, ty, tx)
+    };
+    match slot.as_ref() {
+        Some(kept) if order(kept) <= order(&fault) => {}
+        _ => *slot = Some(fault),
+    }
 }
 
 /// A human-readable report of a fault, in the spirit of compute-sanitizer's.
@@ -247,6 +285,9 @@ pub fn describe_fault(kernel: &Kernel, fault: &LaunchFault) -> String {
         FaultKind::Trap => "the kernel executed `trap`".to_string(),
         FaultKind::Timeout { steps } => {
             format!("a thread ran more than {steps} instructions (XRAY_EMU_MAX_STEPS)")
+        }
+        FaultKind::Internal { message } => {
+            format!("internal error of the software driver (please report it): {message}")
         }
     };
     let [bx, by, bz] = fault.block;

@@ -10,7 +10,10 @@
 //! freed memory is recognised as such.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::Arc;
 
 use crate::ptx::exec::{FaultKind, GlobalMemory};
@@ -170,12 +173,18 @@ impl Allocation {
     }
 }
 
-/// Address-space layout: each device's allocations start at its own base, and a gap
-/// follows every allocation, so that running off the end never lands in a neighbour.
+/// Address-space layout: each device's allocations start at its own base (a terabyte
+/// apart), and a gap follows every allocation, so that running off the end never lands
+/// in a neighbour.
 const DEVICE_BASE: u64 = 0x7e00_0000_0000;
 const DEVICE_STRIDE: u64 = 1 << 40;
 const ALIGNMENT: u64 = 512;
 const GUARD_GAP: u64 = 64 << 10;
+/// The first address of device `ordinal`'s allocations.
+pub fn device_base(ordinal: u32) -> u64 {
+    DEVICE_BASE + u64::from(ordinal) * DEVICE_STRIDE
+}
+
 /// How many freed ranges are remembered for diagnostics.
 const FREED_REMEMBERED: usize = 1 << 16;
 
@@ -200,22 +209,23 @@ pub struct AddressSpace {
 }
 
 impl AddressSpace {
-    /// An empty address space of `total` bytes for device `ordinal`; `shadow` keeps
-    /// the race and non-coherent-read shadows.
-    pub fn new(ordinal: u32, generation: u64, total: u64, shadow: bool) -> AddressSpace {
-        // Each context generation gets a fresh range, so a pointer from a destroyed
-        // context is never mistaken for one of a new context.
-        let base = DEVICE_BASE
-            + u64::from(ordinal) * DEVICE_STRIDE
-            + (generation % 64) * (DEVICE_STRIDE / 64);
+    /// An empty address space of `total` bytes whose allocations start at `start`
+    /// (see [`device_base`]); `shadow` keeps the race and non-coherent-read shadows.
+    pub fn new(start: u64, total: u64, shadow: bool) -> AddressSpace {
         AddressSpace {
             live: BTreeMap::new(),
             freed: Vec::new(),
-            next: base,
+            next: start,
             used: 0,
             total,
             shadow,
         }
+    }
+
+    /// Where the next allocation would start: a device's later contexts continue from
+    /// here, so that no address is ever reused, not even across contexts.
+    pub fn next_address(&self) -> u64 {
+        self.next
     }
 
     /// Bytes not allocated.
@@ -297,6 +307,8 @@ impl AddressSpace {
 pub enum Access {
     /// `ld.global`
     Load,
+    /// `ld.global.nc`
+    LoadNc,
     /// `st.global`
     Store,
     /// `red` / `atom`
@@ -308,6 +320,8 @@ pub enum Access {
 pub struct Logged {
     /// Instruction index.
     pub pc: u32,
+    /// Backward branches the thread had taken before (its loop iteration).
+    pub back_edges: u32,
     /// Address.
     pub address: u64,
     /// Bytes.
@@ -366,12 +380,16 @@ pub struct LaunchView<'a> {
     tag: u64,
     launch: u32,
     checks: Checks,
+    back_edges: u32,
     /// Per-thread access log, when profiling.
     pub log: Option<Vec<Logged>>,
 }
 
-/// Bits of a store shadow word that hold the launch.
+/// A store shadow word: the launch (24 bits), whether the store was atomic (1 bit),
+/// and the storing thread's index in the launch plus one (39 bits).
 const LAUNCH_SHIFT: u32 = 40;
+const ATOMIC_BIT: u64 = 1 << 39;
+const THREAD_MASK: u64 = ATOMIC_BIT - 1;
 
 impl<'a> LaunchView<'a> {
     /// A view of `allocations` (in address order) for launch number `launch`.
@@ -389,14 +407,15 @@ impl<'a> LaunchView<'a> {
             tag: 0,
             launch: launch & 0xff_ffff,
             checks,
+            back_edges: 0,
             log: profile.then(Vec::new),
         }
     }
 
     /// Sets the running thread (its linear index in the launch).
     pub fn set_thread(&mut self, thread: u64) {
-        self.tag =
-            (u64::from(self.launch) << LAUNCH_SHIFT) | ((thread + 1) & ((1 << LAUNCH_SHIFT) - 1));
+        self.tag = (u64::from(self.launch) << LAUNCH_SHIFT) | ((thread + 1) & THREAD_MASK);
+        self.back_edges = 0;
     }
 
     fn describe(&self, address: u64) -> String {
@@ -439,30 +458,34 @@ impl<'a> LaunchView<'a> {
         if address % u64::from(size) != 0 {
             return Err(FaultKind::Misaligned { address, size });
         }
+        let illegal = |view: &Self| FaultKind::IllegalAddress {
+            address,
+            size,
+            access,
+            detail: view.describe(address),
+        };
+        let Some(end) = address.checked_add(u64::from(size)) else {
+            return Err(illegal(self));
+        };
         let allocations = self.allocations;
-        let mut found = allocations.get(self.cached);
-        if !found.is_some_and(|a| address >= a.base && address + u64::from(size) <= a.end()) {
-            let index = allocations.partition_point(|a| a.base <= address);
-            found = index
-                .checked_sub(1)
-                .and_then(|i| allocations.get(i))
-                .filter(|a| address + u64::from(size) <= a.end());
-            match found {
-                Some(_) => self.cached = index - 1,
-                None => {
-                    return Err(FaultKind::IllegalAddress {
-                        address,
-                        size,
-                        access,
-                        detail: self.describe(address),
-                    })
+        let inside = |a: &Allocation| address >= a.base && end <= a.end();
+        let allocation = match allocations.get(self.cached) {
+            Some(a) if inside(a) => a,
+            _ => {
+                let index = allocations.partition_point(|a| a.base <= address);
+                match index.checked_sub(1).and_then(|i| allocations.get(i)) {
+                    Some(a) if inside(a) => {
+                        self.cached = index - 1;
+                        a
+                    }
+                    _ => return Err(illegal(self)),
                 }
             }
-        }
-        let allocation = found.expect("found above");
+        };
         if let Some(log) = &mut self.log {
             log.push(Logged {
                 pc,
+                back_edges: self.back_edges,
                 address,
                 size,
                 access: kind,
@@ -486,15 +509,17 @@ impl<'a> LaunchView<'a> {
             });
         }
         if nc && self.checks.hazards {
-            let stored = allocation.stores[word].load(Relaxed);
+            // SeqCst on both sides (here and in `check_write`): of a concurrent read and
+            // write of one word, at least one sees the other.
+            if allocation.nc_reads[word].load(SeqCst) != self.launch {
+                allocation.nc_reads[word].store(self.launch, SeqCst);
+            }
+            let stored = allocation.stores[word].load(SeqCst);
             if stored >> LAUNCH_SHIFT == u64::from(self.launch) {
                 return Err(FaultKind::Hazard {
                     what: "ld.global.nc of memory this launch has written (the non-coherent cache may return stale data)".into(),
                     address,
                 });
-            }
-            if allocation.nc_reads[word].load(Relaxed) != self.launch {
-                allocation.nc_reads[word].store(self.launch, Relaxed);
             }
         }
         Ok(())
@@ -508,22 +533,35 @@ impl<'a> LaunchView<'a> {
         atomic: bool,
         address: u64,
     ) -> Result<(), FaultKind> {
+        if atomic && self.checks.init && !allocation.is_initialised(word) {
+            return Err(FaultKind::Hazard {
+                what: "atomic update of uninitialised device memory (initcheck)".into(),
+                address,
+            });
+        }
         if self.checks.hazards {
-            if allocation.nc_reads[word].load(Relaxed) == self.launch {
+            let tag = self.tag | if atomic { ATOMIC_BIT } else { 0 };
+            let previous = allocation.stores[word].swap(tag, SeqCst);
+            if allocation.nc_reads[word].load(SeqCst) == self.launch {
                 return Err(FaultKind::Hazard {
                     what: "write to memory this launch reads through ld.global.nc".into(),
                     address,
                 });
             }
-            if !atomic {
-                let previous = allocation.stores[word].swap(self.tag, Relaxed);
-                if previous >> LAUNCH_SHIFT == u64::from(self.launch) && previous != self.tag {
-                    let other = (previous & ((1 << LAUNCH_SHIFT) - 1)) - 1;
-                    return Err(FaultKind::Hazard {
-                        what: format!("two threads store to this address in one launch without an atomic (the other is thread {other} of the launch)"),
-                        address,
-                    });
-                }
+            let same_launch = previous >> LAUNCH_SHIFT == u64::from(self.launch);
+            let other_thread = previous & THREAD_MASK != self.tag & THREAD_MASK;
+            let both_atomic = atomic && previous & ATOMIC_BIT != 0;
+            if same_launch && other_thread && !both_atomic {
+                let other = (previous & THREAD_MASK) - 1;
+                let how = if atomic || previous & ATOMIC_BIT != 0 {
+                    "one atomically, one not"
+                } else {
+                    "without an atomic"
+                };
+                return Err(FaultKind::Hazard {
+                    what: format!("two threads store to this address in one launch, {how} (the other is thread {other} of the launch)"),
+                    address,
+                });
             }
         }
         allocation.mark_initialised(word);
@@ -531,16 +569,27 @@ impl<'a> LaunchView<'a> {
     }
 }
 
+/// Flushes an f32 subnormal to a zero of its sign.
+fn flush(x: f32) -> f32 {
+    if x.is_subnormal() {
+        0.0f32.copysign(x)
+    } else {
+        x
+    }
+}
+
 impl GlobalMemory for LaunchView<'_> {
     #[inline(always)]
     fn load32(&mut self, address: u64, nc: bool, pc: u32) -> Result<u32, FaultKind> {
-        let (allocation, word) = self.locate(address, 4, "read", pc, Access::Load)?;
+        let kind = if nc { Access::LoadNc } else { Access::Load };
+        let (allocation, word) = self.locate(address, 4, "read", pc, kind)?;
         self.check_read(allocation, word, nc, address)?;
         Ok(allocation.words[word].load(Relaxed))
     }
 
     fn load64(&mut self, address: u64, nc: bool, pc: u32) -> Result<u64, FaultKind> {
-        let (allocation, word) = self.locate(address, 8, "read", pc, Access::Load)?;
+        let kind = if nc { Access::LoadNc } else { Access::Load };
+        let (allocation, word) = self.locate(address, 8, "read", pc, kind)?;
         self.check_read(allocation, word, nc, address)?;
         self.check_read(allocation, word + 1, nc, address + 4)?;
         let low = allocation.words[word].load(Relaxed);
@@ -564,13 +613,16 @@ impl GlobalMemory for LaunchView<'_> {
         Ok(())
     }
 
+    /// `atom/red.add.f32` round to nearest even and flush subnormal inputs and results
+    /// to sign-preserving zero (PTX ISA, `atom`).
     fn atomic_add_f32(&mut self, address: u64, value: f32, pc: u32) -> Result<f32, FaultKind> {
         let (allocation, word) = self.locate(address, 4, "atomic", pc, Access::Atomic)?;
         self.check_write(allocation, word, true, address)?;
         let cell = &allocation.words[word];
         let mut current = cell.load(Relaxed);
+        let value = flush(value);
         loop {
-            let sum = f32::from_bits(current) + value;
+            let sum = flush(flush(f32::from_bits(current)) + value);
             let bits = if sum.is_nan() {
                 0x7fff_ffff
             } else {
@@ -588,24 +640,30 @@ impl GlobalMemory for LaunchView<'_> {
         self.check_write(allocation, word, true, address)?;
         Ok(allocation.words[word].fetch_add(value, Relaxed))
     }
+
+    fn back_edge(&mut self) {
+        self.back_edges += 1;
+    }
 }
 
 /// Adds one warp's accesses to `stats`: the accesses of its threads are grouped into
-/// warp-level requests by (instruction, how many times this thread had run it
-/// before), as if the warp ran in lock step and reconverged after each branch; a
-/// thread that does not reach an instruction is an inactive lane of that request.
+/// warp-level requests by (instruction, backward branches the thread had taken, how
+/// many times it had run the instruction since its last backward branch): the warp is
+/// taken to run in lock step, reconverging at each loop's back edge and after each
+/// forward branch; a thread that does not reach an instruction in an iteration is an
+/// inactive lane of that request.
 pub fn add_warp(
     logs: &[Vec<Logged>],
     stats: &mut HashMap<Access, SectorStats>,
     by_pc: &mut HashMap<u32, PcStats>,
 ) {
-    let mut requests: HashMap<(u32, u32, Access), HashSet<u64>> = HashMap::new();
+    let mut requests: HashMap<(u32, u32, u32, Access), HashSet<u64>> = HashMap::new();
     for log in logs {
-        let mut seen: HashMap<u32, u32> = HashMap::new();
+        let mut seen: HashMap<(u32, u32), u32> = HashMap::new();
         for access in log {
-            let occurrence = seen.entry(access.pc).or_insert(0);
+            let occurrence = seen.entry((access.pc, access.back_edges)).or_insert(0);
             let sectors = requests
-                .entry((access.pc, *occurrence, access.access))
+                .entry((access.pc, access.back_edges, *occurrence, access.access))
                 .or_default();
             *occurrence += 1;
             let first = access.address / 32;
@@ -618,7 +676,7 @@ pub fn add_warp(
                 .accesses += 1;
         }
     }
-    for ((pc, _, access), sectors) in requests {
+    for ((pc, _, _, access), sectors) in requests {
         let entry = stats.entry(access).or_default();
         entry.requests += 1;
         entry.sectors += sectors.len() as u64;

@@ -5,13 +5,23 @@
 //! kernel's inner-loop load give its steps, and instructions per step follow).
 //!
 //! Warps are the 32 consecutive threads of a block (x fastest, as on the GPU). The
-//! accesses of a warp's threads are matched into one request by instruction and by
-//! how many times each thread had run that instruction before: the warp is taken to
-//! run in lock step and to reconverge after every branch, and a thread that does not
-//! reach an instruction is an inactive lane of that request. This is a deterministic
-//! proxy for what Nsight Compute reports (instructions, sectors per request), never a
-//! time: caches, latency and occupancy are not modelled.
+//! accesses of a warp's threads are matched into one request by instruction, by the
+//! loop iteration each thread is in (the backward branches it has taken), and by how
+//! many times it has run the instruction in that iteration: the warp is taken to run
+//! in lock step, reconverging at loop back edges and after forward branches, and a
+//! thread that does not reach an instruction in an iteration is an inactive lane of
+//! that request. This is a deterministic proxy for what Nsight Compute reports
+//! (instructions, sectors per request), never a time: caches, latency and occupancy
+//! are not modelled. The instructions are PTX instructions per thread (those whose
+//! guard was false included), not SASS per warp: on the GPU `ld.param` becomes a
+//! constant-bank operand, `cvta` is usually free, and `div.rn`, `rcp.rn` and `sqrt.rn`
+//! expand into a dozen or more instructions. `cvta` and same-width `cvt` count as
+//! moves.
+//!
+//! The file holds one JSON object per launch and line (JSON Lines), appended, each
+//! with the process id; delete it before a run to start afresh.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -22,7 +32,8 @@ use crate::memory::{Access, PcStats};
 use crate::ptx::ops::Class;
 use crate::ptx::Kernel;
 
-static RECORDS: Mutex<Vec<Value>> = Mutex::new(Vec::new());
+/// Serialises this process's appends.
+static WRITE: Mutex<()> = Mutex::new(());
 
 fn sectors(stats: &LaunchStats, access: Access) -> Value {
     let s = stats.memory.get(&access).copied().unwrap_or_default();
@@ -34,9 +45,9 @@ fn sectors(stats: &LaunchStats, access: Access) -> Value {
     })
 }
 
-/// Appends one launch to the report and rewrites the file, so that the report is
-/// complete after every launch. A file that cannot be written is reported on stderr
-/// once per launch and does not fail the launch.
+/// Appends one launch to the report, as one line of JSON (JSON Lines), so that the
+/// report is complete after every launch. A file that cannot be written is reported
+/// on stderr and does not fail the launch.
 pub fn record(
     path: &Path,
     kernel: &Kernel,
@@ -60,6 +71,7 @@ pub fn record(
         .map(|(line, s)| {
             let kind = match s.access {
                 Access::Load => "load",
+                Access::LoadNc => "load_nc",
                 Access::Store => "store",
                 Access::Atomic => "atomic",
             };
@@ -83,20 +95,24 @@ pub fn record(
             "per_thread_max": stats.max_per_thread,
             "by_class": by_class,
         },
+        "pid": std::process::id(),
         "global_load": sectors(stats, Access::Load),
+        "global_load_nc": sectors(stats, Access::LoadNc),
         "global_store": sectors(stats, Access::Store),
         "global_atomic": sectors(stats, Access::Atomic),
         "memory_by_line": memory_by_line,
         "started_at_seconds": at_seconds,
     });
-    let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
-    records.push(record);
-    let document = json!({
-        "about": "xray-emu cost report: counts from the software CUDA driver, a deterministic proxy for GPU cost, not a time",
-        "launches": *records,
-    });
-    let text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    if let Err(error) = std::fs::write(path, text) {
+    // One JSON object per line, appended: several processes (a test binary and its
+    // children, or several test binaries) can share one report.
+    let _serialised = WRITE.lock().unwrap_or_else(|p| p.into_inner());
+    let line = format!("{record}\n");
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(error) = written {
         eprintln!(
             "xray-emu: cannot write the profile {}: {error}",
             path.display()

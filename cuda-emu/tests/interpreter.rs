@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cuda_emu::launch::{execute, LaunchFault, LaunchSpec, LaunchStats};
-use cuda_emu::memory::{AddressSpace, Checks};
+use cuda_emu::memory::{device_base, AddressSpace, Checks};
 use cuda_emu::ptx::exec::FaultKind;
 use cuda_emu::ptx::{self, Kernel};
 
@@ -42,7 +42,7 @@ fn module(text: &str) -> Arc<Kernel> {
 /// Runs `kernel(out, in, n)` over `n` threads (blocks of 64) with `a ++ b` as input.
 fn run_binary(kernel: &Kernel, a: &[u32], b: &[u32]) -> Run {
     let n = a.len();
-    let mut space = AddressSpace::new(0, 1, 1 << 30, true);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
     let out = space.allocate((n * 4) as u64).unwrap();
     let input = space.allocate((n * 8) as u64).unwrap();
     let bytes: Vec<u8> = a.iter().chain(b).flat_map(|v| v.to_le_bytes()).collect();
@@ -362,7 +362,7 @@ fn atomic_kernel() -> String {
 #[test]
 fn atomics_are_atomic_across_parallel_blocks() {
     let kernel = module(&atomic_kernel());
-    let mut space = AddressSpace::new(0, 1, 1 << 30, true);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
     let out = space.allocate(4).unwrap();
     space.find(out, 4).unwrap().0.fill_bytes(0, 4, 0);
     let mut params = Vec::new();
@@ -431,7 +431,7 @@ fn reads_past_an_allocation_fail_with_the_address_and_line() {
 
 /// As `run_binary` but the kernel is told `n` threads (may exceed the input).
 fn run_binary_with_n(kernel: &Kernel, a: &[u32], b: &[u32], n: u32) -> Run {
-    let mut space = AddressSpace::new(0, 1, 1 << 30, true);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
     let out = space.allocate(u64::from(n) * 4).unwrap();
     let input = space.allocate((a.len() * 8) as u64).unwrap();
     let bytes: Vec<u8> = a.iter().chain(b).flat_map(|v| v.to_le_bytes()).collect();
@@ -472,7 +472,7 @@ fn run_binary_with_n(kernel: &Kernel, a: &[u32], b: &[u32], n: u32) -> Run {
 #[test]
 fn uninitialised_reads_are_reported() {
     let kernel = module(&binary_kernel("add.s32 %r3, %r1, %r2;"));
-    let mut space = AddressSpace::new(0, 1, 1 << 30, true);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
     let out = space.allocate(4).unwrap();
     let input = space.allocate(8).unwrap();
     // Only the first word of the input is written.
@@ -586,4 +586,357 @@ fn stats_count_every_instruction() {
     assert_eq!(run.stats.threads, 128);
     assert_eq!(run.stats.max_per_thread, 19);
     assert_eq!(run.stats.instructions, 100 * 19 + 28 * 10);
+}
+
+/// A kernel `k(out, in, n)` over 64-bit values: thread i reads the 64-bit `in[i]` and
+/// `in[n + i]` into %rd10, %rd11 and stores %rd12 to the 64-bit `out[i]`.
+fn binary_kernel_64(body: &str) -> String {
+    format!(
+        "{HEADER}.visible .entry k(\n.param .u64 .ptr .align 1 k_param_0,\n.param .u64 .ptr .align 1 k_param_1,\n.param .u32 k_param_2\n)\n{{\n\
+         .reg .pred %p<4>;\n.reg .b32 %r<16>;\n.reg .b64 %rd<16>;\n\
+         ld.param.b64 %rd1, [k_param_0];\nld.param.b64 %rd2, [k_param_1];\nld.param.b32 %r10, [k_param_2];\n\
+         mov.u32 %r11, %tid.x;\n\
+         setp.ge.u32 %p1, %r11, %r10;\n@%p1 bra $L_end;\n\
+         mul.wide.u32 %rd3, %r11, 8;\nadd.s64 %rd4, %rd2, %rd3;\nld.global.b64 %rd10, [%rd4];\n\
+         mul.wide.u32 %rd5, %r10, 8;\nadd.s64 %rd6, %rd4, %rd5;\nld.global.b64 %rd11, [%rd6];\n\
+         cvt.u32.u64 %r1, %rd10;\ncvt.u32.u64 %r2, %rd11;\n\
+         {body}\n\
+         add.s64 %rd7, %rd1, %rd3;\nst.global.b64 [%rd7], %rd12;\n$L_end:\nret;\n}}\n"
+    )
+}
+
+fn run_64(body: &str, a: &[u64], b: &[u64]) -> Vec<u64> {
+    let kernel = module(&binary_kernel_64(body));
+    let n = a.len();
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
+    let out = space.allocate((n * 8) as u64).unwrap();
+    let input = space.allocate((n * 16) as u64).unwrap();
+    let bytes: Vec<u8> = a.iter().chain(b).flat_map(|v| v.to_le_bytes()).collect();
+    space
+        .find(input, bytes.len() as u64)
+        .unwrap()
+        .0
+        .write_bytes(0, &bytes);
+    let mut params = Vec::new();
+    params.extend_from_slice(&out.to_le_bytes());
+    params.extend_from_slice(&input.to_le_bytes());
+    params.extend_from_slice(&(n as u32).to_le_bytes());
+    let allocations = space.snapshot();
+    let spec = LaunchSpec {
+        kernel: &kernel,
+        grid: [1, 1, 1],
+        block: [n as u32, 1, 1],
+        params: &params,
+        allocations: &allocations,
+        freed: &[],
+        launch: 7,
+        checks: Checks {
+            init: true,
+            hazards: true,
+        },
+        workers: 1,
+        max_steps: 1 << 20,
+        profile: false,
+    };
+    let (_, fault) = execute(&spec);
+    assert!(fault.is_none(), "{body}: {fault:?}");
+    let mut raw = vec![0u8; n * 8];
+    space
+        .find(out, raw.len() as u64)
+        .unwrap()
+        .0
+        .read_into(0, &mut raw);
+    raw.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn wide_products_extensions_and_64_bit_shifts() {
+    let a = [(-2i32) as u32 as u64, 0xffff_ffff, 0x8000_0000];
+    let b = [3u64, 0xffff_ffff, 1];
+    assert_eq!(
+        run_64("mul.wide.s32 %rd12, %r1, %r2;", &a, &b),
+        vec![0xffff_ffff_ffff_fffa, 1, 0xffff_ffff_8000_0000]
+    );
+    assert_eq!(
+        run_64("mul.wide.u32 %rd12, %r1, %r2;", &a, &b),
+        vec![0x2_ffff_fffa, 0xffff_fffe_0000_0001, 0x8000_0000]
+    );
+    assert_eq!(
+        run_64(
+            "mad.wide.s32 %rd12, %r1, %r2, %rd11;",
+            &[u64::from(u32::MAX)],
+            &[1]
+        ),
+        vec![0],
+        "(-1) * 1 + 1"
+    );
+    assert_eq!(
+        run_64("cvt.s64.s32 %rd12, %r1;", &[0x8000_0000], &[0]),
+        vec![0xffff_ffff_8000_0000]
+    );
+    assert_eq!(
+        run_64("cvt.u64.u32 %rd12, %r1;", &[0x8000_0000], &[0]),
+        vec![0x8000_0000]
+    );
+    assert_eq!(
+        run_64("shl.b64 %rd12, %rd10, %r2;", &[1, 1], &[63, 64]),
+        vec![1 << 63, 0]
+    );
+    assert_eq!(
+        run_64(
+            "shr.s64 %rd12, %rd10, %r2;",
+            &[(-8i64) as u64, 1 << 63],
+            &[100, 1]
+        ),
+        vec![u64::MAX, 0xc000_0000_0000_0000]
+    );
+    assert_eq!(
+        run_64(
+            "shr.u32 %r3, %r1, %r2;\ncvt.u64.u32 %rd12, %r3;",
+            &[u64::from(u32::MAX)],
+            &[32]
+        ),
+        vec![0]
+    );
+}
+
+#[test]
+fn integer_to_float_conversions_round_to_nearest_even() {
+    let got = run_64(
+        "cvt.rn.f32.u32 %r3, %r1;\ncvt.u64.u32 %rd12, %r3;",
+        &[16_777_217, 16_777_219, u64::from(u32::MAX)],
+        &[0, 0, 0],
+    );
+    assert_eq!(got, vec![0x4b80_0000, 0x4b80_0002, 0x4f80_0000]);
+    let got = run_64(
+        "cvt.rn.f32.u64 %r3, %rd10;\ncvt.u64.u32 %rd12, %r3;",
+        &[u64::MAX],
+        &[0],
+    );
+    assert_eq!(got, vec![0x5f80_0000]);
+    let got = run_64(
+        "cvt.rn.f32.s64 %r3, %rd10;\ncvt.u64.u32 %rd12, %r3;",
+        &[i64::MIN as u64],
+        &[0],
+    );
+    assert_eq!(got, vec![0xdf00_0000]);
+}
+
+#[test]
+fn guards_run_an_instruction_when_their_predicate_says() {
+    let body = "mov.u32 %r3, 7;\nsetp.eq.u32 %p2, %r1, 1;\n@!%p2 mov.u32 %r3, 9;\n@%p2 add.s32 %r3, %r3, 1;";
+    let run = run_binary(&module(&binary_kernel(body)), &[1, 0], &[0, 0]);
+    assert_eq!(run.out, vec![8, 9]);
+}
+
+#[test]
+fn more_compares_on_nan_and_signed_zeros() {
+    let a = [1.0f32, f32::NAN, 1.0, -0.0, f32::NAN];
+    let b = [2.0f32, 1.0, f32::NAN, 0.0, f32::NAN];
+    for (cmp, want) in [
+        ("le", [1, 0, 0, 1, 0]),
+        ("gtu", [0, 1, 1, 0, 1]),
+        ("equ", [0, 1, 1, 1, 1]),
+    ] {
+        let kernel = module(&binary_kernel(&format!(
+            "setp.{cmp}.f32 %p2, %r1, %r2;\nselp.b32 %r3, 1, 0, %p2;"
+        )));
+        assert_eq!(
+            run_binary(&kernel, &floats(&a), &floats(&b)).out,
+            want.to_vec(),
+            "setp.{cmp}"
+        );
+    }
+}
+
+#[test]
+fn integer_literals_follow_ptx_bases_and_must_fit() {
+    let run = run_binary(
+        &module(&binary_kernel("add.s32 %r3, %r1, 010;")),
+        &[1],
+        &[0],
+    );
+    assert_eq!(run.out, vec![9], "010 is octal 8");
+    let run = run_binary(
+        &module(&binary_kernel("add.s32 %r3, %r1, 0b101;")),
+        &[1],
+        &[0],
+    );
+    assert_eq!(run.out, vec![6]);
+    let run = run_binary(&module(&binary_kernel("add.s32 %r3, %r1, -1;")), &[1], &[0]);
+    assert_eq!(run.out, vec![0]);
+    let error = ptx::load(&binary_kernel("add.s32 %r3, %r1, 4294967296;")).unwrap_err();
+    assert!(error.message.contains("does not fit"), "{error}");
+}
+
+#[test]
+fn f32_arithmetic_without_rn_is_refused_because_ptxas_may_fuse_it() {
+    for body in ["add.f32 %r3, %r1, %r2;", "mul.f32 %r3, %r1, %r2;"] {
+        let error = ptx::load(&binary_kernel(body)).unwrap_err();
+        assert!(error.message.contains("contract"), "{body}: {error}");
+    }
+}
+
+#[test]
+fn a_wild_address_near_the_top_of_memory_is_an_illegal_address() {
+    // Index -1 from a null pointer: address + size wraps around to 0.
+    let body = "mov.b64 %rd0, -4;\nld.global.b32 %r3, [%rd0];";
+    let run = run_binary(&module(&binary_kernel(body)), &[1], &[1]);
+    assert!(
+        matches!(fault_of(&run), FaultKind::IllegalAddress { .. }),
+        "{:?}",
+        run.fault
+    );
+}
+
+/// Runs a one-block kernel `k(p)` of `threads` threads on one 4-byte word at `p`,
+/// set to `initial` first unless it is `None` (left unwritten).
+fn run_on_word(body: &str, threads: u32, initial: Option<u32>) -> (u32, Option<LaunchFault>) {
+    let text = format!(
+        "{HEADER}.visible .entry k(\n.param .u64 .ptr .align 1 k_param_0\n)\n{{\n\
+         .reg .pred %p<4>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<4>;\n\
+         ld.param.b64 %rd1, [k_param_0];\nmov.u32 %r1, %tid.x;\n{body}\nret;\n}}\n"
+    );
+    let kernel = module(&text);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
+    let word = space.allocate(4).unwrap();
+    if let Some(value) = initial {
+        space
+            .find(word, 4)
+            .unwrap()
+            .0
+            .write_bytes(0, &value.to_le_bytes());
+    }
+    let params = word.to_le_bytes();
+    let allocations = space.snapshot();
+    let spec = LaunchSpec {
+        kernel: &kernel,
+        grid: [1, 1, 1],
+        block: [threads, 1, 1],
+        params: &params,
+        allocations: &allocations,
+        freed: &[],
+        launch: 9,
+        checks: Checks {
+            init: true,
+            hazards: true,
+        },
+        workers: 1,
+        max_steps: 1 << 20,
+        profile: false,
+    };
+    let (_, fault) = execute(&spec);
+    let mut raw = [0u8; 4];
+    space.find(word, 4).unwrap().0.read_into(0, &mut raw);
+    (u32::from_le_bytes(raw), fault)
+}
+
+#[test]
+fn atomic_f32_adds_flush_subnormals_as_the_isa_says() {
+    // 2^-127 + 2^-127 = 2^-126 unflushed; the ISA flushes inputs: 0.
+    let (value, fault) = run_on_word(
+        "red.global.add.f32 [%rd1], 0f00400000;",
+        1,
+        Some(0x0040_0000),
+    );
+    assert!(fault.is_none(), "{fault:?}");
+    assert_eq!(value, 0);
+    let (value, _) = run_on_word(
+        "red.global.add.f32 [%rd1], 0f3F800000;",
+        3,
+        Some(0x4000_0000),
+    );
+    assert_eq!(f32::from_bits(value), 5.0);
+}
+
+#[test]
+fn atomics_on_unwritten_memory_and_mixed_with_plain_stores_are_reported() {
+    let (_, fault) = run_on_word("red.global.add.f32 [%rd1], 0f3F800000;", 1, None);
+    match fault.map(|f| f.fault.kind) {
+        Some(FaultKind::Hazard { what, .. }) => assert!(what.contains("uninitialised"), "{what}"),
+        other => panic!("expected initcheck, got {other:?}"),
+    }
+    // Thread 0 stores, thread 1 adds atomically: a race.
+    let body = "setp.eq.u32 %p1, %r1, 0;\n@%p1 st.global.b32 [%rd1], %r1;\n@!%p1 red.global.add.u32 [%rd1], 1;";
+    let (_, fault) = run_on_word(body, 2, Some(0));
+    match fault.map(|f| f.fault.kind) {
+        Some(FaultKind::Hazard { what, .. }) => assert!(what.contains("one atomically"), "{what}"),
+        other => panic!("expected a race, got {other:?}"),
+    }
+    // Thread 0 adds atomically, thread 1 reads through .nc: a hazard.
+    let body = "setp.eq.u32 %p1, %r1, 0;\n@%p1 red.global.add.u32 [%rd1], 1;\n@!%p1 ld.global.nc.b32 %r2, [%rd1];";
+    let (_, fault) = run_on_word(body, 2, Some(0));
+    match fault.map(|f| f.fault.kind) {
+        Some(FaultKind::Hazard { what, .. }) => assert!(what.contains("ld.global.nc"), "{what}"),
+        other => panic!("expected an .nc hazard, got {other:?}"),
+    }
+    // Atomics from many threads on one word are fine.
+    let (value, fault) = run_on_word("red.global.add.u32 [%rd1], 1;", 64, Some(0));
+    assert!(fault.is_none(), "{fault:?}");
+    assert_eq!(value, 64);
+}
+
+/// Profiles one warp of `k(in)` whose body reads `in` with the address in %rd3.
+fn warp_sectors(body: &str) -> (u64, u64) {
+    let text = format!(
+        "{HEADER}.visible .entry k(\n.param .u64 .ptr .align 1 k_param_0\n)\n{{\n\
+         .reg .pred %p<4>;\n.reg .b32 %r<8>;\n.reg .b64 %rd<8>;\n\
+         ld.param.b64 %rd1, [k_param_0];\nmov.u32 %r1, %tid.x;\n{body}\nret;\n}}\n"
+    );
+    let kernel = module(&text);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
+    let input = space.allocate(32 * 32 * 4 * 4).unwrap();
+    space
+        .find(input, 32 * 32 * 16)
+        .unwrap()
+        .0
+        .fill_bytes(0, 32 * 32 * 16, 0);
+    let params = input.to_le_bytes();
+    let allocations = space.snapshot();
+    let spec = LaunchSpec {
+        kernel: &kernel,
+        grid: [1, 1, 1],
+        block: [32, 1, 1],
+        params: &params,
+        allocations: &allocations,
+        freed: &[],
+        launch: 11,
+        checks: Checks {
+            init: true,
+            hazards: true,
+        },
+        workers: 1,
+        max_steps: 1 << 20,
+        profile: true,
+    };
+    let (stats, fault) = execute(&spec);
+    assert!(fault.is_none(), "{fault:?}");
+    let s = stats
+        .memory
+        .values()
+        .fold((0, 0), |(r, n), s| (r + s.requests, n + s.sectors));
+    (s.0, s.1)
+}
+
+#[test]
+fn the_profile_counts_sectors_per_warp_request() {
+    // in[lane]: one request, 128 bytes = 4 sectors.
+    let coalesced =
+        "mul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nld.global.b32 %r2, [%rd3];";
+    assert_eq!(warp_sectors(coalesced), (1, 4));
+    // in[32 * lane]: one request, 32 sectors.
+    let strided =
+        "mul.wide.u32 %rd2, %r1, 128;\nadd.s64 %rd3, %rd1, %rd2;\nld.global.b32 %r2, [%rd3];";
+    assert_eq!(warp_sectors(strided), (1, 32));
+    // Every lane reads in[0]: one request, one sector.
+    assert_eq!(warp_sectors("ld.global.b32 %r2, [%rd1];"), (1, 1));
+    // Four iterations, each loading in[32 * iter + lane] only in lanes where
+    // iter + lane is odd: four requests (one per iteration), four sectors each.
+    let looped = "mov.u32 %r3, 0;\n$L_loop:\nshl.b32 %r4, %r3, 5;\nadd.s32 %r4, %r4, %r1;\n\
+        mul.wide.u32 %rd2, %r4, 4;\nadd.s64 %rd3, %rd1, %rd2;\nadd.s32 %r5, %r3, %r1;\n\
+        and.b32 %r5, %r5, 1;\nsetp.eq.u32 %p1, %r5, 1;\n@%p1 ld.global.b32 %r2, [%rd3];\n\
+        add.s32 %r3, %r3, 1;\nsetp.lt.u32 %p2, %r3, 4;\n@%p2 bra $L_loop;";
+    assert_eq!(warp_sectors(looped), (4, 16));
 }

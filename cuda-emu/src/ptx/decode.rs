@@ -174,15 +174,36 @@ impl<'a> Decoder<'a> {
             Some(rest) => (true, rest),
             None => (false, text),
         };
-        let digits = digits.trim_end_matches('U');
+        let digits = digits.strip_suffix('U').unwrap_or(digits);
+        // PTX integer literals: 0x hex, 0b binary, 0 followed by digits octal, else
+        // decimal.
         let magnitude = if let Some(hex) = digits
             .strip_prefix("0x")
             .or_else(|| digits.strip_prefix("0X"))
         {
             u64::from_str_radix(hex, 16).map_err(|_| bad())?
+        } else if let Some(binary) = digits
+            .strip_prefix("0b")
+            .or_else(|| digits.strip_prefix("0B"))
+        {
+            u64::from_str_radix(binary, 2).map_err(|_| bad())?
+        } else if digits.len() > 1 && digits.starts_with('0') {
+            u64::from_str_radix(&digits[1..], 8).map_err(|_| bad())?
         } else {
             digits.parse::<u64>().map_err(|_| bad())?
         };
+        let fits = match (width, negative) {
+            (Width::W32, false) => magnitude <= u64::from(u32::MAX),
+            (Width::W32, true) => magnitude <= 1 << 31,
+            (Width::W64, true) => magnitude <= 1 << 63,
+            _ => true,
+        };
+        if !fits {
+            return Err(self.error(format!(
+                "immediate `{text}` does not fit its {} type",
+                width.name()
+            )));
+        }
         let value = if negative {
             magnitude.wrapping_neg()
         } else {
@@ -236,6 +257,9 @@ impl<'a> Decoder<'a> {
             .get(name)
             .ok_or_else(|| self.error(format!("`{name}` is not a parameter of this kernel")))?;
         let end = offset + i64::from(size);
+        if (i64::from(slot.offset) + offset) % i64::from(size) != 0 {
+            return Err(self.error(format!("`{text}` is not aligned to its {size} bytes")));
+        }
         if offset < 0 || end > i64::from(slot.size) {
             return Err(self.error(format!(
                 "`{text}` reads {size} bytes outside parameter `{name}` ({} bytes)",
@@ -654,6 +678,14 @@ impl<'a> Decoder<'a> {
                 return Err(
                     self.unsupported(opcode, "an approximate or unrounded form (only `.rn` is)")
                 );
+            }
+            if matches!(base, "add" | "sub" | "mul") && !rn {
+                // Without a rounding modifier, ptxas may fuse a mul and an add into one
+                // fma: the GPU's result would then differ from an unfused one.
+                return Err(self.unsupported(
+                    opcode,
+                    "f32 arithmetic without `.rn` (ptxas may contract it into an fma)",
+                ));
             }
             if rn && matches!(base, "min" | "max" | "abs" | "neg") {
                 return Err(self.unsupported(opcode, "modifier `.rn`"));

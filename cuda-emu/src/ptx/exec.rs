@@ -51,6 +51,12 @@ pub enum FaultKind {
         /// The limit.
         steps: u64,
     },
+    /// The interpreter itself failed (a bug in this driver, never in the kernel): the
+    /// launch fails instead of returning partial results.
+    Internal {
+        /// What happened.
+        message: String,
+    },
 }
 
 /// A thread's fault and the instruction that raised it.
@@ -77,6 +83,9 @@ pub trait GlobalMemory {
     fn atomic_add_f32(&mut self, address: u64, value: f32, pc: u32) -> Result<f32, FaultKind>;
     /// Atomic u32 add; returns the old value.
     fn atomic_add_u32(&mut self, address: u64, value: u32, pc: u32) -> Result<u32, FaultKind>;
+    /// The thread took a backward branch (a loop's next iteration); called only when
+    /// profiling, for grouping accesses into warp-level requests.
+    fn back_edge(&mut self) {}
 }
 
 /// What one thread sees besides memory.
@@ -468,6 +477,9 @@ pub fn run_thread<M: GlobalMemory, const PROFILE: bool>(
                     fault!(FaultKind::Timeout {
                         steps: env.max_steps
                     });
+                }
+                if PROFILE && (target as usize) < pc {
+                    memory.back_edge();
                 }
                 pc = target as usize;
             }

@@ -24,6 +24,21 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// The newest PTX ISA version this driver accepts: that of CUDA 11.4, whose driver API
+/// it implements (`cuDriverGetVersion` says 11040).
+pub const NEWEST_PTX: (u32, u32) = (7, 4);
+
+impl LoadError {
+    /// Whether the module was refused for its `.version` alone (the driver's
+    /// `CUDA_ERROR_UNSUPPORTED_PTX_VERSION`).
+    pub fn is_unsupported_version(&self) -> bool {
+        self.message.starts_with(UNSUPPORTED_VERSION)
+    }
+}
+
+/// How a refusal for the PTX version starts.
+pub(crate) const UNSUPPORTED_VERSION: &str = "PTX ISA version";
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ptx line {}: {}", self.line, self.message)

@@ -344,14 +344,18 @@ pub fn parse_module(text: &str) -> Result<ModuleText, LoadError> {
         match first {
             ".version" => {
                 let version = text.split_whitespace().nth(1).unwrap_or("");
-                let (major, _) = version
+                let parsed = version
                     .split_once('.')
                     .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
                     .ok_or_else(|| refuse(line, format!("bad `.version {version}`")))?;
-                if !(6..=8).contains(&major) {
+                if parsed < (6, 0) || parsed > super::NEWEST_PTX {
+                    let (major, minor) = super::NEWEST_PTX;
                     return Err(refuse(
                         line,
-                        format!("PTX ISA version {version} is not implemented (6.x to 8.x are)"),
+                        format!(
+                            "{} {version} is not implemented (6.0 to {major}.{minor} are)",
+                            super::UNSUPPORTED_VERSION
+                        ),
                     ));
                 }
             }
