@@ -129,8 +129,10 @@ impl Taps {
 #[inline(always)]
 fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32, c: f32) -> f32 {
     let Taps { ib, ic, wb, wc } = Taps::at(b, c);
-    let inside =
-        ib >= 0 && ((ib + 1) as u32) < f.count[1] && ic >= 0 && ((ic + 1) as u32) < f.count[2];
+    // `wrapping_add`: far-off coordinates floor to i32::MAX, whose upper tap wraps to a
+    // negative index, which the bounds checks refuse (a plain `+ 1` would overflow).
+    let (ib1, ic1) = (ib.wrapping_add(1), ic.wrapping_add(1));
+    let inside = ib >= 0 && (ib1 as u32) < f.count[1] && ic >= 0 && (ic1 as u32) < f.count[2];
     let (v00, v10, v01, v11) = if inside {
         let base = slice_base + ib as usize * f.stride[1] + ic as usize * f.stride[2];
         (
@@ -142,9 +144,9 @@ fn bilinear<V: Voxels + ?Sized>(volume: &V, f: &Frame, slice_base: usize, b: f32
     } else {
         (
             tap(volume, f, slice_base, ib, ic),
-            tap(volume, f, slice_base, ib + 1, ic),
-            tap(volume, f, slice_base, ib, ic + 1),
-            tap(volume, f, slice_base, ib + 1, ic + 1),
+            tap(volume, f, slice_base, ib1, ic),
+            tap(volume, f, slice_base, ib, ic1),
+            tap(volume, f, slice_base, ib1, ic1),
         )
     };
     let low = v00 + wb * (v10 - v00);
@@ -180,7 +182,7 @@ pub fn joseph_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value:
     joseph_walk(&start, |f, slice_base, b, c| {
         let Taps { ib, ic, wb, wc } = Taps::at(b, c);
         let mut tap = |db: i32, dc: i32, w: f32| {
-            let (jb, jc) = (ib + db, ic + dc);
+            let (jb, jc) = (ib.wrapping_add(db), ic.wrapping_add(dc));
             if jb >= 0 && (jb as u32) < f.count[1] && jc >= 0 && (jc as u32) < f.count[2] {
                 add(
                     slice_base + jb as usize * f.stride[1] + jc as usize * f.stride[2],

@@ -30,7 +30,8 @@ pub fn floor_i32(x: f32) -> i32 {
     {
         let truncated = x as i32;
         if (truncated as f32) > x {
-            truncated - 1
+            // Saturates at i32::MIN, as the GPU's conversion does.
+            truncated.saturating_sub(1)
         } else {
             truncated
         }
@@ -68,5 +69,22 @@ pub fn ceil(x: f32) -> f32 {
     #[cfg(not(target_arch = "nvptx64"))]
     {
         x.ceil()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floor_i32;
+
+    #[test]
+    fn floor_i32_floors_and_saturates_like_the_gpus_conversion() {
+        assert_eq!(floor_i32(2.5), 2);
+        assert_eq!(floor_i32(-2.5), -3);
+        assert_eq!(floor_i32(-0.0), 0);
+        assert_eq!(floor_i32(f32::NAN), 0);
+        // cvt.rmi.s32.f32 saturates at both ends.
+        assert_eq!(floor_i32(3e9), i32::MAX);
+        assert_eq!(floor_i32(-3e9), i32::MIN);
+        assert_eq!(floor_i32(f32::NEG_INFINITY), i32::MIN);
     }
 }
