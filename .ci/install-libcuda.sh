@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Installs Debian's NVIDIA driver library (libcuda1, non-free) so that `cust` links on a
 # machine without a GPU, and prints the CUDA_LIBRARY_PATH to export (see TOOLCHAIN.md).
-# Idempotent: does nothing that is already done.
+# Idempotent: with libcuda.so already there it changes nothing but the link directory.
 #
-# When no apt source of this release offers non-free yet, it adds the components
-# `contrib non-free non-free-firmware` for the archives the machine already uses: each
-# Debian source of this release (suite = the codename or codename-*) in
-# /etc/apt/sources.list and /etc/apt/sources.list.d/*.list / *.sources is repeated with
-# the same URIs, Suites and Signed-By, so no mirror or key is named here.
+# Whether apt can install libcuda1 is apt's to say: after `apt-get update`,
+# `apt-cache policy libcuda1` names a candidate or not. Only when it does not does this
+# add the components `contrib non-free non-free-firmware` to the archives the machine
+# already uses. Every Debian source of this release in apt's source list and parts
+# directory (a `deb` line or a deb822 stanza of type deb, with component main and a
+# suite that is the codename or codename-*) is copied as it stands, with its URIs,
+# suites and options (Signed-By, Trusted, Architectures, ... and their one-line forms
+# `[signed-by=... trusted=yes arch=...]`), and only its components replaced by those it
+# lacks; lines go to xray-nonfree.list, stanzas to xray-nonfree.sources. So no mirror or
+# key is named here, and apt sees the same options for the same archive (it refuses
+# conflicting ones).
 #
-# usage: .ci/install-libcuda.sh             install, then print the link directory
-#        .ci/install-libcuda.sh --dry-run   print the sources file it would add, change nothing
+# usage: .ci/install-libcuda.sh             install if needed, then print the link directory
+#        .ci/install-libcuda.sh --dry-run   say what it would do from apt's lists as they
+#                                           are (no `apt-get update`), change nothing
+# Paths come from apt's configuration (apt-config), so APT_CONFIG can point it elsewhere.
 set -euo pipefail
+export LC_ALL=C # apt-cache's labels, untranslated
 link_dir=/opt/cuda-link
-added=/etc/apt/sources.list.d/xray-nonfree.sources
+lib_dir=/usr/lib/x86_64-linux-gnu
 components="contrib non-free non-free-firmware"
 dry_run=false
 case "${1:-}" in
@@ -22,127 +31,155 @@ case "${1:-}" in
   *) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
 esac
 
-# The binary (`deb`) sources of the files given, one per URI and suite, tab-separated:
-# URI, suite, components (space-separated), Signed-By (may be empty; the line breaks of
-# an inline key written as \001). Reads both the one-line format and deb822 stanzas;
-# skips deb-src, comments and `Enabled: no`.
-apt_entries() {
+source_list=/etc/apt/sources.list
+source_parts=/etc/apt/sources.list.d
+eval "$(apt-config shell source_list Dir::Etc::sourcelist/f source_parts Dir::Etc::sourceparts/d)"
+source_parts=${source_parts%/}
+added=$source_parts/xray-nonfree # .list and .sources
+
+# shellcheck disable=SC1091 # the machine's own file
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+if [ -z "$codename" ]; then
+  echo "install-libcuda: /etc/os-release names no VERSION_CODENAME" >&2
+  exit 1
+fi
+
+# The machine's source files of one format (list or sources), without the ones this
+# script adds.
+source_files() {
   local file
-  for file in "$@"; do
-    [ -r "$file" ] || continue
-    case "$file" in
-      *.sources)
-        awk -v RS= -F'\n' '
-          {
-            delete f; key = ""
-            for (i = 1; i <= NF; i++) {
-              line = $i
-              if (line ~ /^#/) continue
-              # A continuation line; "\001" keeps the line break (an inline Signed-By key).
-              if (line ~ /^[ \t]/ && key != "") { f[key] = f[key] "\001" line; continue }
-              if (!match(line, /^[A-Za-z0-9-]+:/)) continue
-              key = tolower(substr(line, 1, RLENGTH - 1))
-              f[key] = substr(line, RLENGTH + 1)
-            }
-            if (tolower(f["enabled"]) ~ /^[ \t]*no/) next
-            types = f["types"]; gsub(/\001/, " ", types)
-            if ((" " types " ") !~ /[ \t]deb[ \t]/) next
-            signed = f["signed-by"]; gsub(/^[ \t]+|[ \t]+$/, "", signed)
-            comps = f["components"]; gsub(/\001/, " ", comps)
-            gsub(/^[ \t]+|[ \t]+$/, "", comps); gsub(/[ \t]+/, " ", comps)
-            gsub(/\001/, " ", f["uris"]); gsub(/\001/, " ", f["suites"])
-            nu = split(f["uris"], uris, /[ \t]+/); ns = split(f["suites"], suites, /[ \t]+/)
-            for (u = 1; u <= nu; u++) for (s = 1; s <= ns; s++)
-              if (uris[u] != "" && suites[s] != "")
-                printf "%s\t%s\t%s\t%s\n", uris[u], suites[s], comps, signed
-          }' "$file"
-        ;;
-      *)
-        awk '
-          { sub(/#.*/, "") }
-          $1 != "deb" { next }
-          {
-            i = 2; signed = ""
-            if ($2 ~ /^\[/) {
-              opts = ""
-              for (; i <= NF; i++) { opts = opts " " $i; if ($i ~ /\]$/) { i++; break } }
-              gsub(/[][]/, " ", opts)
-              n = split(opts, o, /[ \t]+/)
-              for (k = 1; k <= n; k++) if (o[k] ~ /^signed-by=/) signed = substr(o[k], 11)
-            }
-            if (i + 1 > NF) next
-            uri = $i; suite = $(i + 1); comps = ""
-            for (k = i + 2; k <= NF; k++) comps = comps (comps == "" ? "" : " ") $k
-            printf "%s\t%s\t%s\t%s\n", uri, suite, comps, signed
-          }' "$file"
-        ;;
-    esac
+  if [ "$1" = list ] && [ -f "$source_list" ]; then echo "$source_list"; fi
+  for file in "$source_parts"/*."$1"; do
+    [ -f "$file" ] && [ "$file" != "$added.$1" ] && echo "$file"
   done
+  return 0
 }
 
-# This release's entries of the machine's apt sources, without the file this script adds.
-release_entries() {
-  local codename files=() file
-  # shellcheck disable=SC1091 # the machine's own file
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-  if [ -z "$codename" ]; then
-    echo "install-libcuda: /etc/os-release names no VERSION_CODENAME" >&2
-    return 1
-  fi
-  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ "$file" = "$added" ] || files+=("$file")
-  done
-  apt_entries "${files[@]}" | awk -F'\t' -v c="$codename" '$2 == c || index($2, c "-") == 1'
-}
-
-# A deb822 file repeating each source of `release_entries` with the extra components,
-# one stanza per URI and Signed-By, its suites in the order the machine lists them.
-derived_sources() {
-  release_entries | awk -F'\t' -v comps="$components" '
+# The `deb` lines of this release (one-line format) with main, each as it stands up to
+# its suite (type, options, URI, suite), followed by the components it lacks.
+derived_lines() {
+  local files
+  mapfile -t files < <(source_files list)
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk -v c="$codename" -v want="$components" '
     {
-      k = $1 SUBSEP $4
-      if (!(k in suites)) { order[++n] = k; uri[k] = $1; signed[k] = $4; suites[k] = "" }
-      if (!index(" " suites[k] " ", " " $2 " ")) suites[k] = suites[k] (suites[k] == "" ? "" : " ") $2
-    }
-    END {
-      for (i = 1; i <= n; i++) {
-        k = order[i]
-        if (i > 1) print ""
-        print "Types: deb"; print "URIs: " uri[k]; print "Suites: " suites[k]
-        print "Components: " comps
-        if (signed[k] != "") { s = signed[k]; gsub(/\001/, "\n", s); print "Signed-By: " s }
-      }
-    }'
+      line = $0; sub(/#.*/, "", line)
+      if (!match(line, /^[ \t]*deb[ \t]+(\[[^]]*\][ \t]+)?[^[ \t][^ \t]*[ \t]+[^ \t]+/)) next
+      head = substr(line, RSTART, RLENGTH); rest = substr(line, RSTART + RLENGTH)
+      n = split(head, t, /[ \t]+/); suite = t[n]
+      if (suite != c && index(suite, c "-") != 1) next
+      have = " " rest " "; gsub(/[ \t]+/, " ", have)
+      if (have !~ / main /) next
+      m = split(want, w, " "); missing = ""
+      for (k = 1; k <= m; k++) if (index(have, " " w[k] " ") == 0) missing = missing " " w[k]
+      if (missing == "") next
+      sub(/^[ \t]+/, "", head)
+      out = head missing
+      if (!seen[out]++) print out
+    }' "${files[@]}"
 }
 
-# Whether a source of this release already has the non-free component.
-has_nonfree() {
-  release_entries | awk -F'\t' '(" " $3 " ") ~ / non-free / { found = 1 } END { exit !found }'
+# The deb822 stanzas of this release with main, copied field by field but for
+# Components (the ones the stanza lacks) and Types (deb only: no source packages).
+# Comment lines are left out; stanzas with `Enabled: no` are skipped.
+derived_stanzas() {
+  local files
+  mapfile -t files < <(source_files sources)
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk -v RS= -F'\n' -v c="$codename" -v want="$components" '
+    {
+      n = 0; key = ""; delete f
+      for (i = 1; i <= NF; i++) {
+        if ($i ~ /^#/) continue
+        if ($i ~ /^[ \t]/ && key != "") { line[n] = line[n] "\n" $i; f[key] = f[key] " " $i; continue }
+        if (!match($i, /^[A-Za-z0-9-]+:/)) continue
+        key = tolower(substr($i, 1, RLENGTH - 1))
+        line[++n] = $i; name[n] = key; f[key] = substr($i, RLENGTH + 1)
+      }
+      if (tolower(f["enabled"]) ~ /^[ \t]*no/) next
+      if ((" " f["types"] " ") !~ /[ \t]deb[ \t]/) next
+      ns = split(f["suites"], s, /[ \t]+/); ours = 0
+      for (k = 1; k <= ns; k++) if (s[k] == c || index(s[k], c "-") == 1) ours = 1
+      if (!ours) next
+      have = " " f["components"] " "; gsub(/[ \t]+/, " ", have)
+      if (have !~ / main /) next
+      m = split(want, w, " "); missing = ""
+      for (k = 1; k <= m; k++) if (index(have, " " w[k] " ") == 0) missing = missing " " w[k]
+      if (missing == "") next
+      out = ""
+      for (k = 1; k <= n; k++) {
+        if (name[k] == "components") out = out "Components:" missing "\n"
+        else if (name[k] == "types") out = out "Types: deb\n"
+        else out = out line[k] "\n"
+      }
+      if (seen[out]++) next
+      printf "%s%s", (printed++ ? "\n" : ""), out
+    }' "${files[@]}"
+}
+
+# Whether apt, from its lists as they are, has a version of libcuda1 to install.
+has_candidate() {
+  apt-cache policy libcuda1 2>/dev/null |
+    awk '$1 == "Candidate:" { found = ($2 != "(none)") } END { exit !found }'
+}
+
+# The libcuda.so to link against, if installed.
+installed_lib() {
+  local lib
+  for lib in "$lib_dir/libcuda.so" "$lib_dir/libcuda.so.1"; do
+    [ -e "$lib" ] && { echo "$lib"; return 0; }
+  done
+  return 1
 }
 
 if $dry_run; then
-  if has_nonfree; then
-    echo "# an apt source of this release already offers non-free: nothing to add"
+  if lib=$(installed_lib); then
+    echo "# $lib is installed: nothing to install; would link $link_dir/lib64/libcuda.so to it"
+    exit 0
+  fi
+  if has_candidate; then
+    echo "# apt's lists offer libcuda1 already: would install it, adding no source"
   else
-    derived_sources
+    echo "# apt's lists (as they are, not updated) offer no libcuda1. Would run apt-get update,"
+    echo "# and if that gives no candidate either, add these sources, update again and install:"
+    lines=$(derived_lines)
+    stanzas=$(derived_stanzas)
+    [ -z "$lines" ] || printf '# --- %s.list\n%s\n' "$added" "$lines"
+    [ -z "$stanzas" ] || printf '# --- %s.sources\n%s\n' "$added" "$stanzas"
+    [ -n "$lines$stanzas" ] || echo "# (none: no apt source of $codename with main to add non-free to)"
   fi
   exit 0
 fi
 
-if [ ! -e /usr/lib/x86_64-linux-gnu/libcuda.so ]; then
-  if ! has_nonfree; then
-    sources=$(derived_sources)
-    if [ -z "$sources" ]; then
-      echo "install-libcuda: no apt source of this release to add non-free to" >&2
+if ! lib=$(installed_lib); then
+  apt-get update -q >&2
+  if ! has_candidate; then
+    lines=$(derived_lines)
+    stanzas=$(derived_stanzas)
+    if [ -z "$lines$stanzas" ]; then
+      echo "install-libcuda: apt offers no libcuda1, and no apt source of $codename with main" \
+        "is there to add non-free to" >&2
       exit 1
     fi
-    printf '%s\n' "$sources" >"$added"
-    echo "install-libcuda: added $added:" >&2
-    sed 's/^/    /' "$added" >&2
+    [ -z "$lines" ] || printf '%s\n' "$lines" >"$added.list"
+    [ -z "$stanzas" ] || printf '%s\n' "$stanzas" >"$added.sources"
+    for file in "$added.list" "$added.sources"; do
+      [ -f "$file" ] || continue
+      echo "install-libcuda: added $file:" >&2
+      sed 's/^/    /' "$file" >&2
+    done
+    apt-get update -q >&2
+    if ! has_candidate; then
+      echo "install-libcuda: apt offers no libcuda1 even with $components added" >&2
+      exit 1
+    fi
   fi
-  apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libcuda1 >&2
+  if ! lib=$(installed_lib); then
+    echo "install-libcuda: libcuda1 is installed but $lib_dir has no libcuda.so" >&2
+    exit 1
+  fi
 fi
 mkdir -p "$link_dir/lib64"
-ln -sf /usr/lib/x86_64-linux-gnu/libcuda.so "$link_dir/lib64/libcuda.so"
+ln -sf "$lib" "$link_dir/lib64/libcuda.so"
 echo "$link_dir"

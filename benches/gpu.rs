@@ -5,21 +5,61 @@
 //!   output kept on the GPU, timed with CUDA events (`Criterion::iter_custom`).
 //! * `cuda_from_host_<method>/<case>`: `Projector::forward` from host arrays to a host
 //!   array: upload, kernel, download (wall clock).
-//!
 //! * `cuda_resident_backward_<method>/<case>` (fp256, fp512): the exact transpose, the
 //!   projections resident, timed with CUDA events; compare with ASTRA's BP3D_CUDA.
 //! * `cuda_fdk/fp256`: FDK of 256^3 from 360 views of 256^2 end to end, host arrays
 //!   in and out (weights and filter on the CPU, backprojection on the GPU).
 //!
+//! The kernel benches take 20 samples (`--sample-size N` overrides that), the others 10.
+//! A case's inputs (its volume voxelised and uploaded, the projections to backproject)
+//! are made when the first of its benches that the filter lets run starts, so that a
+//! filtered run (`--bench cuda_resident_siddon/drr1`, or `--test` to run each once)
+//! pays for nothing else: fp512's volume alone is 512 MiB.
+//!
 //! Without a usable GPU it prints `SKIPPED: <reason>` and measures nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::Array3;
 use xray_projector::cases::StandardCase;
-use xray_projector::cuda::CudaBackend;
+use xray_projector::cuda::{CudaBackend, DeviceProjections, DeviceVolume};
 use xray_projector::recon::{self, Filter};
-use xray_projector::{Backend, Method, Projector};
+use xray_projector::{Backend, Method, ProjectionGeometry, Projector};
+
+/// What the benches of one case share.
+struct Inputs {
+    volume: Array3<f32>,
+    resident: DeviceVolume,
+    out: DeviceProjections,
+}
+
+/// The case's inputs in `slot`, made on first use.
+fn inputs<'a>(
+    slot: &'a mut Option<Inputs>,
+    gpu: &Arc<CudaBackend>,
+    case: &StandardCase,
+    geometry: &ProjectionGeometry,
+) -> &'a mut Inputs {
+    slot.get_or_insert_with(|| {
+        let volume = case
+            .phantom
+            .voxelize(&case.volume, 1)
+            .expect("the standard case fits in memory");
+        let resident = gpu
+            .upload(&volume, &case.volume)
+            .expect("the volume fits on the GPU");
+        let out = gpu
+            .allocate_projections(geometry)
+            .expect("the projections fit on the GPU");
+        Inputs {
+            volume,
+            resident,
+            out,
+        }
+    })
+}
 
 fn cuda_forward(c: &mut Criterion) {
     let gpu = match CudaBackend::on_device(0) {
@@ -33,18 +73,14 @@ fn cuda_forward(c: &mut Criterion) {
     let projector = Projector::new(Backend::Cuda).expect("the GPU opened above");
     for name in StandardCase::NAMES {
         let case = StandardCase::named(name).expect("a standard case");
-        let (volume, geometry) = case.inputs().expect("the standard case fits in memory");
+        let geometry = case.scan.geometry().expect("a standard case is valid");
         let rays = geometry.ray_count().expect("the ray count fits") as u64;
-        let resident = gpu
-            .upload(&volume, &case.volume)
-            .expect("the volume fits on the GPU");
-        let mut out = gpu
-            .allocate_projections(&geometry)
-            .expect("the projections fit on the GPU");
         let id = BenchmarkId::new(name, format!("{}_views", case.scan.views));
+        let mut shared = None;
         for (label, method) in [("siddon", Method::Siddon), ("joseph", Method::Joseph)] {
             bench_kernel(c, &format!("cuda_resident_{label}"), &id, rays, || {
-                gpu.forward_into(&resident, &geometry, method, &mut out)
+                let inputs = inputs(&mut shared, &gpu, &case, &geometry);
+                gpu.forward_into(&inputs.resident, &geometry, method, &mut inputs.out)
                     .expect("the kernel runs")
             });
 
@@ -52,39 +88,49 @@ fn cuda_forward(c: &mut Criterion) {
             group.throughput(Throughput::Elements(rays));
             group.sample_size(10);
             group.bench_function(id.clone(), |b| {
+                let volume = &inputs(&mut shared, &gpu, &case, &geometry).volume;
                 b.iter(|| {
                     projector
-                        .forward(&volume, &case.volume, &geometry, method)
+                        .forward(volume, &case.volume, &geometry, method)
                         .expect("the projection runs")
                 })
             });
             group.finish();
 
             if name.starts_with("fp") {
-                let projections = gpu
-                    .forward(&resident, &geometry, method)
-                    .expect("the projection runs");
-                let mut volume_out = gpu
-                    .allocate_volume(&case.volume)
-                    .expect("the volume fits on the GPU");
+                let mut backward: Option<(DeviceProjections, DeviceVolume)> = None;
                 let group = format!("cuda_resident_backward_{label}");
                 bench_kernel(c, &group, &id, rays, || {
-                    gpu.backward_into(&projections, &geometry, method, &mut volume_out)
+                    let (projections, volume_out) = backward.get_or_insert_with(|| {
+                        let inputs = inputs(&mut shared, &gpu, &case, &geometry);
+                        let projections = gpu
+                            .forward(&inputs.resident, &geometry, method)
+                            .expect("the projection runs");
+                        let volume_out = gpu
+                            .allocate_volume(&case.volume)
+                            .expect("the volume fits on the GPU");
+                        (projections, volume_out)
+                    });
+                    gpu.backward_into(projections, &geometry, method, volume_out)
                         .expect("the kernel runs")
                 });
             }
         }
         if name == "fp256" {
-            let projections = projector
-                .forward(&volume, &case.volume, &geometry, Method::Siddon)
-                .expect("the projection runs");
+            let mut projections = None;
             let mut group = c.benchmark_group("cuda_fdk");
             group.sample_size(10);
             group.bench_function(id.clone(), |b| {
+                let projections = projections.get_or_insert_with(|| {
+                    let volume = &inputs(&mut shared, &gpu, &case, &geometry).volume;
+                    projector
+                        .forward(volume, &case.volume, &geometry, Method::Siddon)
+                        .expect("the projection runs")
+                });
                 b.iter(|| {
                     recon::fdk(
                         &projector,
-                        &projections,
+                        &*projections,
                         &case.scan,
                         &case.volume,
                         Filter::RamLak,
@@ -108,12 +154,17 @@ fn bench_kernel(
 ) {
     let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(rays));
-    group.sample_size(20);
     group.bench_function(id.clone(), |b| {
         b.iter_custom(|iterations| (0..iterations).map(|_| run()).sum::<Duration>())
     });
     group.finish();
 }
 
-criterion_group!(benches, cuda_forward);
+criterion_group! {
+    name = benches;
+    // 20 samples unless `--sample-size` says otherwise (a group's own `sample_size`
+    // would override the command line).
+    config = Criterion::default().sample_size(20);
+    targets = cuda_forward
+}
 criterion_main!(benches);

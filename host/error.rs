@@ -69,14 +69,20 @@ pub enum Error {
 
     /// A GPU context faulted: a kernel made an illegal memory access, trapped, or hit
     /// another of CUDA's "sticky" errors, after which CUDA refuses all work in that
-    /// context. Everything the backend held on the GPU is lost, and the backend, its
-    /// resident volumes and its device projections return this error from then on. The
-    /// next `CudaBackend::on_device` for the device (and so the next `Projector::new`)
-    /// resets the context and opens a fresh backend, on which work succeeds again.
+    /// context (or the context was destroyed or reset under the backend). Everything the
+    /// backend held on the GPU is lost, and the backend, its resident volumes and its
+    /// device projections return this error from then on.
+    ///
+    /// The next `CudaBackend::on_device` or `CudaBackend::healthy` for the device resets
+    /// the context and opens a fresh backend, on which work succeeds again. A `Projector`
+    /// calls `healthy` at each GPU call, so a long-lived `Projector` recovers by itself:
+    /// its next call runs on the fresh context. If driver calls on the faulted context
+    /// are still running after a short wait, that reset is put off and this error (its
+    /// reason saying so) is returned instead: retry.
     #[error(
         "the CUDA context on device {ordinal} has faulted ({reason}): the data it held on \
-         the GPU is lost; a new CUDA backend (CudaBackend::on_device, Projector::new) \
-         resets the device and starts afresh"
+         the GPU is lost; the next call through a Projector, CudaBackend::on_device or \
+         CudaBackend::healthy resets the device and starts afresh"
     )]
     CudaFaulted {
         /// The device's ordinal.

@@ -103,9 +103,13 @@ impl Projector {
     /// `volume_geometry` says; the result is `[views, rows, cols]`, dimensionless.
     ///
     /// # Errors
-    /// [`Error::Geometry`] for an invalid geometry, [`Error::ShapeMismatch`] if the array
-    /// is not `volume_geometry.shape`, [`Error::NonFiniteVolume`] for NaN or infinite
-    /// voxels, [`Error::Allocation`] if the output cannot be allocated.
+    /// [`Error::Geometry`] for an invalid geometry (on CUDA also for a detector beyond
+    /// its launch grid limits, refused before the volume is uploaded),
+    /// [`Error::ShapeMismatch`] if the array is not `volume_geometry.shape`,
+    /// [`Error::NonFiniteVolume`] for NaN or infinite voxels, [`Error::Allocation`] if the
+    /// output cannot be allocated; on CUDA, the GPU's errors ([`Error::Cuda`],
+    /// [`Error::CudaFaulted`], and [`Error::DeviceOutOfMemory`] unless the projector was
+    /// made with `Backend::Auto`, which then runs on the CPU).
     pub fn forward<S>(
         &self,
         volume: &ArrayBase<S, Ix3>,
@@ -141,6 +145,8 @@ impl Projector {
         volume_geometry.check_shape(volume.shape())?;
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
+            // A detector beyond the launch grid is refused before the volume is uploaded.
+            crate::cuda::check_launchable(geometry)?;
             // After a fault in the GPU's context, the next call runs on a reopened one.
             let gpu = &gpu.healthy()?;
             let on_gpu = gpu
@@ -181,9 +187,11 @@ impl Projector {
     /// the CPU result is the same on every run and thread count.
     ///
     /// # Errors
-    /// [`Error::Geometry`], [`Error::ShapeMismatch`] (projections not
+    /// [`Error::Geometry`] (on CUDA also for a detector beyond its launch grid limits,
+    /// refused before anything is uploaded), [`Error::ShapeMismatch`] (projections not
     /// `geometry.shape()`), [`Error::InvalidParameter`] for NaN or infinite projection
-    /// values, [`Error::Allocation`].
+    /// values, [`Error::Allocation`]; on CUDA, the GPU's errors as for
+    /// [`Projector::forward`].
     pub fn backward<S>(
         &self,
         projections: &ArrayBase<S, Ix3>,
@@ -230,6 +238,19 @@ impl Projector {
         )?;
         Ok(Array3::from_shape_vec(volume_geometry.shape, out)
             .expect("the buffer has nz * ny * nx elements"))
+    }
+
+    /// Refuses, on the GPU, a volume grid that FDK's backprojection kernel cannot be
+    /// launched over (see `cuda::check_fdk_launchable`): for [`crate::recon::fdk`] to call
+    /// before it weights and filters the projections. Nothing to check on the CPU.
+    pub(crate) fn check_fdk_grid(&self, volume_geometry: &VolumeGeometry) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        if self.gpu.is_some() {
+            crate::cuda::check_fdk_launchable(volume_geometry)?;
+        }
+        #[cfg(not(feature = "cuda"))]
+        let _ = volume_geometry;
+        Ok(())
     }
 
     /// FDK's voxel-driven backprojection of `filtered` (`[views, rows, cols]`, already

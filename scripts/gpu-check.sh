@@ -9,30 +9,37 @@
 #   tests      the GPU tests (a skip is a failure: XRAY_REQUIRE_GPU=1) and tests/backends
 #   bench      `xray bench --backend cuda` on the standard cases, Siddon and Joseph
 #   astra      the ASTRA anchor on the same cases, in the same job (anchors/)
-#   sanitizer  compute-sanitizer memcheck on the GPU tests but the 70 000-view and the
-#              out-of-memory ones
-#   criterion  the Criterion GPU benches, resident and from host, short measurement
+#   sanitizer  compute-sanitizer memcheck (the test process only) on the GPU tests but
+#              the slow one and those that make a driver call fail on purpose (a
+#              kernel fault, a rejected PTX, an impossible allocation)
+#   criterion  the Criterion GPU benches of the resident volume (kernel time, CUDA
+#              events), 10 samples each, short measurement
 #   ratios     ASTRA's times over ours, from this run's bench and astra results
 #
 # Each step has a time budget (coreutils `timeout`; budgets sum to 7 min, and the steps
 # stop at 7.5 min in all, the ratio table excepted), and its output is appended to its
 # file under OUT while it runs, so a step that runs out of time still leaves what it
-# did. OUT gets six files:
+# did; a command that would start with no time left is not run, and its step is marked
+# TIMEOUT. OUT gets six files:
 # summary.txt (one line per step, and the ratio table), preflight.txt, tests.txt,
 # bench.txt (xray bench's JSON lines, then Criterion's report), astra.txt (ASTRA's JSON
 # lines) and sanitizer.txt. Exit status 0 when every step passed.
 #
 # Dry run, for CI on the software CUDA driver (scripts/with-emulated-gpu.sh):
 #   XRAY_GPU_CHECK_EMULATED=1 bash DIR/gpu-check.sh DIR OUT
-# runs every step that needs no real GPU (preflight without nvidia-smi, the tests with
-# `--skip more_views`, the ratio table on sample records) and says `SKIPPED (emulated)`
-# for the others (timings, benches, compute-sanitizer, ASTRA); it fails on any error, so
-# that the first real run does not fail on a script error.
+# runs every step's code on the least work that still runs it: the preflight without
+# nvidia-smi, the tests with `--skip more_views`, `xray bench` on one view of fp256
+# with one run of each kind, Criterion's `--test` (each matching bench run once,
+# nothing measured) on one one-view bench, and the ratio table on that output (then on
+# made-up records, to check its arithmetic). It says `SKIPPED (emulated)` for ASTRA and
+# compute-sanitizer, which need the GPU, and fails on any error, so that the first real
+# run does not fail on a script error. About a minute on the software driver.
 #
 # Environment: PTXAS, COMPUTE_SANITIZER (tools, else found in PATH or /usr/local/cuda*),
 # XRAY_GPU_CHECK_TOTAL_S (the whole check's limit, seconds), XRAY_GPU_CHECK_CRITERION
-# (Criterion's benchmark filter, a regex), XRAY_GPU_CHECK_TEST_FILTER (libtest filter
-# words for the GPU tests of step `tests`, e.g. to keep a dry run short; default: all).
+# (Criterion's benchmark filter, a regex; default ^cuda_resident_, or one one-view bench
+# in a dry run), XRAY_GPU_CHECK_TEST_FILTER (libtest filter words for the GPU tests of
+# step `tests`, e.g. to keep a dry run short; default: all).
 #
 # usage: bash DIR/gpu-check.sh DIR OUT
 set -uo pipefail
@@ -52,22 +59,40 @@ esac
 export XRAY_REQUIRE_GPU=1 PYTHONUNBUFFERED=1
 
 # Seconds per step. On a GPU they sum to 420 (7 min): well inside one 8-minute call.
-# Under emulation only the steps that run there count, and the software GPU is about
-# 100x slower than a real one.
+# The preflight's 40 s cover a cold machine: nvidia-smi twice, and the first CUDA
+# context with an empty JIT cache (`xray info`).
+#
+# Criterion's 75 s: the filter ^cuda_resident_ matches 12 benches (forward Siddon and
+# Joseph on fp256, fp512, drr1 and drr64; backward Siddon and Joseph on fp256 and
+# fp512). Each takes at least its 0.5 s warm-up and 1.5 s measurement (24 s in all), at
+# most about 3.5 s while a kernel runs under 0.15 s; beyond that 10 samples of one run
+# each, about 11 runs (fp512's backprojection, if it takes 0.5 s, 6 s). With the inputs
+# (voxelising fp512 and the DRR volume, uploads) that is 35 to 50 s.
+#
+# Under emulation the budgets only stop a hang: the dry run takes about a minute.
 declare -A budget
 if $emulated; then
-  budget=([preflight]=120 [tests]=900 [bench]=0 [astra]=0 [sanitizer]=0 [criterion]=0 [ratios]=30)
+  budget=([preflight]=120 [tests]=600 [bench]=180 [astra]=0 [sanitizer]=0 [criterion]=120 [ratios]=30)
   total_s=${XRAY_GPU_CHECK_TOTAL_S:-1080}
 else
-  budget=([preflight]=20 [tests]=90 [bench]=60 [astra]=60 [sanitizer]=90 [criterion]=85 [ratios]=15)
+  budget=([preflight]=40 [tests]=90 [bench]=60 [astra]=60 [sanitizer]=90 [criterion]=75 [ratios]=5)
   total_s=${XRAY_GPU_CHECK_TOTAL_S:-450}
 fi
 total_deadline=$((SECONDS + total_s))
-criterion_filter=${XRAY_GPU_CHECK_CRITERION:-^cuda_(resident|from_host)}
+if $emulated; then
+  # One bench of one view (drr1: a few seconds on the software driver), run once.
+  criterion_filter=${XRAY_GPU_CHECK_CRITERION:-^cuda_resident_siddon/drr1/}
+else
+  criterion_filter=${XRAY_GPU_CHECK_CRITERION:-^cuda_resident_}
+fi
 cases=(fp256 fp512 drr1 drr64)
-# Tests left out under compute-sanitizer (slow there, and they add nothing to a memory
-# check): `--skip` patterns, each checked in the preflight to match a test.
-sanitizer_skips=(more_views impossible)
+# Tests left out under compute-sanitizer: `--skip` patterns, each checked in the
+# preflight to match a test. The 70 000-view test is slow there and adds nothing to a
+# memory check; the others make a driver call fail on purpose, which the tool reports
+# as an error: a kernel fault (in a child process: faulted_context), a rejected PTX, an
+# impossible allocation. The launch-limit and axis-length tests stay: they are refused
+# before any driver call, and the 524,280-row projection at the limit is worth checking.
+sanitizer_skips=(more_views impossible faulted_context rejected_ptx)
 # Left out of the dry run only: the 70 000-view test takes minutes on the software GPU.
 emulated_skips=(more_views)
 
@@ -136,14 +161,16 @@ status=0
 # --- steps -----------------------------------------------------------------------------
 # step NAME FUNCTION: runs FUNCTION with NAME's budget, its output to OUT/<file>.txt, and
 # writes NAME's line to the summary. Inside, `run` runs a command with what is left of the
-# budget, `fail` records a failed condition, `note` a line for the summary.
+# budget, `capture` gives a command's output, `fail` records a failed condition, `note` a
+# line for the summary.
 step() {
-  local name=$1 fn=$2 t0=$SECONDS
+  local name=$1 fn=$2 t0=$SECONDS line
   local limit=$((total_deadline - SECONDS))
   # The ratio table takes a second and is what the run is for: it runs even then.
   ((limit < budget[$name])) && [ "$name" != ratios ] || limit=${budget[$name]}
   step_deadline=$((SECONDS + limit)) step_failed=false step_timed_out=false
   step_state="" step_notes=()
+  rm -f "$capture_timed_out"
   if ((limit < 1)); then
     say "$(printf '%-10s TIMEOUT    the whole check ran out of time before it' "$name")"
     status=1
@@ -151,6 +178,10 @@ step() {
   fi
   say "$(printf '%-10s started    at most %d s' "$name" "$limit")"
   "$fn"
+  if [ -e "$capture_timed_out" ]; then
+    step_timed_out=true
+    while read -r line; do note "$line"; done <"$capture_timed_out"
+  fi
   local state
   if [ -n "$step_state" ]; then
     state=$step_state
@@ -162,7 +193,6 @@ step() {
     state=ok
   fi
   say "$(printf '%-10s %-10s %4d s of %d' "$name" "$state" $((SECONDS - t0)) "$limit")"
-  local line
   for line in "${step_notes[@]}"; do say "             $line"; done
 }
 
@@ -187,6 +217,7 @@ run() {
   if ((t < 1)); then
     echo "=== $label: not started, the step's time is up" >>"$file"
     step_timed_out=true
+    step_notes+=("$label: not started, the step's time was up")
     return 124
   fi
   echo "=== $label: $* (at most $t s)" >>"$file"
@@ -215,8 +246,24 @@ fail() {
 }
 note() { step_notes+=("$*"); }
 
-# capture CMD...: CMD's output (stdout and stderr), with what is left of the step's time.
-capture() { timeout -k 5 "$(left)" "$@" </dev/null 2>&1; }
+# capture CMD...: CMD's output (stdout and stderr), with what is left of the step's time;
+# not run when none is left (`timeout 0` would not limit it). It runs in a subshell
+# (`$(capture ...)`), so a timeout reaches `step` through a file.
+capture_timed_out=$scratch/capture-timed-out
+capture() {
+  local t rc
+  t=$(left)
+  if ((t < 1)); then
+    echo "$1: not started, the step's time was up" >>"$capture_timed_out"
+    return 124
+  fi
+  timeout -k 5 "$t" "$@" </dev/null 2>&1
+  rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "$1: timed out" >>"$capture_timed_out"
+  fi
+  return "$rc"
+}
 
 # find_tool NAME VARIABLE: a CUDA tool from $VARIABLE, else PATH, else /usr/local/cuda,
 # else the last /usr/local/cuda-* that has it.
@@ -308,17 +355,24 @@ PY
   echo "compute-sanitizer: ${sanitizer_tool:-not found}" >>"$out/$f"
   if [ -n "$sanitizer_tool" ] && ! $emulated; then
     run "$f" "compute-sanitizer version" "$sanitizer_tool" --version
+    local sanitizer_help
+    sanitizer_help=$(capture "$sanitizer_tool" --help)
+    for word in --tool --leak-check --target-processes application-only --error-exitcode; do
+      [[ $sanitizer_help == *"$word"* ]] || fail "$f" "compute-sanitizer --help does not mention $word"
+    done
   fi
 
   # What the later steps pass exists, so that none of them fails on a script error.
   local help
   help=$(capture "$dir/bin/xray" bench --help)
-  for word in --case --backend --method --repeats --json cuda siddon joseph "${cases[@]}"; do
+  for word in --case --views --backend --method --repeats --resident-repeats --json cuda \
+    siddon joseph "${cases[@]}"; do
     [[ $help == *"$word"* ]] || fail "$f" "xray bench --help does not mention $word"
   done
   help=$(capture "$dir/bin/bench-gpu" --help)
-  # (`--bench` is there too, hidden from the help.)
-  for word in --noplot --discard-baseline --warm-up-time --measurement-time --nresamples; do
+  # (`--bench` and `--test` are there too, hidden from the help.)
+  for word in --noplot --discard-baseline --sample-size --warm-up-time --measurement-time \
+    --nresamples; do
     [[ $help == *"$word"* ]] || fail "$f" "bench-gpu (Criterion) --help does not mention $word"
   done
   local tests pattern
@@ -367,22 +421,41 @@ tests() {
 
 # --- bench: xray bench, then Criterion -------------------------------------------------
 bench() {
-  local f=bench.txt method args=()
-  for c in "${cases[@]}"; do args+=(--case "$c"); done
+  local f=bench.txt method args=() expected n c
+  if $emulated; then
+    # The same command on the least work: one view of fp256, one run of each kind.
+    args=(--case fp256 --views 1 --repeats 1 --resident-repeats 1)
+    expected=2
+  else
+    for c in "${cases[@]}"; do args+=(--case "$c"); done
+    args+=(--repeats 5)
+    expected=$((${#cases[@]} * 2))
+  fi
   for method in siddon joseph; do
     run "$f" "xray bench $method" "$dir/bin/xray" bench --backend cuda --method "$method" \
-      --repeats 5 --json "${args[@]}"
+      --json "${args[@]}"
   done
-  note "$(grep -c '^{' "$out/$f") JSON records of ${#cases[@]} cases x 2 methods"
+  n=$(grep -c '^{' "$out/$f")
+  note "$n of $expected JSON records (cases x 2 methods)"
+  [ "$n" -eq "$expected" ] || fail "$f" "xray bench gave $n JSON records, not $expected"
 }
 
 criterion() {
-  local f=bench.txt
+  local f=bench.txt once=() n
+  # A dry run: Criterion's --test runs each matching bench once and measures nothing.
+  ! $emulated || once=(--test)
   run "$f" criterion env CRITERION_HOME="$scratch/criterion" "$dir/bin/bench-gpu" --bench \
-    --noplot --discard-baseline --warm-up-time 0.5 --measurement-time 1.5 \
-    --nresamples 20000 "$criterion_filter"
+    "${once[@]}" --noplot --discard-baseline --sample-size 10 --warm-up-time 0.5 \
+    --measurement-time 1.5 --nresamples 20000 "$criterion_filter"
   ! grep -q "^SKIPPED" "$out/$f" || fail "$f" "the Criterion GPU benches skipped"
-  note "$(grep -c 'time:' "$out/$f") benchmarks measured (filter $criterion_filter)"
+  if $emulated; then
+    n=$(grep -c '^Success' "$out/$f")
+    note "$n benchmarks run once (--test; filter $criterion_filter)"
+  else
+    n=$(grep -c 'time:' "$out/$f")
+    note "$n benchmarks measured (filter $criterion_filter; 12 by default)"
+  fi
+  [ "$n" -gt 0 ] || fail "$f" "no Criterion benchmark matched $criterion_filter"
 }
 
 # --- astra -----------------------------------------------------------------------------
@@ -408,7 +481,8 @@ sanitizer() {
   fi
   for pattern in "${sanitizer_skips[@]}"; do args+=(--skip "$pattern"); done
   run "$f" "compute-sanitizer memcheck" "$tool" --tool memcheck --leak-check full \
-    --error-exitcode 1 "$dir/bin/test-gpu" --test-threads=1 "${args[@]}"
+    --target-processes application-only --error-exitcode 1 \
+    "$dir/bin/test-gpu" --test-threads=1 "${args[@]}"
   if grep -q 'Device not supported' "$out/$f"; then
     # As seen under gVisor: the tool refuses the device; the project is not at fault.
     step_state=UNAVAILABLE
@@ -421,33 +495,35 @@ sanitizer() {
 
 # --- ratios ----------------------------------------------------------------------------
 ratios() {
-  if $emulated; then
-    # No timings here: the table's code runs on made-up records instead.
-    cat >"$scratch/bench.txt" <<'EOF'
-{"case":"fp256","backend":"cuda","method":"siddon","views":360,"seconds":0.04,"rays_per_second":5.9e8,"resident_seconds":0.005,"device_mib":160.0,"centre_ray":6.04,"anchor_centre_ray":6.04}
-cuda_resident_siddon/fp256/360_views
-                        time:   [5.0000 ms 5.1000 ms 5.2000 ms]
-cuda_resident_backward_siddon/fp256/360_views
-                        time:   [4.9000 µs 5.0000 µs 5.1000 µs]
-EOF
-    cat >"$scratch/astra.txt" <<'EOF'
-{"case": "fp256", "fp_dev_s": 0.0189, "fp_host_s": 0.039, "bp_dev_s": 0.0151, "bp_host_s": 0.032}
-EOF
-    echo "=== the ratio table on made-up records (emulated run: no timings)" >>"$out/bench.txt"
-    run bench.txt "ratio table (made-up records)" python3 "$scratch/ratios.py" \
-      "$scratch/bench.txt" "$scratch/astra.txt"
-    grep -q "^fp256  siddon  forward, resident .* 3\.78$" "$out/bench.txt" ||
-      fail bench.txt "the ratio table came out wrong on the made-up records"
-    grep -q "^fp256  siddon  backward, Criterion .* 3020\.00$" "$out/bench.txt" ||
-      fail bench.txt "the ratio table read Criterion's microseconds wrong"
-    return
-  fi
   local table rc
   table=$(capture python3 "$scratch/ratios.py" "$out/bench.txt" "$out/astra.txt")
   rc=$?
   printf '\n%s\n' "$table" >>"$summary"
   printf '%s\n' "$table"
   [ "$rc" -eq 0 ] || { step_failed=true; note "the ratio table failed: rc=$rc"; }
+  $emulated || return
+  # A dry run: no ASTRA figures, and ours are the software driver's, but this run's
+  # xray bench records must have reached the table.
+  grep -Eq '^fp256 +siddon +forward, resident +- +[0-9]+\.[0-9]{3} +-$' <<<"$table" ||
+    fail bench.txt "the ratio table did not read this run's xray bench records"
+  # Then the table's arithmetic, on made-up records.
+  cat >"$scratch/bench.txt" <<'EOF'
+{"case":"fp256","backend":"cuda","method":"siddon","views":360,"seconds":0.04,"rays_per_second":5.9e8,"resident_seconds":0.005,"device_mib":160.0,"centre_ray":6.04,"anchor_centre_ray":6.04}
+cuda_resident_siddon/fp256/360_views
+                        time:   [5.0000 ms 5.1000 ms 5.2000 ms]
+cuda_resident_backward_siddon/fp256/360_views
+                        time:   [4.9000 µs 5.0000 µs 5.1000 µs]
+EOF
+  cat >"$scratch/astra.txt" <<'EOF'
+{"case": "fp256", "fp_dev_s": 0.0189, "fp_host_s": 0.039, "bp_dev_s": 0.0151, "bp_host_s": 0.032}
+EOF
+  echo "=== the ratio table on made-up records (a check of its arithmetic)" >>"$out/bench.txt"
+  run bench.txt "ratio table (made-up records)" python3 "$scratch/ratios.py" \
+    "$scratch/bench.txt" "$scratch/astra.txt"
+  grep -q "^fp256  siddon  forward, resident .* 3\.78$" "$out/bench.txt" ||
+    fail bench.txt "the ratio table came out wrong on the made-up records"
+  grep -q "^fp256  siddon  backward, Criterion .* 3020\.00$" "$out/bench.txt" ||
+    fail bench.txt "the ratio table read Criterion's microseconds wrong"
 }
 
 # --- the check -------------------------------------------------------------------------
@@ -458,17 +534,15 @@ say "gpu-check $(date -u '+%F %T UTC') on $(hostname 2>/dev/null || echo '?'), $
 say "bundle: $(head -n 1 "$dir/BUNDLE.txt" 2>/dev/null || echo '(no BUNDLE.txt)')"
 step preflight preflight
 step tests tests
+step bench bench
 if $emulated; then
-  skip bench bench.txt "timings need the GPU"
   skip astra astra.txt "ASTRA needs the GPU"
   skip sanitizer sanitizer.txt "compute-sanitizer needs the GPU"
-  skip criterion bench.txt "timings need the GPU"
 else
-  step bench bench
   step astra astra
   step sanitizer sanitizer
-  step criterion criterion
 fi
+step criterion criterion
 step ratios ratios
 say "gpu-check: $([ "$status" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - t_start)) s"
 exit "$status"

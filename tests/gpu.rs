@@ -462,6 +462,15 @@ fn detectors_beyond_the_launch_grid_are_refused_before_allocating() {
         rows,
         MAX_GPU_ROWS,
     );
+    // The Projector checks the launch grid before it uploads the volume: one that the
+    // upload would refuse (a NaN) gets the launch grid's error.
+    let mut not_uploadable = volume.clone();
+    not_uploadable[[0, 0, 0]] = f32::NAN;
+    assert_too_large(
+        cuda.forward(&not_uploadable, &grid, &tall, Method::Siddon),
+        rows,
+        MAX_GPU_ROWS,
+    );
     let y = Array3::from_elem(tall.shape(), 1.0f32);
     assert_too_large(gpu.upload_projections(&y, &tall), rows, MAX_GPU_ROWS);
     assert_too_large(
@@ -519,6 +528,15 @@ fn fdk_grids_beyond_the_launch_grid_are_refused_before_allocating() {
         let grid = VolumeGeometry::centered(shape, [0.01, 0.01, 0.01]);
         assert_too_large(
             recon::fdk(&cuda, &projections, &scan, &grid, Filter::SheppLogan),
+            field,
+            limit,
+        );
+        // Checked before the projections are even read (let alone weighted and
+        // filtered): a NaN in them gets the launch grid's error.
+        let mut unreadable = projections.clone();
+        unreadable[[0, 0, 0]] = f32::NAN;
+        assert_too_large(
+            recon::fdk(&cuda, &unreadable, &scan, &grid, Filter::SheppLogan),
             field,
             limit,
         );
@@ -607,6 +625,10 @@ fn a_rejected_ptx_reports_the_jits_error_log() {
 /// to run `faulted_context_child`.
 const FAULT_CHILD: &str = "XRAY_TEST_FAULT_CHILD";
 
+/// How long `a_faulted_context_is_reset_and_reopened` lets its child run before it kills
+/// it (a few seconds on the software driver; a hang must not stall the test run).
+const FAULT_CHILD_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What `faulted_context_child` prints when it has run to the end.
 const FAULT_CHILD_DONE: &str = "faulted context: recovered, and equal to the CPU";
 
@@ -618,7 +640,7 @@ fn a_faulted_context_is_reset_and_reopened() {
     if gpu("faulted context").is_none() {
         return;
     }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "faulted_context_child",
             "--exact",
@@ -626,15 +648,42 @@ fn a_faulted_context_is_reset_and_reopened() {
             "--test-threads=1",
         ])
         .env(FAULT_CHILD, "1")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Read both pipes while the child runs, so that it never blocks on a full one.
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + FAULT_CHILD_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
     let _ = writeln!(std::io::stderr(), "the child's output:\n{stdout}\n{stderr}");
-    assert!(
-        output.status.success(),
-        "the child failed:\n{stdout}\n{stderr}"
-    );
+    let Some(status) = status else {
+        panic!(
+            "the child ran past {} s and was killed:\n{stdout}\n{stderr}",
+            FAULT_CHILD_LIMIT.as_secs()
+        );
+    };
+    assert!(status.success(), "the child failed:\n{stdout}\n{stderr}");
     assert!(
         stderr.contains(FAULT_CHILD_DONE),
         "the child did not run to the end:\n{stdout}\n{stderr}"
@@ -709,21 +758,43 @@ fn faulted_context_child() {
     // A Projector made before the fault, holding the old backend.
     let long_lived = Projector::new(Backend::Cuda).unwrap();
 
-    let error = provoke_fault();
-    eprintln!("faulted context: the bogus kernel failed with {error:?}: {error}");
-    // The fault happened outside the backend, so the backend meets it at its next driver
-    // call: that call fails with CudaFaulted (the one failure the contract allows), and
-    // so does everything on the old backend from then on.
-    assert_faulted(
-        gpu.forward(&resident, &geometry, Method::Siddon),
-        "the first call after the fault",
-    );
-    assert!(gpu.is_faulted());
-    assert_faulted(resident.to_host(), "the old resident volume");
-    assert_faulted(before.to_host(), "the old projections");
-    assert_faulted(gpu.upload(&volume, &grid), "the old backend");
-    // The next backend is a fresh one, on a reset context.
-    let fresh = CudaBackend::on_device(0).unwrap();
+    // A call that is in its progress callback when the fault comes: the callback runs
+    // outside the driver calls, so it must not keep on_device from resetting the context.
+    let (entered, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    let first_view = std::sync::atomic::AtomicBool::new(true);
+    let fresh = std::thread::scope(|scope| {
+        let in_callback = scope.spawn(|| {
+            gpu.forward_to_host(&resident, &geometry, Method::Siddon, &|| {
+                if first_view.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    entered.wait();
+                    release.wait();
+                }
+            })
+        });
+        entered.wait();
+
+        let error = provoke_fault();
+        eprintln!("faulted context: the bogus kernel failed with {error:?}: {error}");
+        // The fault happened outside the backend, so the backend meets it at its next
+        // driver call: that call fails with CudaFaulted (the one failure the contract
+        // allows), and so does everything on the old backend from then on.
+        assert_faulted(
+            gpu.forward(&resident, &geometry, Method::Siddon),
+            "the first call after the fault",
+        );
+        assert!(gpu.is_faulted());
+        assert_faulted(resident.to_host(), "the old resident volume");
+        assert_faulted(before.to_host(), "the old projections");
+        assert_faulted(gpu.upload(&volume, &grid), "the old backend");
+        // The next backend is a fresh one, on a reset context, while the other call is
+        // still in its callback.
+        let fresh = CudaBackend::on_device(0);
+        release.wait();
+        // That call had all its views before the fault: they are right.
+        let got = in_callback.join().unwrap().unwrap();
+        assert!(max_relative_difference(&got, &want).0 <= 1e-5);
+        fresh.expect("on_device resets the context while no driver call runs on it")
+    });
     assert!(
         !Arc::ptr_eq(&fresh, &gpu),
         "on_device must replace a faulted backend"

@@ -320,8 +320,8 @@ pub enum Access {
 pub struct Logged {
     /// Instruction index.
     pub pc: u32,
-    /// Backward branches the thread had taken before (its loop iteration).
-    pub back_edges: u32,
+    /// Iterations the thread had run of the loops enclosing the instruction.
+    pub iteration: u32,
     /// Address.
     pub address: u64,
     /// Bytes.
@@ -380,7 +380,8 @@ pub struct LaunchView<'a> {
     tag: u64,
     launch: u32,
     checks: Checks,
-    back_edges: u32,
+    /// The backward branches the running thread has taken: (from, to, times).
+    loops: Vec<(u32, u32, u32)>,
     /// Per-thread access log, when profiling.
     pub log: Option<Vec<Logged>>,
 }
@@ -407,7 +408,7 @@ impl<'a> LaunchView<'a> {
             tag: 0,
             launch: launch & 0xff_ffff,
             checks,
-            back_edges: 0,
+            loops: Vec::new(),
             log: profile.then(Vec::new),
         }
     }
@@ -415,7 +416,7 @@ impl<'a> LaunchView<'a> {
     /// Sets the running thread (its linear index in the launch).
     pub fn set_thread(&mut self, thread: u64) {
         self.tag = (u64::from(self.launch) << LAUNCH_SHIFT) | ((thread + 1) & THREAD_MASK);
-        self.back_edges = 0;
+        self.loops.clear();
     }
 
     fn describe(&self, address: u64) -> String {
@@ -483,9 +484,17 @@ impl<'a> LaunchView<'a> {
             }
         };
         if let Some(log) = &mut self.log {
+            // The iterations of the loops that enclose this instruction: accesses after
+            // a loop belong to one request however long each lane looped.
+            let iteration = self
+                .loops
+                .iter()
+                .filter(|(from, to, _)| *to <= pc && pc <= *from)
+                .map(|(_, _, n)| *n)
+                .sum();
             log.push(Logged {
                 pc,
-                back_edges: self.back_edges,
+                iteration,
                 address,
                 size,
                 access: kind,
@@ -641,17 +650,24 @@ impl GlobalMemory for LaunchView<'_> {
         Ok(allocation.words[word].fetch_add(value, Relaxed))
     }
 
-    fn back_edge(&mut self) {
-        self.back_edges += 1;
+    fn back_edge(&mut self, from: u32, to: u32) {
+        match self
+            .loops
+            .iter_mut()
+            .find(|(f, t, _)| *f == from && *t == to)
+        {
+            Some((_, _, count)) => *count += 1,
+            None => self.loops.push((from, to, 1)),
+        }
     }
 }
 
 /// Adds one warp's accesses to `stats`: the accesses of its threads are grouped into
-/// warp-level requests by (instruction, backward branches the thread had taken, how
-/// many times it had run the instruction since its last backward branch): the warp is
-/// taken to run in lock step, reconverging at each loop's back edge and after each
-/// forward branch; a thread that does not reach an instruction in an iteration is an
-/// inactive lane of that request.
+/// warp-level requests by (instruction, iterations the thread had run of the loops that
+/// enclose it, how many times it had run the instruction in that iteration): the warp
+/// is taken to run in lock step, reconverging at each loop's back edge, after each
+/// forward branch and after each loop; a thread that does not reach an instruction in
+/// an iteration is an inactive lane of that request.
 pub fn add_warp(
     logs: &[Vec<Logged>],
     stats: &mut HashMap<Access, SectorStats>,
@@ -661,9 +677,9 @@ pub fn add_warp(
     for log in logs {
         let mut seen: HashMap<(u32, u32), u32> = HashMap::new();
         for access in log {
-            let occurrence = seen.entry((access.pc, access.back_edges)).or_insert(0);
+            let occurrence = seen.entry((access.pc, access.iteration)).or_insert(0);
             let sectors = requests
-                .entry((access.pc, access.back_edges, *occurrence, access.access))
+                .entry((access.pc, access.iteration, *occurrence, access.access))
                 .or_default();
             *occurrence += 1;
             let first = access.address / 32;

@@ -6,11 +6,11 @@
 //!
 //! Warps are the 32 consecutive threads of a block (x fastest, as on the GPU). The
 //! accesses of a warp's threads are matched into one request by instruction, by the
-//! loop iteration each thread is in (the backward branches it has taken), and by how
-//! many times it has run the instruction in that iteration: the warp is taken to run
-//! in lock step, reconverging at loop back edges and after forward branches, and a
-//! thread that does not reach an instruction in an iteration is an inactive lane of
-//! that request. This is a deterministic proxy for what Nsight Compute reports
+//! iteration each thread is in of the loops enclosing the instruction (counted from
+//! the backward branches it has taken), and by how many times it has run the
+//! instruction in that iteration: the warp is taken to run in lock step, reconverging
+//! at loop back edges, after forward branches and after loops, and a thread that does
+//! not reach an instruction in an iteration is an inactive lane of that request. This is a deterministic proxy for what Nsight Compute reports
 //! (instructions, sectors per request), never a time: caches, latency and occupancy
 //! are not modelled. The instructions are PTX instructions per thread (those whose
 //! guard was false included), not SASS per warp: on the GPU `ld.param` becomes a

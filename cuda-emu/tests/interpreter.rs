@@ -939,4 +939,9 @@ fn the_profile_counts_sectors_per_warp_request() {
         and.b32 %r5, %r5, 1;\nsetp.eq.u32 %p1, %r5, 1;\n@%p1 ld.global.b32 %r2, [%rd3];\n\
         add.s32 %r3, %r3, 1;\nsetp.lt.u32 %p2, %r3, 4;\n@%p2 bra $L_loop;";
     assert_eq!(warp_sectors(looped), (4, 16));
+    // Lane i loops i times, then loads in[lane]: after the loop the warp has
+    // reconverged, so that is one request of four sectors, however long each looped.
+    let after_loop = "mov.u32 %r3, 0;\n$L_spin:\nadd.s32 %r3, %r3, 1;\nsetp.lt.u32 %p2, %r3, %r1;\n\
+        @%p2 bra $L_spin;\nmul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nld.global.b32 %r2, [%rd3];";
+    assert_eq!(warp_sectors(after_loop), (1, 4));
 }

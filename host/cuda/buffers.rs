@@ -44,7 +44,7 @@ impl Drop for DeviceVolume {
     fn drop(&mut self) {
         // cuMemFree needs the owning context current on this thread; after a fault the
         // buffers are left to the driver (see the module docs).
-        if let Some(_in_use) = self.backend.enter_to_free() {
+        if let Some(_calls) = self.backend.enter_to_free() {
             // SAFETY: each is dropped once, here, and never used again.
             unsafe {
                 ManuallyDrop::drop(&mut self.voxels);
@@ -100,7 +100,7 @@ impl DeviceVolume {
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_finite(voxels, self.geometry.shape)?;
-        let _in_use = self.backend.enter()?;
+        let _calls = self.backend.enter()?;
         self.voxels
             .copy_from(voxels)
             .map_err(self.backend.cuda_error("copying the volume to the GPU"))
@@ -111,9 +111,9 @@ impl DeviceVolume {
     /// # Errors
     /// [`Error::Allocation`] (host memory), [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn to_host(&self) -> Result<Array3<f32>> {
-        let _in_use = self.backend.enter()?;
         let len = self.geometry.voxel_count()?;
         let mut host = zeroed(len, "the volume")?;
+        let _calls = self.backend.enter()?;
         self.voxels
             .index(..len)
             .copy_to(&mut host[..])
@@ -126,7 +126,7 @@ impl DeviceVolume {
 
     /// Sets every voxel to 0 (before a backprojection adds into it).
     pub(super) fn zero(&mut self) -> Result<()> {
-        let _in_use = self.backend.enter()?;
+        let _calls = self.backend.enter()?;
         self.voxels
             .set_zero()
             .map_err(self.backend.cuda_error("zeroing the volume on the GPU"))
@@ -164,7 +164,7 @@ impl std::fmt::Debug for DeviceProjections {
 impl Drop for DeviceProjections {
     fn drop(&mut self) {
         // As for `DeviceVolume`.
-        if let Some(_in_use) = self.backend.enter_to_free() {
+        if let Some(_calls) = self.backend.enter_to_free() {
             // SAFETY: each is dropped once, here, and never used again.
             unsafe {
                 ManuallyDrop::drop(&mut self.data);
@@ -204,9 +204,9 @@ impl DeviceProjections {
     /// # Errors
     /// [`Error::Allocation`] (host memory), [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn to_host(&self) -> Result<Array3<f32>> {
-        let _in_use = self.backend.enter()?;
         let len = self.shape.iter().product();
         let mut host = zeroed(len, "projections")?;
+        let _calls = self.backend.enter()?;
         let failed = self
             .backend
             .cuda_error("copying the projections from the GPU");

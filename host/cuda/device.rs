@@ -1,25 +1,35 @@
 //! [`CudaBackend`]: one GPU's context, module and stream, device allocation that checks
-//! free memory first, the projection launches (refused before anything is allocated when
-//! they exceed CUDA's grid limits), and recovery from a faulted context.
+//! free memory first, the projection launches (refused, before anything is allocated,
+//! when they exceed CUDA's grid limits), and recovery from a faulted context.
 //!
 //! # Faults
 //!
 //! A kernel that faults (an illegal address, a trap, ...) leaves a "sticky" error: CUDA
 //! then fails every call in that context with it, until the device's primary context is
 //! reset or released by all who retained it. The first driver call that returns such an
-//! error marks its backend faulted ([`Error::CudaFaulted`]); from then on the backend and
-//! the device data it made refuse all work with that error and never touch their driver
-//! handles again (on drop they leak them: the driver reclaims them with the context, and
-//! a fresh context may hand out the same addresses and handle values). The next
-//! [`CudaBackend::on_device`] for that device waits for calls still running on the old
-//! backend, resets the primary context and opens a fresh backend in its place.
+//! error (or says that the context was destroyed under it) marks its backend faulted
+//! ([`Error::CudaFaulted`]); from then on the backend and the device data it made refuse
+//! all work with that error and never touch their driver handles again (on drop they
+//! leak them: the driver reclaims them with the context, and a fresh context may hand
+//! out the same addresses and handle values).
+//!
+//! The next [`CudaBackend::on_device`] for that device resets the primary context and
+//! opens a fresh backend in its place, once no driver call is running on the old one.
+//! Every sequence of driver calls runs under a guard ([`CudaBackend::enter`]) that counts
+//! it; a guard covers driver calls only (never a caller's callback, nor a host
+//! allocation), and every driver object held beyond one guard is destroyed under a guard
+//! of its own ([`Owned`]), so the count drops to 0 soon after a fault: every call in a
+//! faulted context fails fast. `on_device` waits for that, at most
+//! [`FAULTED_CALLS_WAIT`] and holding no lock that another caller needs, and otherwise
+//! returns [`Error::CudaFaulted`] asking to retry.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use cust::context::{Context, CurrentContext};
 use cust::device::{Device, DeviceAttribute};
@@ -55,10 +65,11 @@ const MAX_VIEWS_PER_LAUNCH: usize = MAX_GRID_BLOCKS[2];
 /// What the x, y and z axes of a projection kernel's launch grid cover (named in errors).
 const PROJECTION_AXES: [&str; 3] = ["detector cols", "detector rows", "views per launch"];
 
-/// How long [`CudaBackend::on_device`] waits for calls still running on a faulted backend
-/// (they fail fast: every driver call in a faulted context does) before giving up on
-/// resetting the context under them.
-const FAULTED_CALLS_WAIT: Duration = Duration::from_secs(10);
+/// How long [`CudaBackend::on_device`] waits for driver calls still running on a faulted
+/// backend before it gives up (for now: the caller is asked to retry) rather than reset
+/// the context under them. They end fast: every driver call in a faulted context fails
+/// at once, and guards cover driver calls only.
+const FAULTED_CALLS_WAIT: Duration = Duration::from_secs(2);
 
 /// Bytes of the JIT compiler's error log kept when the driver rejects a PTX module.
 const JIT_LOG_BYTES: usize = 16 << 10;
@@ -114,8 +125,10 @@ pub struct CudaBackend {
     faulted: AtomicBool,
     /// The first sticky error: what was being done, and the driver's message.
     fault: OnceLock<String>,
-    /// Calls in progress ([`InUse`] guards), which a reset of the context waits for.
-    in_use: AtomicUsize,
+    /// Sequences of driver calls in progress ([`InUse`] guards), which a reset of the
+    /// context waits for; `idle` is notified when the count drops to 0.
+    calls: Mutex<usize>,
+    idle: Condvar,
     context: Context,
 }
 
@@ -148,33 +161,93 @@ impl Drop for CudaBackend {
     }
 }
 
-/// A call in progress on a [`CudaBackend`], from [`CudaBackend::enter`]: counted until
-/// dropped, so that the reset of a faulted context waits for calls that began before the
-/// fault and may still be using its handles. Nested guards are fine.
+/// A sequence of driver calls in progress on a [`CudaBackend`], from
+/// [`CudaBackend::enter`]: counted until dropped, so that the reset of a faulted context
+/// waits for calls that began before the fault and may still be using its handles.
+/// Nested guards are fine. Hold one across driver calls only: never across a caller's
+/// callback or a host allocation, which could keep a reset waiting.
 pub(super) struct InUse<'a>(&'a CudaBackend);
 
 impl Drop for InUse<'_> {
     fn drop(&mut self) {
-        self.0.in_use.fetch_sub(1, Ordering::SeqCst);
+        let mut calls = self.0.lock_calls();
+        *calls -= 1;
+        if *calls == 0 {
+            self.0.idle.notify_all();
+        }
     }
 }
 
-/// Outcome of opening each device, kept for the life of the process: a driver that is
+/// A driver object of a backend (a device buffer) kept beyond the guard that made it: it
+/// is destroyed under a guard of its own, and only while the context is healthy (after a
+/// fault it is left to the driver; see the module docs). [`CudaBackend::allocate`] hands
+/// out device buffers this way; [`Owned::into_inner`] passes one on to a
+/// [`DeviceVolume`] or [`DeviceProjections`], whose own `Drop` does the same.
+pub(super) struct Owned<'a, T> {
+    object: ManuallyDrop<T>,
+    backend: &'a CudaBackend,
+}
+
+impl<T> Owned<'_, T> {
+    /// The object itself, for an owner that destroys it as `Owned` would.
+    pub(super) fn into_inner(self) -> T {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the object is taken exactly once.
+        unsafe { ManuallyDrop::take(&mut this.object) }
+    }
+}
+
+impl<T> Deref for Owned<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.object
+    }
+}
+
+impl<T> DerefMut for Owned<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.object
+    }
+}
+
+impl<T> Drop for Owned<'_, T> {
+    fn drop(&mut self) {
+        if let Some(_calls) = self.backend.enter_to_free() {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.object) }
+        }
+    }
+}
+
+/// Outcome of opening a device, kept for the life of the process: a driver that is
 /// missing stays missing, and the reason is reported once, not probed per call. A
 /// backend whose context faulted is replaced by [`CudaBackend::on_device`].
 type Opened = Result<Arc<CudaBackend>, String>;
 
-fn opened_devices() -> &'static Mutex<HashMap<u32, Opened>> {
-    static OPENED: OnceLock<Mutex<HashMap<u32, Opened>>> = OnceLock::new();
-    OPENED.get_or_init(Default::default)
+/// One device's [`Opened`], `None` until it is first opened.
+type Slot = Arc<Mutex<Option<Opened>>>;
+
+/// Device `ordinal`'s slot. One lock per device, so that opening (or resetting) one device
+/// never waits for another; the map's own lock is held only to find the slot.
+fn device_slot(ordinal: u32) -> Slot {
+    static SLOTS: OnceLock<Mutex<HashMap<u32, Slot>>> = OnceLock::new();
+    let mut slots = SLOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(slots.entry(ordinal).or_default())
 }
 
 /// Driver errors after which the context is unusable: CUDA's "sticky" errors, which a
-/// faulting kernel leaves behind and every later call in the context returns again.
+/// faulting kernel leaves behind and every later call in the context returns again; and
+/// the context gone from under the backend (destroyed, or reset by other code sharing the
+/// device's primary context), after which it must be opened again too.
 fn is_sticky(error: CudaError) -> bool {
     matches!(
         error,
-        CudaError::IllegalAddress
+        CudaError::InvalidContext
+            | CudaError::ContextIsDestroyed
+            | CudaError::IllegalAddress
             | CudaError::LaunchTimeout
             | CudaError::AssertError
             | CudaError::HardwareStackError
@@ -290,9 +363,13 @@ pub(super) fn launch_grid(
     ))
 }
 
-/// Refuses, before anything is allocated, a detector that the projection kernels cannot
-/// be launched over (see [`launch_grid`]; views beyond the z limit take several launches).
-fn check_launchable(geometry: &ProjectionGeometry) -> Result<()> {
+/// Refuses a detector that the projection kernels cannot be launched over (see
+/// [`launch_grid`]; views beyond the z limit take several launches). Every caller checks
+/// this before it allocates or uploads anything, [`crate::Projector`] included.
+///
+/// # Errors
+/// [`GeometryError::TooLarge`] naming the axis.
+pub(crate) fn check_launchable(geometry: &ProjectionGeometry) -> Result<()> {
     launch_grid(
         geometry.cols,
         geometry.rows,
@@ -326,39 +403,64 @@ impl CudaBackend {
     /// shared afterwards.
     ///
     /// If the shared backend's context has faulted ([`Error::CudaFaulted`]), this waits
-    /// for calls still running on it, resets the device's primary context (which destroys
-    /// everything in it, also for code outside this crate that shares it) and opens a
-    /// fresh backend in its place. So after a fault, the call that met it fails, as do
-    /// later calls on the old backend and on its [`DeviceVolume`]s and
-    /// [`DeviceProjections`] (their data is lost); work through the next `on_device` (or
-    /// the next [`crate::Projector::new`]) succeeds on the fresh context.
+    /// until no driver call is running on it (at most 2 s, holding no lock: other devices
+    /// and other callers go on meanwhile), resets the device's primary context (which
+    /// destroys everything in it, also for code outside this crate that shares it) and
+    /// opens a fresh backend in its place. So after a fault, the call that met it fails,
+    /// as do later calls on the old backend and on its [`DeviceVolume`]s and
+    /// [`DeviceProjections`] (their data is lost); work through the next `on_device`,
+    /// [`CudaBackend::healthy`] or [`crate::Projector`] call succeeds on the fresh context
+    /// (a `Projector` calls `healthy` at each GPU call, so a long-lived one recovers by
+    /// itself).
     ///
     /// # Errors
     /// [`Error::CudaUnavailable`] with the reason: no driver, no such device, context
     /// creation failed, the driver rejected the kernels' PTX (with the JIT's error log),
     /// or a faulted context could not be reset and opened again. The outcome is cached,
     /// so a failure is probed (and logged, at `warn`) once per process.
-    /// [`Error::CudaFaulted`] if calls on a faulted backend are still running after 10 s;
-    /// a later call tries again.
+    /// [`Error::CudaFaulted`] if driver calls on the faulted backend are still running
+    /// after the wait: the context is left as it is, and a later call (a retry) resets it.
     pub fn on_device(ordinal: u32) -> Result<Arc<CudaBackend>> {
-        let mut opened = opened_devices()
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let faulted = match opened.get(&ordinal) {
-            Some(Ok(backend)) if backend.is_faulted() => Some(Arc::clone(backend)),
-            _ => None,
-        };
-        if let Some(old) = faulted {
-            if !old.wait_until_idle(FAULTED_CALLS_WAIT) {
+        let slot = device_slot(ordinal);
+        let lock = || slot.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let mut state = lock();
+            let old = match &*state {
+                Some(Ok(backend)) if !backend.is_faulted() => return Ok(Arc::clone(backend)),
+                Some(Ok(faulted)) => Arc::clone(faulted),
+                Some(Err(reason)) => {
+                    return Err(Error::CudaUnavailable {
+                        reason: reason.clone(),
+                    })
+                }
+                None => {
+                    let outcome = CudaBackend::open(ordinal).map(Arc::new);
+                    if let Err(reason) = &outcome {
+                        log::warn!("CUDA device {ordinal} is unavailable: {reason}");
+                    }
+                    *state = Some(outcome.clone());
+                    return outcome.map_err(|reason| Error::CudaUnavailable { reason });
+                }
+            };
+            // Wait with no lock held: the calls in flight fail fast, and nobody waits on us.
+            drop(state);
+            let running = old.wait_until_idle(FAULTED_CALLS_WAIT);
+            state = lock();
+            if !matches!(&*state, Some(Ok(current)) if Arc::ptr_eq(current, &old)) {
+                continue; // replaced by another caller meanwhile: look again
+            }
+            if running > 0 {
                 return Err(Error::CudaFaulted {
                     ordinal,
                     reason: format!(
-                        "{}; calls on the faulted context are still running, so it cannot \
-                         be reset yet",
-                        old.fault_reason()
+                        "{}; {running} driver call(s) on the faulted context were still \
+                         running after {} s, so it was not reset yet: retry shortly",
+                        old.fault_reason(),
+                        FAULTED_CALLS_WAIT.as_secs()
                     ),
                 });
             }
+            // Idle for good: a faulted backend lets no new call begin.
             let outcome = reopen(ordinal, &old.fault_reason()).map(Arc::new);
             match &outcome {
                 Ok(_) => log::warn!(
@@ -368,18 +470,9 @@ impl CudaBackend {
                 ),
                 Err(reason) => log::warn!("CUDA device {ordinal} is unavailable: {reason}"),
             }
-            opened.insert(ordinal, outcome);
+            *state = Some(outcome.clone());
+            return outcome.map_err(|reason| Error::CudaUnavailable { reason });
         }
-        let outcome = opened.entry(ordinal).or_insert_with(|| {
-            let outcome = CudaBackend::open(ordinal).map(Arc::new);
-            if let Err(reason) = &outcome {
-                log::warn!("CUDA device {ordinal} is unavailable: {reason}");
-            }
-            outcome
-        });
-        outcome
-            .clone()
-            .map_err(|reason| Error::CudaUnavailable { reason })
     }
 
     fn open(ordinal: u32) -> std::result::Result<CudaBackend, String> {
@@ -431,7 +524,8 @@ impl CudaBackend {
             ),
             faulted: AtomicBool::new(false),
             fault: OnceLock::new(),
-            in_use: AtomicUsize::new(0),
+            calls: Mutex::new(0),
+            idle: Condvar::new(),
             context,
         })
     }
@@ -447,18 +541,21 @@ impl CudaBackend {
     }
 
     /// Whether this backend's context has faulted: it then refuses all work with
-    /// [`Error::CudaFaulted`], and [`CudaBackend::on_device`] opens a fresh backend.
+    /// [`Error::CudaFaulted`], and [`CudaBackend::on_device`] (or
+    /// [`CudaBackend::healthy`]) opens a fresh backend.
     pub fn is_faulted(&self) -> bool {
         self.faulted.load(Ordering::SeqCst)
     }
 
     /// This backend, or, if its context has faulted, the fresh one that
     /// [`CudaBackend::on_device`] opens in its place: for holders of a long-lived backend
-    /// that want their next call to work again after a fault. (Device data made by the
-    /// faulted backend stays lost.)
+    /// that want their next call to work again after a fault. [`crate::Projector`] calls
+    /// it at each GPU call, so a long-lived `Projector` recovers by itself. (Device data
+    /// made by the faulted backend stays lost.)
     ///
     /// # Errors
-    /// As [`CudaBackend::on_device`].
+    /// As [`CudaBackend::on_device`]; in particular [`Error::CudaFaulted`], asking to
+    /// retry, while driver calls on the faulted backend are still running.
     pub fn healthy(self: &Arc<Self>) -> Result<Arc<CudaBackend>> {
         if self.is_faulted() {
             CudaBackend::on_device(self.ordinal)
@@ -472,7 +569,7 @@ impl CudaBackend {
     /// # Errors
     /// [`Error::Cuda`] if the driver cannot tell; [`Error::CudaFaulted`].
     pub fn memory_info(&self) -> Result<(usize, usize)> {
-        let _in_use = self.enter()?;
+        let _calls = self.enter()?;
         cust::memory::mem_get_info().map_err(self.cuda_error("querying free GPU memory"))
     }
 
@@ -484,7 +581,7 @@ impl CudaBackend {
     /// error and the JIT's error log. [`Error::CudaFaulted`], [`Error::Cuda`].
     #[doc(hidden)]
     pub fn check_ptx(&self, ptx: &str) -> Result<()> {
-        let _in_use = self.enter()?;
+        let _calls = self.enter()?;
         load_module(ptx)
             .map(drop)
             .map_err(|reason| Error::CudaUnavailable {
@@ -495,49 +592,58 @@ impl CudaBackend {
             })
     }
 
-    /// Begins a call that uses the driver: refuses a faulted backend, makes its context
+    /// Begins a sequence of driver calls: refuses a faulted backend, makes its context
     /// current on the calling thread (CUDA contexts are per thread, and callers may come
-    /// from any thread), and counts the call until the guard is dropped.
+    /// from any thread), and counts the calls until the guard is dropped. Hold the guard
+    /// across driver calls only (see [`InUse`]).
     ///
     /// # Errors
     /// [`Error::CudaFaulted`], [`Error::Cuda`].
     pub(super) fn enter(&self) -> Result<InUse<'_>> {
-        // Counted before the check (both SeqCst): a reset that saw no call in progress
-        // happened after `faulted` was set, so this check then sees it.
-        self.in_use.fetch_add(1, Ordering::SeqCst);
-        let in_use = InUse(self);
-        if self.is_faulted() {
-            return Err(self.faulted_error());
-        }
+        let calls = self.begin().ok_or_else(|| self.faulted_error())?;
         CurrentContext::set_current(&self.context)
             .map_err(self.cuda_error("making the CUDA context current"))?;
-        Ok(in_use)
+        Ok(calls)
     }
 
-    /// For the `Drop` of device data: a guard with the context current when the data may
-    /// be freed, or `None` after a fault, when it must be left alone (the driver reclaims
-    /// it with the context, and a fresh context may reuse its addresses).
+    /// For the `Drop` of driver objects: a guard with the context current when they may
+    /// be destroyed, or `None` after a fault, when they must be left alone (the driver
+    /// reclaims them with the context, and a fresh context may reuse their addresses and
+    /// handles).
     pub(super) fn enter_to_free(&self) -> Option<InUse<'_>> {
-        self.in_use.fetch_add(1, Ordering::SeqCst);
-        let in_use = InUse(self);
+        let calls = self.begin()?;
+        // As before faults were handled: if this fails, the frees fail harmlessly.
+        let _ = CurrentContext::set_current(&self.context);
+        Some(calls)
+    }
+
+    /// Counts a sequence of driver calls, unless the backend has faulted (`None`).
+    ///
+    /// The check and the count happen under the same lock as `wait_until_idle`'s, and the
+    /// fault flag is set before anyone waits: so once a waiter has seen no call running,
+    /// none begins on this backend again.
+    fn begin(&self) -> Option<InUse<'_>> {
+        let mut calls = self.lock_calls();
         if self.is_faulted() {
             return None;
         }
-        // As before faults were handled: if this fails, the frees fail harmlessly.
-        let _ = CurrentContext::set_current(&self.context);
-        Some(in_use)
+        *calls += 1;
+        Some(InUse(self))
     }
 
-    /// Waits until no call is in progress on this backend, at most `limit`; whether none is.
-    fn wait_until_idle(&self, limit: Duration) -> bool {
-        let start = Instant::now();
-        while self.in_use.load(Ordering::SeqCst) > 0 {
-            if start.elapsed() > limit {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        true
+    fn lock_calls(&self) -> MutexGuard<'_, usize> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no driver call is running on this backend, at most `limit`; returns
+    /// how many still are (0: idle).
+    fn wait_until_idle(&self, limit: Duration) -> usize {
+        let calls = self.lock_calls();
+        let (calls, _) = self
+            .idle
+            .wait_timeout_while(calls, limit, |running| *running > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *calls
     }
 
     fn fault_reason(&self) -> String {
@@ -587,8 +693,8 @@ impl CudaBackend {
         &self,
         len: usize,
         what: &'static str,
-    ) -> Result<DeviceBuffer<T>> {
-        let _in_use = self.enter()?;
+    ) -> Result<Owned<'_, DeviceBuffer<T>>> {
+        let _calls = self.enter()?;
         let bytes = len as u128 * std::mem::size_of::<T>() as u128;
         let (free, _) =
             cust::memory::mem_get_info().map_err(self.cuda_error("querying free GPU memory"))?;
@@ -599,14 +705,34 @@ impl CudaBackend {
                 free: free as u128,
             });
         }
-        DeviceBuffer::zeroed(len.max(1)).map_err(|error| match error {
+        let buffer = DeviceBuffer::zeroed(len.max(1)).map_err(|error| match error {
             CudaError::OutOfMemory => Error::DeviceOutOfMemory {
                 what,
                 bytes,
                 free: free as u128,
             },
             other => self.driver_error("allocating GPU memory", other),
-        })
+        })?;
+        Ok(self.own(buffer))
+    }
+
+    /// A new device buffer holding `bytes` (a record or an array of records); `action`
+    /// names the copy in errors.
+    pub(super) fn upload_bytes(
+        &self,
+        bytes: &[u8],
+        action: &'static str,
+    ) -> Result<Owned<'_, DeviceBuffer<u8>>> {
+        let _calls = self.enter()?;
+        let buffer = DeviceBuffer::from_slice(bytes).map_err(self.cuda_error(action))?;
+        Ok(self.own(buffer))
+    }
+
+    fn own<T>(&self, object: T) -> Owned<'_, T> {
+        Owned {
+            object: ManuallyDrop::new(object),
+            backend: self,
+        }
     }
 
     /// Uploads `volume` (`[nz, ny, nx]`, laid out as `geometry` says) to the GPU, where it
@@ -632,17 +758,19 @@ impl CudaBackend {
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_finite(voxels, geometry.shape)?;
-        let _in_use = self.enter()?;
+        let grid = geometry.grid_params();
+        let _calls = self.enter()?;
         let mut buffer = self.allocate::<f32>(voxels.len(), "the volume")?;
         buffer
             .copy_from(voxels)
             .map_err(self.cuda_error("copying the volume to the GPU"))?;
-        let grid = geometry.grid_params();
-        let grid_buffer = DeviceBuffer::from_slice(bytemuck::bytes_of(&grid))
-            .map_err(self.cuda_error("copying the grid record to the GPU"))?;
+        let grid_buffer = self.upload_bytes(
+            bytemuck::bytes_of(&grid),
+            "copying the grid record to the GPU",
+        )?;
         Ok(DeviceVolume::new(
-            buffer,
-            grid_buffer,
+            buffer.into_inner(),
+            grid_buffer.into_inner(),
             geometry.clone(),
             Arc::clone(self),
         ))
@@ -661,15 +789,15 @@ impl CudaBackend {
     ) -> Result<DeviceProjections> {
         geometry.validate()?;
         check_launchable(geometry)?;
-        let _in_use = self.enter()?;
+        let _calls = self.enter()?;
         let data = self.allocate::<f32>(geometry.ray_count()?, "the projections")?;
         let views = self.allocate::<u8>(
             geometry.views.len() * std::mem::size_of::<ViewParams>(),
             "the view records",
         )?;
         Ok(DeviceProjections::new(
-            data,
-            views,
+            data.into_inner(),
+            views.into_inner(),
             geometry.shape(),
             Arc::clone(self),
         ))
@@ -716,10 +844,10 @@ impl CudaBackend {
         self.check_owner(volume.backend(), "the volume")?;
         self.check_owner(out.backend(), "the projections")?;
         check_projection_shape(out, geometry)?;
-        let _in_use = self.enter()?;
         let views = geometry.view_params(volume.geometry());
-        let (views_buffer, data) = out.buffers_mut();
         let record_bytes = bytemuck::cast_slice::<ViewParams, u8>(&views);
+        let _calls = self.enter()?;
+        let (views_buffer, data) = out.buffers_mut();
         views_buffer
             .index(..record_bytes.len())
             .copy_from(record_bytes)
@@ -749,14 +877,16 @@ impl CudaBackend {
     /// [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn allocate_volume(self: &Arc<Self>, geometry: &VolumeGeometry) -> Result<DeviceVolume> {
         geometry.validate()?;
-        let _in_use = self.enter()?;
-        let voxels = self.allocate::<f32>(geometry.voxel_count()?, "the volume")?;
         let grid = geometry.grid_params();
-        let grid_buffer = DeviceBuffer::from_slice(bytemuck::bytes_of(&grid))
-            .map_err(self.cuda_error("copying the grid record to the GPU"))?;
+        let _calls = self.enter()?;
+        let voxels = self.allocate::<f32>(geometry.voxel_count()?, "the volume")?;
+        let grid_buffer = self.upload_bytes(
+            bytemuck::bytes_of(&grid),
+            "copying the grid record to the GPU",
+        )?;
         Ok(DeviceVolume::new(
-            voxels,
-            grid_buffer,
+            voxels.into_inner(),
+            grid_buffer.into_inner(),
             geometry.clone(),
             Arc::clone(self),
         ))
@@ -766,9 +896,10 @@ impl CudaBackend {
     /// after checking their shape and that every value is finite.
     ///
     /// # Errors
-    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits),
-    /// [`Error::ShapeMismatch`], [`Error::InvalidParameter`] for NaN or infinite values,
-    /// [`Error::DeviceOutOfMemory`], [`Error::Cuda`], [`Error::CudaFaulted`].
+    /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits, checked
+    /// before anything is allocated), [`Error::ShapeMismatch`], [`Error::InvalidParameter`]
+    /// for NaN or infinite values, [`Error::DeviceOutOfMemory`], [`Error::Cuda`],
+    /// [`Error::CudaFaulted`].
     pub fn upload_projections<S>(
         self: &Arc<Self>,
         projections: &ArrayBase<S, Ix3>,
@@ -784,7 +915,7 @@ impl CudaBackend {
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_projections(values, projections.shape(), geometry)?;
-        let _in_use = self.enter()?;
+        let _calls = self.enter()?;
         let mut out = self.allocate_projections(geometry)?;
         out.buffers_mut()
             .1
@@ -816,10 +947,12 @@ impl CudaBackend {
         self.check_owner(projections.backend(), "the projections")?;
         self.check_owner(out.backend(), "the volume")?;
         check_projection_shape(projections, geometry)?;
-        let _in_use = self.enter()?;
         let views = geometry.view_params(out.geometry());
-        let views_buffer = DeviceBuffer::from_slice(bytemuck::cast_slice::<ViewParams, u8>(&views))
-            .map_err(self.cuda_error("copying the view records to the GPU"))?;
+        let _calls = self.enter()?;
+        let views_buffer = self.upload_bytes(
+            bytemuck::cast_slice::<ViewParams, u8>(&views),
+            "copying the view records to the GPU",
+        )?;
         out.zero()?;
         self.timed(|| {
             // SAFETY: `views_buffer` holds `views.len()` records, `projections` holds
@@ -843,7 +976,8 @@ impl CudaBackend {
     ///
     /// All views go in one launch when their projections fit in free device memory;
     /// otherwise in batches of as many views as fit, calling `view_done` once per view
-    /// as each batch arrives.
+    /// as each batch arrives (outside any driver call, so a slow callback holds up no
+    /// other user of the device).
     ///
     /// # Errors
     /// [`Error::Geometry`] (also for a detector beyond CUDA's launch grid limits, checked
@@ -860,8 +994,9 @@ impl CudaBackend {
         geometry.validate()?;
         check_launchable(geometry)?;
         self.check_owner(volume.backend(), "the volume")?;
-        let _in_use = self.enter()?;
         let mut host = zeroed(geometry.ray_count()?, "projections")?;
+        let views = geometry.view_params(volume.geometry());
+        let detector = geometry.detector_params();
         let pixels_per_view = geometry.rows * geometry.cols;
         let bytes_per_view = pixels_per_view * 4 + std::mem::size_of::<ViewParams>();
         let (free, _) = self.memory_info()?;
@@ -879,34 +1014,35 @@ impl CudaBackend {
             batch * std::mem::size_of::<ViewParams>(),
             "the view records",
         )?;
-        let views = geometry.view_params(volume.geometry());
-        let detector = geometry.detector_params();
         for (views_batch, host_batch) in views
             .chunks(batch)
             .zip(host.chunks_mut(batch * pixels_per_view))
         {
-            let record_bytes = bytemuck::cast_slice::<ViewParams, u8>(views_batch);
-            views_buffer
-                .index(..record_bytes.len())
-                .copy_from(record_bytes)
-                .map_err(self.cuda_error("copying the view records to the GPU"))?;
-            // SAFETY: `views_buffer` holds at least `views_batch.len()` records and
-            // `data` at least `views_batch.len() * rows * cols` values.
-            unsafe {
-                self.launch(
-                    Kernel::forward(method),
-                    volume.voxels_ptr(),
-                    volume.grid_ptr(),
-                    views_buffer.as_device_ptr(),
-                    views_batch.len(),
-                    &detector,
-                    data.as_device_ptr(),
-                )?;
+            {
+                let _calls = self.enter()?;
+                let record_bytes = bytemuck::cast_slice::<ViewParams, u8>(views_batch);
+                views_buffer
+                    .index(..record_bytes.len())
+                    .copy_from(record_bytes)
+                    .map_err(self.cuda_error("copying the view records to the GPU"))?;
+                // SAFETY: `views_buffer` holds at least `views_batch.len()` records and
+                // `data` at least `views_batch.len() * rows * cols` values.
+                unsafe {
+                    self.launch(
+                        Kernel::forward(method),
+                        volume.voxels_ptr(),
+                        volume.grid_ptr(),
+                        views_buffer.as_device_ptr(),
+                        views_batch.len(),
+                        &detector,
+                        data.as_device_ptr(),
+                    )?;
+                }
+                self.synchronize()?;
+                data.index(..host_batch.len())
+                    .copy_to(host_batch)
+                    .map_err(self.cuda_error("copying the projections from the GPU"))?;
             }
-            self.synchronize()?;
-            data.index(..host_batch.len())
-                .copy_to(host_batch)
-                .map_err(self.cuda_error("copying the projections from the GPU"))?;
             views_batch.iter().for_each(|_| view_done());
         }
         Ok(Array3::from_shape_vec(geometry.shape(), host)
@@ -920,6 +1056,9 @@ impl CudaBackend {
     ///
     /// A detector beyond the grid's x or y limit (see [`launch_grid`]) is refused before
     /// anything is launched; the public callers refuse it before they allocate.
+    ///
+    /// The caller holds a guard ([`CudaBackend::enter`]) from before the launch until
+    /// the stream is synchronised.
     ///
     /// # Safety
     /// `views` must point to `n_views` [`ViewParams`]; `input` and `output` to arrays on
@@ -983,6 +1122,8 @@ impl CudaBackend {
     /// Runs `launch` (which enqueues kernels on the stream) between two CUDA events,
     /// waits for it, and returns the GPU time between the events.
     fn timed(&self, launch: impl FnOnce() -> Result<()>) -> Result<Duration> {
+        // The events are destroyed before this guard ends.
+        let _calls = self.enter()?;
         let start = self.event()?;
         let stop = self.event()?;
         start
@@ -997,6 +1138,7 @@ impl CudaBackend {
     }
 
     pub(super) fn synchronize(&self) -> Result<()> {
+        let _calls = self.enter()?;
         self.stream
             .synchronize()
             .map_err(self.cuda_error("running the projection kernel"))

@@ -30,25 +30,32 @@
 //! # Ok::<(), xray_projector::Error>(())
 //! ```
 //!
-//! Every driver failure becomes [`crate::Error::Cuda`] (or
-//! [`crate::Error::DeviceOutOfMemory`]), never a panic. The kernels' launch contract
-//! (buffer sizes, no aliasing) is upheld here, in `device`, and so are CUDA's limits on
-//! a launch grid: a detector of more than 524,280 rows (8 per block, 65,535 blocks), or
-//! an FDK grid of more than 524,280 voxels along y or 65,535 slices, is refused with
-//! [`crate::GeometryError::TooLarge`] before anything is allocated.
+//! Every driver failure becomes [`crate::Error::Cuda`], [`crate::Error::CudaFaulted`]
+//! (the context faulted, see below) or [`crate::Error::DeviceOutOfMemory`], never a
+//! panic. The kernels' launch contract (buffer sizes, no aliasing) is upheld here, in
+//! `device`, and so are CUDA's limits on a launch grid: a detector of more than 524,280
+//! rows (8 per block, 65,535 blocks), or an FDK grid of more than 524,280 voxels along y
+//! or 65,535 slices, is refused with [`crate::GeometryError::TooLarge`] before anything
+//! is allocated: by this module's calls before any device memory, and by
+//! [`crate::Projector`] and [`crate::recon::fdk`] before they upload the volume or
+//! weight and filter the projections.
 //!
 //! A kernel fault (an illegal address, say) is "sticky" in CUDA: the context refuses all
 //! later work. The call that meets it returns [`crate::Error::CudaFaulted`], as do later
 //! calls on that backend and on its [`DeviceVolume`]s and [`DeviceProjections`] (their
-//! data is lost); the next [`CudaBackend::on_device`] resets the device's primary context
-//! and opens a fresh backend, on which work succeeds again.
+//! data is lost); the next [`CudaBackend::on_device`] or [`CudaBackend::healthy`] resets
+//! the device's primary context and opens a fresh backend, on which work succeeds again.
+//! A [`crate::Projector`] calls `healthy` at each GPU call, so a long-lived one recovers
+//! by itself: only the call that met the fault fails.
 
 mod buffers;
 mod device;
 mod fdk;
 
 pub use buffers::{DeviceProjections, DeviceVolume};
+pub(crate) use device::check_launchable;
 pub use device::CudaBackend;
+pub(crate) use fdk::check_fdk_launchable;
 
 /// The kernels' PTX, built by `build.rs` from `kernels/` (or the committed copy).
 pub(crate) const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/xray_kernels.ptx"));

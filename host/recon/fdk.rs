@@ -50,7 +50,9 @@ use crate::projector::{check_projections, Projector};
 /// ```
 ///
 /// # Errors
-/// [`crate::Error::Geometry`] for an invalid scan or volume geometry,
+/// [`crate::Error::Geometry`] for an invalid scan or volume geometry (on CUDA also for a
+/// grid beyond the GPU's launch grid limits, refused before the projections are
+/// filtered),
 /// [`crate::Error::ShapeMismatch`] when `projections` is not the scan's shape,
 /// [`crate::Error::InvalidParameter`] for non-finite projections or an arc FDK cannot
 /// reconstruct, [`crate::Error::Allocation`], and the backend's errors.
@@ -66,6 +68,8 @@ where
 {
     let geometry = scan.geometry()?;
     volume_geometry.validate()?;
+    // A grid the GPU cannot be launched over is refused before the filtering's work.
+    projector.check_fdk_grid(volume_geometry)?;
     let redundancy = Redundancy::of(scan)?;
     let contiguous = projections.as_standard_layout();
     check_projections(

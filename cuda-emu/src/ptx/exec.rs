@@ -83,9 +83,10 @@ pub trait GlobalMemory {
     fn atomic_add_f32(&mut self, address: u64, value: f32, pc: u32) -> Result<f32, FaultKind>;
     /// Atomic u32 add; returns the old value.
     fn atomic_add_u32(&mut self, address: u64, value: u32, pc: u32) -> Result<u32, FaultKind>;
-    /// The thread took a backward branch (a loop's next iteration); called only when
-    /// profiling, for grouping accesses into warp-level requests.
-    fn back_edge(&mut self) {}
+    /// The thread took a backward branch from instruction `from` to `to` (a loop's next
+    /// iteration); called only when profiling, for grouping accesses into warp-level
+    /// requests.
+    fn back_edge(&mut self, _from: u32, _to: u32) {}
 }
 
 /// What one thread sees besides memory.
@@ -479,7 +480,7 @@ pub fn run_thread<M: GlobalMemory, const PROFILE: bool>(
                     });
                 }
                 if PROFILE && (target as usize) < pc {
-                    memory.back_edge();
+                    memory.back_edge(at, target);
                 }
                 pc = target as usize;
             }

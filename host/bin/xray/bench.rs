@@ -13,6 +13,10 @@ use crate::inputs::{projector, BackendName, MethodName};
 /// Views used on the CPU when --views is not given.
 const CPU_DEFAULT_VIEWS: usize = 8;
 
+/// Fewest timed runs of the resident kernel on CUDA when --resident-repeats is not given:
+/// the kernels are short (a DRR takes well under a millisecond).
+const MIN_RESIDENT_REPEATS: usize = 20;
+
 /// A standard case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum CaseName {
@@ -44,6 +48,10 @@ pub struct BenchArgs {
     /// Timed repetitions after one warm-up; the median is reported.
     #[arg(long, value_name = "N", default_value_t = 3)]
     repeats: usize,
+    /// CUDA only: timed runs of the resident kernel after one warm-up, median reported
+    /// (default: --repeats, at least 20).
+    #[arg(long, value_name = "N")]
+    resident_repeats: Option<usize>,
     /// Print one JSON object per case instead of a table.
     #[arg(long)]
     json: bool,
@@ -74,6 +82,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let projector = projector(args.backend)?;
     let method = args.method.into();
     let repeats = args.repeats.max(1);
+    let resident_repeats = args
+        .resident_repeats
+        .unwrap_or(repeats.max(MIN_RESIDENT_REPEATS))
+        .max(1);
     if !args.json {
         println!(
             "{:<6} {:<5} {:<7} {:>6} {:>12} {:>14} {:>12} {:>9} {:>10} {:>8}",
@@ -112,7 +124,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             times.push(start.elapsed().as_secs_f64());
         }
         let seconds = median(&mut times);
-        let resident = resident_timing(&projector, &volume, &case, &geometry, method, repeats)?;
+        let resident = resident_timing(
+            &projector,
+            &volume,
+            &case,
+            &geometry,
+            method,
+            resident_repeats,
+        )?;
         let record = Record {
             case: case.name,
             backend: projector.backend(),
@@ -157,8 +176,9 @@ fn median(times: &mut [f64]) -> f64 {
     times[times.len() / 2]
 }
 
-/// On CUDA: the median kernel time (over at least 20 runs) with the volume resident and the output kept on the
-/// GPU, and the GPU memory those buffers took. `None` on the CPU.
+/// On CUDA: the median kernel time over `repeats` runs (after one warm-up) with the volume
+/// resident and the output kept on the GPU, and the GPU memory those buffers took. `None`
+/// on the CPU.
 #[cfg(feature = "cuda")]
 fn resident_timing(
     projector: &xray_projector::Projector,
@@ -176,8 +196,6 @@ fn resident_timing(
     let mut out = gpu.allocate_projections(geometry)?;
     let (free_after, _) = gpu.memory_info()?;
     gpu.forward_into(&resident, geometry, method, &mut out)?;
-    // Kernels are short (a DRR takes well under a millisecond): time at least 20.
-    let repeats = repeats.max(20);
     let mut times = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         times.push(
