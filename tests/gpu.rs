@@ -640,14 +640,23 @@ fn a_faulted_context_is_reset_and_reopened() {
     if gpu("faulted context").is_none() {
         return;
     }
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "faulted_context_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(FAULT_CHILD, "1")
+    run_child(
+        "faulted_context_child",
+        &[(FAULT_CHILD, "1")],
+        FAULT_CHILD_DONE,
+    );
+}
+
+/// Runs this test binary's test `name` alone in a child process with `env` set, under
+/// a watchdog of [`FAULT_CHILD_LIMIT`], and checks that it passed and printed `done`
+/// (so that a child which returned early, skipping its work, cannot pass).
+fn run_child(name: &str, env: &[(&str, &str)], done: &str) {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([name, "--exact", "--nocapture", "--test-threads=1"]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -676,17 +685,23 @@ fn a_faulted_context_is_reset_and_reopened() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
-    let _ = writeln!(std::io::stderr(), "the child's output:\n{stdout}\n{stderr}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "the child's output ({name}):\n{stdout}\n{stderr}"
+    );
     let Some(status) = status else {
         panic!(
-            "the child ran past {} s and was killed:\n{stdout}\n{stderr}",
+            "the child {name} ran past {} s and was killed:\n{stdout}\n{stderr}",
             FAULT_CHILD_LIMIT.as_secs()
         );
     };
-    assert!(status.success(), "the child failed:\n{stdout}\n{stderr}");
     assert!(
-        stderr.contains(FAULT_CHILD_DONE),
-        "the child did not run to the end:\n{stdout}\n{stderr}"
+        status.success(),
+        "the child {name} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(done),
+        "the child {name} did not run to the end:\n{stdout}\n{stderr}"
     );
 }
 
@@ -837,4 +852,111 @@ fn faulted_context_child() {
         .unwrap();
     assert_eq!(again, got);
     let _ = writeln!(std::io::stderr(), "{FAULT_CHILD_DONE}");
+}
+
+/// Set in the child process of `views_are_batched_when_their_projections_do_not_fit`.
+const BATCH_CHILD: &str = "XRAY_TEST_BATCH_CHILD";
+
+/// What `batched_projection_child` prints when it has run to the end.
+const BATCH_CHILD_DONE: &str = "batched projection: equal to the CPU";
+
+/// Device memory the host leaves free when sizing batches (`FREE_MEMORY_MARGIN` in
+/// host/cuda/device.rs).
+const FREE_MEMORY_MARGIN: usize = 64 << 20;
+
+#[test]
+fn views_are_batched_when_their_projections_do_not_fit() {
+    // In a child process whose software GPU has 65 MiB, so that after the 64 MiB
+    // margin only some tens of views fit at a time (on a real GPU the variable has no
+    // effect: the child then checks the same result from one batch).
+    if gpu("batched projection").is_none() {
+        return;
+    }
+    run_child(
+        "batched_projection_child",
+        &[(BATCH_CHILD, "1"), ("XRAY_EMU_MEMORY", "65M")],
+        BATCH_CHILD_DONE,
+    );
+}
+
+#[test]
+fn batched_projection_child() {
+    if std::env::var_os(BATCH_CHILD).is_none() {
+        return;
+    }
+    let Some(gpu) = gpu("batched projection (child process)") else {
+        return;
+    };
+    let grid = VolumeGeometry::centered([32, 32, 32], [1.0, 1.0, 1.0]);
+    let volume = test_volume(&grid, 51);
+    let geometry = CircularScan::new(150.0, 250.0, 200, [64, 64], 1.0)
+        .geometry()
+        .unwrap();
+    let resident = gpu.upload(&volume, &grid).unwrap();
+    let (free, total) = gpu.memory_info().unwrap();
+    let per_view = 64 * 64 * 4 + 48;
+    let fit = free.saturating_sub(FREE_MEMORY_MARGIN) / per_view;
+    if total == 65 << 20 {
+        assert!(
+            (1..200).contains(&fit),
+            "the software GPU must hold some views but not all: {fit} fit"
+        );
+        eprintln!(
+            "batched projection: {fit} views per batch, {} batches",
+            200usize.div_ceil(fit)
+        );
+    }
+    let views_done = std::sync::atomic::AtomicUsize::new(0);
+    let got = gpu
+        .forward_to_host(&resident, &geometry, Method::Joseph, &|| {
+            views_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+    assert_eq!(views_done.into_inner(), 200, "one progress call per view");
+    let want = cpu_projection(&volume, &grid, &geometry, Method::Joseph);
+    let (difference, _) = max_relative_difference(&got, &want);
+    assert!(difference <= 1e-5, "batched: {difference:.2e}");
+    // Projector::forward batches the same way.
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    let siddon = cuda
+        .forward(&volume, &grid, &geometry, Method::Siddon)
+        .unwrap();
+    let want = cpu_projection(&volume, &grid, &geometry, Method::Siddon);
+    assert!(max_relative_difference(&siddon, &want).0 <= 1e-5);
+    let _ = writeln!(std::io::stderr(), "{BATCH_CHILD_DONE}");
+}
+
+#[test]
+fn gpu_equals_cpu_on_awkward_geometries() {
+    // A source inside the grid (rays start mid-volume).
+    let grid = VolumeGeometry::centered([40, 40, 40], [1.0, 1.0, 1.0]);
+    let inside = DrrPose {
+        source: [3.0, -2.0, 1.5],
+        target: [40.0, 10.0, -5.0],
+        sdd: 120.0,
+        up: [0.0, 0.0, 1.0],
+        detector: [48, 56],
+        pixel: [2.0, 2.0],
+    }
+    .geometry()
+    .unwrap();
+    check_parity("source inside the grid", &grid, &inside, 61);
+    // Parallel rays along x through voxel faces and edges: 33 columns and rows of 1 mm
+    // put pixel centres on integer coordinates, the faces of a centred 32^3 grid.
+    let faces = VolumeGeometry::centered([32, 32, 32], [1.0, 1.0, 1.0]);
+    let along_axes = CircularScan::new(300.0, 500.0, 4, [33, 33], 1.0)
+        .parallel_beam()
+        .geometry()
+        .unwrap();
+    check_parity("rays along faces", &faces, &along_axes, 62);
+    // A volume one voxel thick, and a one-pixel detector.
+    let slab = VolumeGeometry::centered([1, 40, 44], [1.0, 1.0, 2.5]);
+    let through_slab = CircularScan::new(200.0, 350.0, 6, [3, 64], 1.2)
+        .geometry()
+        .unwrap();
+    check_parity("one-voxel slab", &slab, &through_slab, 63);
+    let one_pixel = CircularScan::new(200.0, 350.0, 5, [1, 1], 1.0)
+        .geometry()
+        .unwrap();
+    check_parity("one-pixel detector", &grid, &one_pixel, 64);
 }
