@@ -64,6 +64,7 @@ extern "C" fn report_at_exit() {
     });
 }
 
+/// `cuInit`: Initialises the driver (flags must be 0) and reads the `XRAY_EMU_*` settings once.
 #[no_mangle]
 pub extern "C" fn cuInit(flags: u32) -> CuResult {
     call(|| {
@@ -77,16 +78,19 @@ pub extern "C" fn cuInit(flags: u32) -> CuResult {
     })
 }
 
+/// `cuDriverGetVersion`: The CUDA driver API version this implements: 11040 (CUDA 11.4).
 #[no_mangle]
 pub extern "C" fn cuDriverGetVersion(version: *mut i32) -> CuResult {
     call(|| put(version, DRIVER_VERSION))
 }
 
+/// `cuDeviceGetCount`: The number of software devices (`XRAY_EMU_DEVICES`).
 #[no_mangle]
 pub extern "C" fn cuDeviceGetCount(count: *mut i32) -> CuResult {
     call(|| put(count, driver()?.device_count()))
 }
 
+/// `cuDeviceGet`: The device of an ordinal.
 #[no_mangle]
 pub extern "C" fn cuDeviceGet(device: *mut i32, ordinal: i32) -> CuResult {
     call(|| {
@@ -95,6 +99,7 @@ pub extern "C" fn cuDeviceGet(device: *mut i32, ordinal: i32) -> CuResult {
     })
 }
 
+/// `cuDeviceGetName`: The device's name, NUL-terminated and truncated to `len` bytes.
 #[no_mangle]
 pub extern "C" fn cuDeviceGetName(name: *mut c_char, len: i32, device: i32) -> CuResult {
     call(|| {
@@ -112,6 +117,7 @@ pub extern "C" fn cuDeviceGetName(name: *mut c_char, len: i32, device: i32) -> C
     })
 }
 
+/// `cuDeviceGetAttribute`: One of the device's attributes (a Hopper-class device's values).
 #[no_mangle]
 pub extern "C" fn cuDeviceGetAttribute(value: *mut i32, attribute: i32, device: i32) -> CuResult {
     call(|| {
@@ -123,6 +129,7 @@ pub extern "C" fn cuDeviceGetAttribute(value: *mut i32, attribute: i32, device: 
     })
 }
 
+/// `cuDeviceComputeCapability`: Compute capability 9.0 (deprecated API).
 #[no_mangle]
 pub extern "C" fn cuDeviceComputeCapability(
     major: *mut i32,
@@ -136,6 +143,7 @@ pub extern "C" fn cuDeviceComputeCapability(
     })
 }
 
+/// `cuDeviceTotalMem_v2`: The device's memory in bytes (`XRAY_EMU_MEMORY`).
 #[no_mangle]
 pub extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, device: i32) -> CuResult {
     call(|| {
@@ -145,6 +153,7 @@ pub extern "C" fn cuDeviceTotalMem_v2(bytes: *mut usize, device: i32) -> CuResul
     })
 }
 
+/// `cuDevicePrimaryCtxRetain`: Retains the device's primary context, creating it if needed.
 #[no_mangle]
 pub extern "C" fn cuDevicePrimaryCtxRetain(context: *mut CUcontext, device: i32) -> CuResult {
     call(|| {
@@ -154,6 +163,7 @@ pub extern "C" fn cuDevicePrimaryCtxRetain(context: *mut CUcontext, device: i32)
     })
 }
 
+/// `cuDevicePrimaryCtxRelease_v2`: Releases the primary context; the last release destroys it (with a leak report).
 #[no_mangle]
 pub extern "C" fn cuDevicePrimaryCtxRelease_v2(device: i32) -> CuResult {
     call(|| {
@@ -162,6 +172,7 @@ pub extern "C" fn cuDevicePrimaryCtxRelease_v2(device: i32) -> CuResult {
     })
 }
 
+/// `cuDevicePrimaryCtxReset_v2`: Destroys the primary context and everything in it now.
 #[no_mangle]
 pub extern "C" fn cuDevicePrimaryCtxReset_v2(device: i32) -> CuResult {
     call(|| {
@@ -170,6 +181,7 @@ pub extern "C" fn cuDevicePrimaryCtxReset_v2(device: i32) -> CuResult {
     })
 }
 
+/// `cuDevicePrimaryCtxGetState`: The primary context's flags and whether it is active.
 #[no_mangle]
 pub extern "C" fn cuDevicePrimaryCtxGetState(
     device: i32,
@@ -184,26 +196,31 @@ pub extern "C" fn cuDevicePrimaryCtxGetState(
     })
 }
 
+/// `cuDevicePrimaryCtxSetFlags_v2`: Accepts and ignores the flags (no scheduling to configure).
 #[no_mangle]
 pub extern "C" fn cuDevicePrimaryCtxSetFlags_v2(device: i32, _flags: u32) -> CuResult {
     call(|| driver()?.device(device).map(|_| ()))
 }
 
+/// `cuCtxSetCurrent`: Binds a context to the calling thread (NULL unbinds).
 #[no_mangle]
 pub extern "C" fn cuCtxSetCurrent(context: CUcontext) -> CuResult {
     call(|| driver()?.set_current(handle(context)))
 }
 
+/// `cuCtxGetCurrent`: The calling thread's current context (NULL if none).
 #[no_mangle]
 pub extern "C" fn cuCtxGetCurrent(context: *mut CUcontext) -> CuResult {
     call(|| put(context, as_handle(driver()?.current_handle())))
 }
 
+/// `cuCtxPushCurrent_v2`: Pushes a context on the calling thread's stack.
 #[no_mangle]
 pub extern "C" fn cuCtxPushCurrent_v2(context: CUcontext) -> CuResult {
     call(|| driver()?.push_current(handle(context)))
 }
 
+/// `cuCtxPopCurrent_v2`: Pops the calling thread's current context.
 #[no_mangle]
 pub extern "C" fn cuCtxPopCurrent_v2(context: *mut CUcontext) -> CuResult {
     call(|| {
@@ -215,16 +232,19 @@ pub extern "C" fn cuCtxPopCurrent_v2(context: *mut CUcontext) -> CuResult {
     })
 }
 
+/// `cuCtxGetDevice`: The current context's device.
 #[no_mangle]
 pub extern "C" fn cuCtxGetDevice(device: *mut i32) -> CuResult {
     call(|| put(device, driver()?.current()?.device as i32))
 }
 
+/// `cuCtxSynchronize`: Waits for the current context's work: returns its sticky error, if any.
 #[no_mangle]
 pub extern "C" fn cuCtxSynchronize() -> CuResult {
     call(|| driver()?.synchronize(0))
 }
 
+/// `cuCtxGetApiVersion`: The context's API version (3020, as for primary contexts).
 #[no_mangle]
 pub extern "C" fn cuCtxGetApiVersion(_context: CUcontext, version: *mut u32) -> CuResult {
     call(|| {
@@ -239,6 +259,7 @@ fn option_value(values: *mut *mut c_void, i: usize) -> *mut c_void {
     unsafe { *values.add(i) }
 }
 
+/// `cuModuleLoadDataEx`: Loads a module from PTX text; a rejected module's reasons go to the JIT error log option.
 #[no_mangle]
 pub extern "C" fn cuModuleLoadDataEx(
     module: *mut CUmodule,
@@ -315,11 +336,13 @@ pub extern "C" fn cuModuleLoadDataEx(
     })
 }
 
+/// `cuModuleLoadData`: Loads a module from PTX text, without JIT options.
 #[no_mangle]
 pub extern "C" fn cuModuleLoadData(module: *mut CUmodule, image: *const c_void) -> CuResult {
     cuModuleLoadDataEx(module, image, 0, std::ptr::null_mut(), std::ptr::null_mut())
 }
 
+/// `cuModuleGetFunction`: A kernel of a module, by name.
 #[no_mangle]
 pub extern "C" fn cuModuleGetFunction(
     function: *mut CUfunction,
@@ -339,16 +362,19 @@ pub extern "C" fn cuModuleGetFunction(
     })
 }
 
+/// `cuModuleUnload`: Unloads a module and its functions.
 #[no_mangle]
 pub extern "C" fn cuModuleUnload(module: CUmodule) -> CuResult {
     call(|| driver()?.unload_module(handle(module)))
 }
 
+/// `cuStreamCreate`: Creates a stream (execution is synchronous: streams only order nothing).
 #[no_mangle]
 pub extern "C" fn cuStreamCreate(stream: *mut CUstream, _flags: u32) -> CuResult {
     call(|| put(stream, as_handle(driver()?.create_stream()?)))
 }
 
+/// `cuStreamCreateWithPriority`: Creates a stream; the priority is accepted and ignored.
 #[no_mangle]
 pub extern "C" fn cuStreamCreateWithPriority(
     stream: *mut CUstream,
@@ -358,16 +384,19 @@ pub extern "C" fn cuStreamCreateWithPriority(
     call(|| put(stream, as_handle(driver()?.create_stream()?)))
 }
 
+/// `cuStreamSynchronize`: Waits for a stream's work: returns the context's sticky error, if any.
 #[no_mangle]
 pub extern "C" fn cuStreamSynchronize(stream: CUstream) -> CuResult {
     call(|| driver()?.synchronize(handle(stream)))
 }
 
+/// `cuStreamQuery`: A stream's status: always complete, or the sticky error.
 #[no_mangle]
 pub extern "C" fn cuStreamQuery(stream: CUstream) -> CuResult {
     call(|| driver()?.synchronize(handle(stream)))
 }
 
+/// `cuStreamWaitEvent`: Makes a stream wait for an event (already complete here).
 #[no_mangle]
 pub extern "C" fn cuStreamWaitEvent(stream: CUstream, event: CUevent, _flags: u32) -> CuResult {
     call(|| {
@@ -377,41 +406,49 @@ pub extern "C" fn cuStreamWaitEvent(stream: CUstream, event: CUevent, _flags: u3
     })
 }
 
+/// `cuStreamDestroy_v2`: Destroys a stream.
 #[no_mangle]
 pub extern "C" fn cuStreamDestroy_v2(stream: CUstream) -> CuResult {
     call(|| driver()?.destroy_stream(handle(stream)))
 }
 
+/// `cuEventCreate`: Creates an event (`CU_EVENT_DISABLE_TIMING` honoured).
 #[no_mangle]
 pub extern "C" fn cuEventCreate(event: *mut CUevent, flags: u32) -> CuResult {
     call(|| put(event, as_handle(driver()?.create_event(flags)?)))
 }
 
+/// `cuEventRecord`: Records an event now (all earlier work has run).
 #[no_mangle]
 pub extern "C" fn cuEventRecord(event: CUevent, stream: CUstream) -> CuResult {
     call(|| driver()?.record_event(handle(event), handle(stream)))
 }
 
+/// `cuEventSynchronize`: Waits for an event (already complete here).
 #[no_mangle]
 pub extern "C" fn cuEventSynchronize(event: CUevent) -> CuResult {
     call(|| driver()?.event_done(handle(event)))
 }
 
+/// `cuEventQuery`: An event's status: always complete, or the sticky error.
 #[no_mangle]
 pub extern "C" fn cuEventQuery(event: CUevent) -> CuResult {
     call(|| driver()?.event_done(handle(event)))
 }
 
+/// `cuEventElapsedTime`: Milliseconds between two recorded events.
 #[no_mangle]
 pub extern "C" fn cuEventElapsedTime(ms: *mut f32, start: CUevent, end: CUevent) -> CuResult {
     call(|| put(ms, driver()?.elapsed(handle(start), handle(end))?))
 }
 
+/// `cuEventDestroy_v2`: Destroys an event.
 #[no_mangle]
 pub extern "C" fn cuEventDestroy_v2(event: CUevent) -> CuResult {
     call(|| driver()?.destroy_event(handle(event)))
 }
 
+/// `cuMemGetInfo_v2`: Free and total bytes of the current context's device.
 #[no_mangle]
 pub extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CuResult {
     call(|| {
@@ -421,21 +458,25 @@ pub extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> CuResu
     })
 }
 
+/// `cuMemAlloc_v2`: Allocates device memory (512-byte granules; addresses are never reused).
 #[no_mangle]
 pub extern "C" fn cuMemAlloc_v2(address: *mut CUdeviceptr, bytes: usize) -> CuResult {
     call(|| put(address, driver()?.allocate(bytes as u64)?))
 }
 
+/// `cuMemFree_v2`: Frees an allocation by its base address.
 #[no_mangle]
 pub extern "C" fn cuMemFree_v2(address: CUdeviceptr) -> CuResult {
     call(|| driver()?.free(address))
 }
 
+/// `cuMemsetD8_v2`: Sets bytes of device memory.
 #[no_mangle]
 pub extern "C" fn cuMemsetD8_v2(address: CUdeviceptr, value: u8, count: usize) -> CuResult {
     call(|| driver()?.memset8(address, value, count as u64))
 }
 
+/// `cuMemsetD8Async`: As `cuMemsetD8_v2` (synchronous).
 #[no_mangle]
 pub extern "C" fn cuMemsetD8Async(
     address: CUdeviceptr,
@@ -446,11 +487,13 @@ pub extern "C" fn cuMemsetD8Async(
     cuMemsetD8_v2(address, value, count)
 }
 
+/// `cuMemsetD32_v2`: Sets 4-byte words of device memory.
 #[no_mangle]
 pub extern "C" fn cuMemsetD32_v2(address: CUdeviceptr, value: u32, count: usize) -> CuResult {
     call(|| driver()?.memset32(address, value, count as u64))
 }
 
+/// `cuMemsetD32Async`: As `cuMemsetD32_v2` (synchronous).
 #[no_mangle]
 pub extern "C" fn cuMemsetD32Async(
     address: CUdeviceptr,
@@ -461,6 +504,7 @@ pub extern "C" fn cuMemsetD32Async(
     cuMemsetD32_v2(address, value, count)
 }
 
+/// `cuMemcpyHtoD_v2`: Copies host memory to one device allocation.
 #[no_mangle]
 pub extern "C" fn cuMemcpyHtoD_v2(
     destination: CUdeviceptr,
@@ -481,6 +525,7 @@ pub extern "C" fn cuMemcpyHtoD_v2(
     })
 }
 
+/// `cuMemcpyHtoDAsync_v2`: As `cuMemcpyHtoD_v2` (synchronous).
 #[no_mangle]
 pub extern "C" fn cuMemcpyHtoDAsync_v2(
     destination: CUdeviceptr,
@@ -491,6 +536,7 @@ pub extern "C" fn cuMemcpyHtoDAsync_v2(
     cuMemcpyHtoD_v2(destination, source, bytes)
 }
 
+/// `cuMemcpyDtoH_v2`: Copies from one device allocation to host memory.
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoH_v2(
     destination: *mut c_void,
@@ -511,6 +557,7 @@ pub extern "C" fn cuMemcpyDtoH_v2(
     })
 }
 
+/// `cuMemcpyDtoHAsync_v2`: As `cuMemcpyDtoH_v2` (synchronous).
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoHAsync_v2(
     destination: *mut c_void,
@@ -521,6 +568,7 @@ pub extern "C" fn cuMemcpyDtoHAsync_v2(
     cuMemcpyDtoH_v2(destination, source, bytes)
 }
 
+/// `cuMemcpyDtoD_v2`: Copies between device allocations.
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoD_v2(
     destination: CUdeviceptr,
@@ -530,6 +578,7 @@ pub extern "C" fn cuMemcpyDtoD_v2(
     call(|| driver()?.copy_on_device(destination, source, bytes as u64))
 }
 
+/// `cuMemcpyDtoDAsync_v2`: As `cuMemcpyDtoD_v2` (synchronous).
 #[no_mangle]
 pub extern "C" fn cuMemcpyDtoDAsync_v2(
     destination: CUdeviceptr,
@@ -540,6 +589,7 @@ pub extern "C" fn cuMemcpyDtoDAsync_v2(
     cuMemcpyDtoD_v2(destination, source, bytes)
 }
 
+/// `cuLaunchKernel`: Runs a kernel's grid to completion; a fault makes the context sticky-faulted (the launch itself succeeds, as an asynchronous launch would).
 #[no_mangle]
 pub extern "C" fn cuLaunchKernel(
     function: CUfunction,
@@ -589,6 +639,7 @@ pub extern "C" fn cuLaunchKernel(
     })
 }
 
+/// `cuGetErrorString`: A result code's description (NULL and an error for unknown codes).
 #[no_mangle]
 pub extern "C" fn cuGetErrorString(code: u32, text: *mut *const c_char) -> CuResult {
     call(|| match description(code) {
@@ -600,6 +651,7 @@ pub extern "C" fn cuGetErrorString(code: u32, text: *mut *const c_char) -> CuRes
     })
 }
 
+/// `cuGetErrorName`: A result code's name (NULL and an error for unknown codes).
 #[no_mangle]
 pub extern "C" fn cuGetErrorName(code: u32, text: *mut *const c_char) -> CuResult {
     call(|| match name(code) {
@@ -615,6 +667,7 @@ pub extern "C" fn cuGetErrorName(code: u32, text: *mut *const c_char) -> CuResul
 macro_rules! not_supported {
     ($($name:ident),* $(,)?) => {
         $(
+            #[doc = concat!("`", stringify!($name), "`: not implemented; returns `CUDA_ERROR_NOT_SUPPORTED`.")]
             #[no_mangle]
             pub extern "C" fn $name() -> CuResult {
                 CUDA_ERROR_NOT_SUPPORTED

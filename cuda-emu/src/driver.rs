@@ -318,8 +318,8 @@ impl Driver {
             eprintln!(
                 "========= xray-emu leak report: the primary context of device {device} was released with {count} allocation(s) ({bytes} bytes), {modules} module(s), {streams} stream(s) and {events} event(s) still live"
             );
-            for (base, size) in memory.live_list().into_iter().take(10) {
-                eprintln!("=========     {size} bytes at {base:#x}");
+            for line in allocation_lines(&memory) {
+                eprintln!("{line}");
             }
         }
     }
@@ -328,7 +328,16 @@ impl Driver {
     /// (a primary context held until exit, as a cached backend is, is never released,
     /// so its leaks would otherwise go unseen).
     pub fn report_at_exit(&self) {
+        for line in self.live_allocations_report() {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The leak report of the live contexts as it would print now: per device with
+    /// live allocations, a summary line and up to ten allocations; empty if none.
+    pub fn live_allocations_report(&self) -> Vec<String> {
         let state = self.state();
+        let mut lines = Vec::new();
         for slot in &state.devices {
             let Some(context) = &slot.primary else {
                 continue;
@@ -343,14 +352,13 @@ impl Driver {
             } else {
                 ""
             };
-            eprintln!(
-                "========= xray-emu leak report at exit: device {} has {count} allocation(s) ({bytes} bytes) still live{note}",
+            lines.push(format!(
+                "========= xray-emu leak report: device {} has {count} allocation(s) ({bytes} bytes) still live{note}",
                 context.device
-            );
-            for (base, size) in memory.live_list().into_iter().take(10) {
-                eprintln!("=========     {size} bytes at {base:#x}");
-            }
+            ));
+            lines.extend(allocation_lines(&memory));
         }
+        lines
     }
 
     /// The context current on this thread.
@@ -786,6 +794,16 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// Up to ten live allocations of `memory`, one report line each.
+fn allocation_lines(memory: &AddressSpace) -> Vec<String> {
+    memory
+        .live_list()
+        .into_iter()
+        .take(10)
+        .map(|(base, size)| format!("=========     {size} bytes at {base:#x}"))
+        .collect()
 }
 
 /// The handle of device `device`'s primary context (never a pointer: handles are

@@ -19,6 +19,8 @@
 //! * [`config`]: settings from the environment (devices, memory, threads, checks).
 //! * [`result`]: the `CUresult` codes.
 
+#![warn(missing_docs)]
+
 pub mod abi;
 pub mod config;
 pub mod driver;

@@ -40,6 +40,10 @@ fn load(ptx: &str) -> (CuResult, *mut c_void, String) {
 fn the_driver_api_behaves_as_the_reference_says() {
     std::env::set_var("XRAY_EMU_DEVICES", "2");
     std::env::set_var("XRAY_EMU_MEMORY", "64M");
+    let profile =
+        std::env::temp_dir().join(format!("xray-emu-profile-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&profile);
+    std::env::set_var("XRAY_EMU_PROFILE", &profile);
     let mut count = 0;
     assert_eq!(cuDeviceGetCount(&mut count), CUDA_ERROR_NOT_INITIALIZED);
     assert_eq!(cuInit(1), CUDA_ERROR_INVALID_VALUE, "flags must be 0");
@@ -185,6 +189,32 @@ fn the_driver_api_behaves_as_the_reference_says() {
         CUDA_SUCCESS
     );
     assert_eq!(u32::from_le_bytes(result), 42);
+
+    // The cost report: one JSON line for the launch, with its exact counts.
+    let report = std::fs::read_to_string(&profile).unwrap();
+    let launches: Vec<serde_json::Value> = report
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(launches.len(), 1, "{report}");
+    let record = &launches[0];
+    assert_eq!(record["kernel"], "k");
+    assert_eq!(record["threads"], 1);
+    // Three ld.param, add, st, ret.
+    assert_eq!(record["instructions"]["total"], 6);
+    assert_eq!(record["instructions"]["by_class"]["load_param"], 3);
+    assert_eq!(record["global_store"]["requests"], 1);
+    assert_eq!(record["global_store"]["sectors"], 1);
+    assert_eq!(record["global_store"]["bytes"], 4);
+    assert_eq!(record["pid"], std::process::id());
+    let _ = std::fs::remove_file(&profile);
+
+    // The leak report names what is still allocated: `buffer`, 8 bytes.
+    let live = cuda_emu::driver::driver()
+        .unwrap()
+        .live_allocations_report();
+    assert!(live[0].contains("1 allocation(s) (8 bytes)"), "{live:?}");
+    assert!(live[1].contains(&format!("{buffer:#x}")), "{live:?}");
 
     // Events: elapsed time needs both recorded.
     let (mut start, mut stop) = (null_mut(), null_mut());

@@ -945,3 +945,70 @@ fn the_profile_counts_sectors_per_warp_request() {
         @%p2 bra $L_spin;\nmul.wide.u32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\nld.global.b32 %r2, [%rd3];";
     assert_eq!(warp_sectors(after_loop), (1, 4));
 }
+
+#[test]
+fn misaligned_and_freed_addresses_fail_and_the_report_says_where() {
+    let text = format!(
+        "{HEADER}.visible .entry k(\n.param .u64 .ptr .align 1 k_param_0\n)\n{{\n\
+         .reg .b32 %r<4>;\n.reg .b64 %rd<4>;\n\
+         ld.param.b64 %rd1, [k_param_0];\nld.global.b32 %r1, [%rd1];\nret;\n}}\n"
+    );
+    let kernel = module(&text);
+    let mut space = AddressSpace::new(device_base(0), 1 << 30, true);
+    let kept = space.allocate(64).unwrap();
+    space.find(kept, 64).unwrap().0.fill_bytes(0, 64, 0);
+    let freed = space.allocate(64).unwrap();
+    space.free(freed).unwrap();
+    let launch = |address: u64| {
+        let params = address.to_le_bytes();
+        let allocations = space.snapshot();
+        let spec = LaunchSpec {
+            kernel: &kernel,
+            grid: [1, 1, 1],
+            block: [1, 1, 1],
+            params: &params,
+            allocations: &allocations,
+            freed: space.freed(),
+            launch: 13,
+            checks: Checks {
+                init: true,
+                hazards: true,
+            },
+            workers: 1,
+            max_steps: 1 << 20,
+            profile: false,
+        };
+        execute(&spec).1.expect("the launch must fault")
+    };
+    let fault = launch(kept + 2);
+    assert_eq!(
+        fault.fault.kind,
+        FaultKind::Misaligned {
+            address: kept + 2,
+            size: 4
+        }
+    );
+    let fault = launch(freed + 8);
+    match &fault.fault.kind {
+        FaultKind::IllegalAddress { detail, .. } => assert!(detail.contains("freed"), "{detail}"),
+        other => panic!("expected an illegal address, got {other:?}"),
+    }
+    // The printed report names the kernel, the PTX line of the load, the thread, the
+    // block and the address.
+    let report = cuda_emu::launch::describe_fault(&kernel, &fault);
+    let load_line = text
+        .lines()
+        .position(|l| l.starts_with("ld.global"))
+        .unwrap()
+        + 1;
+    for needle in [
+        "kernel k",
+        &format!("PTX line {load_line}"),
+        "thread (0,0,0)",
+        "block (0,0,0)",
+        &format!("{:#x}", freed + 8),
+        "freed",
+    ] {
+        assert!(report.contains(needle), "{needle} missing from:\n{report}");
+    }
+}

@@ -273,3 +273,27 @@ fn joseph_walk<F: FnMut(&Frame, usize, f32, f32)>(start: &JosephStart, mut sampl
         sample(&f, k as usize * f.stride[0], b, c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_off_samples_are_zero_and_do_not_overflow_the_tap_indices() {
+        // Coordinates whose floor saturates at i32::MAX (or MIN): the upper taps must
+        // wrap to a refused index, not overflow (a panic with overflow checks on, as
+        // in `cargo test` without --release).
+        let volume = [1.0f32; 8];
+        let f = Frame {
+            count: [2, 2, 2],
+            stride: [4, 2, 1],
+            origin: [0.0; 3],
+            direction: [1.0, 0.0, 0.0],
+        };
+        for (b, c) in [(3e9, 1.0), (1.0, 3e9), (3e9, 3e9), (-3e9, 1.0), (1.0, -3e9)] {
+            assert_eq!(bilinear(&volume[..], &f, 0, b, c), 0.0, "({b}, {c})");
+        }
+        // Inside, the sample is the uniform value.
+        assert_eq!(bilinear(&volume[..], &f, 0, 1.0, 1.0), 1.0);
+    }
+}

@@ -187,8 +187,12 @@ impl Class {
     }
 }
 
-/// One decoded operation. `d` is the destination, `a`, `b`, `c` the sources.
+/// One decoded operation. In every variant, `d` is the destination register, `a`, `b`,
+/// `c` the source registers, `p` a predicate register, `v` the value stored, `offset`
+/// the address's byte offset from register `a`; other fields are named for what they
+/// select.
 #[derive(Clone, Copy, Debug)]
+#[allow(missing_docs)] // the fields, uniform across variants, are described above
 pub enum Op {
     /// f32 `add.rn`
     FAdd { d: Reg, a: Reg, b: Reg },
