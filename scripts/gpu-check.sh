@@ -27,8 +27,9 @@
 #
 # Dry run, for CI on the software CUDA driver (scripts/with-emulated-gpu.sh):
 #   XRAY_GPU_CHECK_EMULATED=1 bash DIR/gpu-check.sh DIR OUT
-# runs every step's code on the least work that still runs it: the preflight without
-# nvidia-smi, the tests with `--skip more_views`, `xray bench` on one view of fp256
+# runs every step's code on little work: the preflight without nvidia-smi, the GPU
+# tests with `--skip more_views` (CI passes XRAY_GPU_CHECK_TEST_FILTER to run one: it
+# has run them all already), `xray bench` on one view of fp256
 # with one run of each kind, Criterion's `--test` (each matching bench run once,
 # nothing measured) on one one-view bench, and the ratio table on that output (then on
 # made-up records, to check its arithmetic). It says `SKIPPED (emulated)` for ASTRA and

@@ -673,8 +673,6 @@ macro_rules! not_supported {
                 CUDA_ERROR_NOT_SUPPORTED
             }
         )*
-        /// The names of the functions that return `CUDA_ERROR_NOT_SUPPORTED`.
-        pub const NOT_SUPPORTED: &[&str] = &[$(stringify!($name)),*];
     };
 }
 

@@ -7,7 +7,7 @@
 //! | `XRAY_EMU_THREADS` | the CPU count | worker threads that run blocks |
 //! | `XRAY_EMU_CHECK` | full | `full` (bounds, initcheck, races, `.nc` hazards) or `memcheck` (bounds and alignment only) |
 //! | `XRAY_EMU_MAX_STEPS` | 1000000000 | instructions one thread may run before the launch times out |
-//! | `XRAY_EMU_PROFILE` | unset | a JSON file for the cost report of every launch |
+//! | `XRAY_EMU_PROFILE` | unset | a file for the cost report of every launch (JSON Lines, appended) |
 //! | `XRAY_EMU_VERBOSE` | unset | `1`: one line per launch on stderr (instructions, interpreter speed) |
 
 use std::path::PathBuf;

@@ -566,8 +566,7 @@ impl Driver {
 
     /// `cuEventElapsedTime` in milliseconds.
     pub fn elapsed(&self, start: u64, end: u64) -> DriverResult<f32> {
-        let context = self.current_healthy()?;
-        let _ = context;
+        self.current_healthy()?;
         let state = self.state();
         let (a, b) = match (state.events.get(&start), state.events.get(&end)) {
             (Some(a), Some(b)) => (a, b),

@@ -2,10 +2,10 @@
 //! one context, and [`LaunchView`], the checked view of memory a running kernel gets.
 //!
 //! Every allocation keeps, per 4-byte word: its value; whether anything has written it
-//! (initcheck); which thread of which launch last stored to it (two threads storing
-//! to one word in one launch is a race); and which launch last read it through
-//! `ld.global.nc` (writing such a word in the same launch breaks the non-coherent
-//! cache's contract). Words are atomics, so blocks that run in parallel share memory
+//! (initcheck); and, with `full` checks, which thread of which launch last stored to
+//! it (two threads storing to one word in one launch is a race) and which launch last
+//! read it through `ld.global.nc` (writing such a word in the same launch breaks the
+//! non-coherent cache's contract). Words are atomics, so blocks that run in parallel share memory
 //! soundly and `red`/`atom` are truly atomic. Addresses are never reused: an access to
 //! freed memory is recognised as such.
 
@@ -16,7 +16,7 @@ use std::sync::atomic::{
 };
 use std::sync::Arc;
 
-use crate::ptx::exec::{FaultKind, GlobalMemory};
+use crate::ptx::exec::{flush, FaultKind, GlobalMemory};
 
 /// Which checks run on every access (bounds and alignment always do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,15 +575,6 @@ impl<'a> LaunchView<'a> {
         }
         allocation.mark_initialised(word);
         Ok(())
-    }
-}
-
-/// Flushes an f32 subnormal to a zero of its sign.
-fn flush(x: f32) -> f32 {
-    if x.is_subnormal() {
-        0.0f32.copysign(x)
-    } else {
-        x
     }
 }
 

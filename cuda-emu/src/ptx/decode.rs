@@ -525,12 +525,10 @@ impl<'a> Decoder<'a> {
             }
             "cvta" => {
                 // Global and generic addresses are the same in this driver.
-                let to = has("to");
                 let rest: Vec<&str> = mods.iter().copied().filter(|m| *m != "to").collect();
                 if rest != ["global", "u64"] {
                     return Err(self.unsupported(opcode, "a state space other than `.global`"));
                 }
-                let _ = to;
                 self.expect_operands(&ops, 2, opcode)?;
                 let d = self.destination(ops[0], "u64")?;
                 let a = self.source(ops[1], "u64")?;

@@ -108,7 +108,8 @@ fn canonical(x: f32) -> u64 {
     }
 }
 
-fn flush(x: f32) -> f32 {
+/// Flushes an f32 subnormal to a zero of its sign (`.ftz`, and `atom.add.f32`).
+pub(crate) fn flush(x: f32) -> f32 {
     if x.is_subnormal() {
         0.0f32.copysign(x)
     } else {

@@ -132,7 +132,7 @@ pub enum Class {
     Logic,
     /// `setp`, `selp`
     CompareSelect,
-    /// `cvt`, `cvta`
+    /// `cvt` that changes width or type (`cvta` and same-width `cvt` are moves)
     Convert,
     /// `mov` of registers, immediates and special registers
     Move,
