@@ -28,6 +28,36 @@ fn binary_kernel(body: &str) -> String {
     )
 }
 
+/// Runs `kernel` over a 1-D grid of `grid` blocks of `block` threads on `space`'s
+/// allocations, with every check on.
+fn run_grid(
+    kernel: &Kernel,
+    space: &AddressSpace,
+    grid: u32,
+    block: u32,
+    params: &[u8],
+    workers: usize,
+    profile: bool,
+) -> (LaunchStats, Option<LaunchFault>) {
+    let allocations = space.snapshot();
+    execute(&LaunchSpec {
+        kernel,
+        grid: [grid, 1, 1],
+        block: [block, 1, 1],
+        params,
+        allocations: &allocations,
+        freed: space.freed(),
+        launch: 1,
+        checks: Checks {
+            init: true,
+            hazards: true,
+        },
+        workers,
+        max_steps: 1 << 20,
+        profile,
+    })
+}
+
 struct Run {
     out: Vec<u32>,
     stats: LaunchStats,
@@ -52,24 +82,15 @@ fn run_binary(kernel: &Kernel, a: &[u32], b: &[u32]) -> Run {
     params.extend_from_slice(&out.to_le_bytes());
     params.extend_from_slice(&input.to_le_bytes());
     params.extend_from_slice(&(n as u32).to_le_bytes());
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
+    let (stats, fault) = run_grid(
         kernel,
-        grid: [(n as u32).div_ceil(64), 1, 1],
-        block: [64, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 1,
-        checks: Checks {
-            init: false,
-            hazards: true,
-        },
-        workers: 2,
-        max_steps: 1 << 20,
-        profile: false,
-    };
-    let (stats, fault) = execute(&spec);
+        &space,
+        (n as u32).div_ceil(64),
+        64,
+        &params,
+        2,
+        false,
+    );
     let (allocation, _) = space.find(out, (n * 4) as u64).unwrap();
     let mut raw = vec![0u8; n * 4];
     allocation.read_into(0, &mut raw);
@@ -369,24 +390,7 @@ fn atomics_are_atomic_across_parallel_blocks() {
     params.extend_from_slice(&out.to_le_bytes());
     params.extend_from_slice(&out.to_le_bytes());
     params.extend_from_slice(&16u32.to_le_bytes());
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
-        kernel: &kernel,
-        grid: [64, 1, 1],
-        block: [128, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 2,
-        checks: Checks {
-            init: true,
-            hazards: true,
-        },
-        workers: 4,
-        max_steps: 1 << 20,
-        profile: false,
-    };
-    let (stats, fault) = execute(&spec);
+    let (stats, fault) = run_grid(&kernel, &space, 64, 128, &params, 4, false);
     assert!(fault.is_none(), "{fault:?}");
     let mut raw = [0u8; 4];
     space.find(out, 4).unwrap().0.read_into(0, &mut raw);
@@ -449,24 +453,7 @@ fn run_binary_with_n(kernel: &Kernel, a: &[u32], b: &[u32], n: u32) -> Run {
     params.extend_from_slice(&out.to_le_bytes());
     params.extend_from_slice(&input.to_le_bytes());
     params.extend_from_slice(&n.to_le_bytes());
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
-        kernel,
-        grid: [n.div_ceil(64), 1, 1],
-        block: [64, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 3,
-        checks: Checks {
-            init: true,
-            hazards: true,
-        },
-        workers: 1,
-        max_steps: 1 << 20,
-        profile: false,
-    };
-    let (stats, fault) = execute(&spec);
+    let (stats, fault) = run_grid(kernel, &space, n.div_ceil(64), 64, &params, 1, false);
     Run {
         out: Vec::new(),
         stats,
@@ -490,24 +477,7 @@ fn uninitialised_reads_are_reported() {
     params.extend_from_slice(&out.to_le_bytes());
     params.extend_from_slice(&input.to_le_bytes());
     params.extend_from_slice(&1u32.to_le_bytes());
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
-        kernel: &kernel,
-        grid: [1, 1, 1],
-        block: [1, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 4,
-        checks: Checks {
-            init: true,
-            hazards: true,
-        },
-        workers: 1,
-        max_steps: 1 << 20,
-        profile: false,
-    };
-    let (_, fault) = execute(&spec);
+    let (_, fault) = run_grid(&kernel, &space, 1, 1, &params, 1, false);
     match fault.map(|f| f.fault.kind) {
         Some(FaultKind::Hazard { what, address }) => {
             assert!(what.contains("uninitialised"), "{what}");
@@ -626,24 +596,7 @@ fn run_64(body: &str, a: &[u64], b: &[u64]) -> Vec<u64> {
     params.extend_from_slice(&out.to_le_bytes());
     params.extend_from_slice(&input.to_le_bytes());
     params.extend_from_slice(&(n as u32).to_le_bytes());
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
-        kernel: &kernel,
-        grid: [1, 1, 1],
-        block: [n as u32, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 7,
-        checks: Checks {
-            init: true,
-            hazards: true,
-        },
-        workers: 1,
-        max_steps: 1 << 20,
-        profile: false,
-    };
-    let (_, fault) = execute(&spec);
+    let (_, fault) = run_grid(&kernel, &space, 1, n as u32, &params, 1, false);
     assert!(fault.is_none(), "{body}: {fault:?}");
     let mut raw = vec![0u8; n * 8];
     space
@@ -815,24 +768,7 @@ fn run_on_word(body: &str, threads: u32, initial: Option<u32>) -> (u32, Option<L
             .write_bytes(0, &value.to_le_bytes());
     }
     let params = word.to_le_bytes();
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
-        kernel: &kernel,
-        grid: [1, 1, 1],
-        block: [threads, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 9,
-        checks: Checks {
-            init: true,
-            hazards: true,
-        },
-        workers: 1,
-        max_steps: 1 << 20,
-        profile: false,
-    };
-    let (_, fault) = execute(&spec);
+    let (_, fault) = run_grid(&kernel, &space, 1, threads, &params, 1, false);
     let mut raw = [0u8; 4];
     space.find(word, 4).unwrap().0.read_into(0, &mut raw);
     (u32::from_le_bytes(raw), fault)
@@ -899,24 +835,7 @@ fn warp_sectors(body: &str) -> (u64, u64) {
         .0
         .fill_bytes(0, 32 * 32 * 16, 0);
     let params = input.to_le_bytes();
-    let allocations = space.snapshot();
-    let spec = LaunchSpec {
-        kernel: &kernel,
-        grid: [1, 1, 1],
-        block: [32, 1, 1],
-        params: &params,
-        allocations: &allocations,
-        freed: &[],
-        launch: 11,
-        checks: Checks {
-            init: true,
-            hazards: true,
-        },
-        workers: 1,
-        max_steps: 1 << 20,
-        profile: true,
-    };
-    let (stats, fault) = execute(&spec);
+    let (stats, fault) = run_grid(&kernel, &space, 1, 32, &params, 1, true);
     assert!(fault.is_none(), "{fault:?}");
     let s = stats
         .memory
@@ -966,24 +885,9 @@ fn misaligned_and_freed_addresses_fail_and_the_report_says_where() {
     space.free(freed).unwrap();
     let launch = |address: u64| {
         let params = address.to_le_bytes();
-        let allocations = space.snapshot();
-        let spec = LaunchSpec {
-            kernel: &kernel,
-            grid: [1, 1, 1],
-            block: [1, 1, 1],
-            params: &params,
-            allocations: &allocations,
-            freed: space.freed(),
-            launch: 13,
-            checks: Checks {
-                init: true,
-                hazards: true,
-            },
-            workers: 1,
-            max_steps: 1 << 20,
-            profile: false,
-        };
-        execute(&spec).1.expect("the launch must fault")
+        run_grid(&kernel, &space, 1, 1, &params, 1, false)
+            .1
+            .expect("the launch must fault")
     };
     let fault = launch(kept + 2);
     assert_eq!(
