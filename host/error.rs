@@ -113,6 +113,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The computation was stopped through its [`crate::Cancel`] flag; its partial
+    /// output was dropped.
+    #[error("the computation was cancelled")]
+    Cancelled,
+
     /// A file exists but its content is not what was expected.
     #[error("{path}: {reason}")]
     Format {

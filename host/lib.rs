@@ -49,6 +49,7 @@
 
 mod alloc;
 pub mod backend;
+mod cancel;
 pub mod cases;
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -62,6 +63,7 @@ mod projector;
 pub mod recon;
 
 pub use backend::{backend_statuses, Backend, BackendKind, BackendStatus};
+pub use cancel::Cancel;
 pub use error::{Error, GeometryError, Result};
 pub use geometry::{
     Beam, CircularScan, DrrPose, GeometryFile, ProjectionGeometry, View, VolumeGeometry,

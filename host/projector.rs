@@ -5,6 +5,7 @@ use ndarray::{Array3, ArrayBase, Data, Ix3};
 
 use crate::alloc::{zeroed, zeroed_array};
 use crate::backend::{cpu, Backend, BackendKind};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use xray_kernels::VoxelView;
@@ -36,6 +37,8 @@ pub struct Projector {
     #[cfg(feature = "cuda")]
     requested: Backend,
     fallback_reason: Option<String>,
+    /// Set from another thread to stop the current call (see [`Projector::with_cancel`]).
+    cancel: Cancel,
     #[cfg(feature = "cuda")]
     gpu: Option<std::sync::Arc<crate::cuda::CudaBackend>>,
 }
@@ -60,6 +63,7 @@ impl Projector {
                         kind: BackendKind::Cuda,
                         requested: backend,
                         fallback_reason: None,
+                        cancel: Cancel::new(),
                         gpu: Some(gpu),
                     })
                 }
@@ -72,9 +76,24 @@ impl Projector {
             #[cfg(feature = "cuda")]
             requested: backend,
             fallback_reason,
+            cancel: Cancel::new(),
             #[cfg(feature = "cuda")]
             gpu: None,
         })
+    }
+
+    /// The same projector, watching `cancel`: once it is set (from any thread), the
+    /// call in progress and every later one return [`Error::Cancelled`]. The CPU
+    /// backend stops within a few detector bands (a projection), one ray band (a
+    /// backprojection) or one row of voxels (FDK); the GPU backend between launches.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Projector {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Whether this projector's [`Cancel`] flag is set.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     /// The GPU this projector runs on, for the device-resident API of [`crate::cuda`]
@@ -143,6 +162,7 @@ impl Projector {
         volume_geometry.validate()?;
         geometry.validate()?;
         volume_geometry.check_shape(volume.shape())?;
+        self.cancel.check()?;
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             // A detector beyond the launch grid is refused before the volume is uploaded.
@@ -151,7 +171,8 @@ impl Projector {
             let gpu = &gpu.healthy()?;
             let on_gpu = gpu
                 .upload(volume, volume_geometry)
-                .and_then(|resident| gpu.forward_to_host(&resident, geometry, method, view_done));
+                .and_then(|resident| gpu.forward_to_host(&resident, geometry, method, view_done))
+                .and_then(|projections| self.cancel.check().map(|()| projections));
             match on_gpu {
                 Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
                     log::warn!("projecting on the CPU: {error}");
@@ -170,8 +191,16 @@ impl Projector {
         let views = geometry.view_params(volume_geometry);
         let detector = geometry.detector_params();
         cpu::forward(
-            voxels, &grid, &views, &detector, method, &mut out, view_done,
+            voxels,
+            &grid,
+            &views,
+            &detector,
+            method,
+            &mut out,
+            view_done,
+            self.cancel.flag(),
         );
+        self.cancel.check()?;
         Ok(Array3::from_shape_vec(geometry.shape(), out)
             .expect("the buffer has views * rows * cols elements"))
     }
@@ -204,6 +233,7 @@ impl Projector {
     {
         volume_geometry.validate()?;
         geometry.validate()?;
+        self.cancel.check()?;
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             // After a fault in the GPU's context, the next call runs on a reopened one.
@@ -213,6 +243,7 @@ impl Projector {
                 .and_then(|uploaded| {
                     let mut volume = gpu.allocate_volume(volume_geometry)?;
                     gpu.backward_into(&uploaded, geometry, method, &mut volume)?;
+                    self.cancel.check()?;
                     volume.to_host()
                 });
             match on_gpu {
@@ -235,7 +266,9 @@ impl Projector {
             &geometry.detector_params(),
             method,
             &mut out,
+            self.cancel.flag(),
         )?;
+        self.cancel.check()?;
         Ok(Array3::from_shape_vec(volume_geometry.shape, out)
             .expect("the buffer has nz * ny * nx elements"))
     }
@@ -266,11 +299,15 @@ impl Projector {
         let values = filtered
             .as_slice()
             .expect("FDK's filtered projections are contiguous");
+        self.cancel.check()?;
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
             // After a fault in the GPU's context, the next call runs on a reopened one.
             let gpu = &gpu.healthy()?;
-            match gpu.fdk_backproject(values, [views.len(), rows, cols], views, volume_geometry) {
+            let on_gpu = gpu
+                .fdk_backproject(values, [views.len(), rows, cols], views, volume_geometry)
+                .and_then(|volume| self.cancel.check().map(|()| volume));
+            match on_gpu {
                 Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
                     log::warn!("FDK backprojection on the CPU: {error}");
                 }
@@ -285,7 +322,9 @@ impl Projector {
             views,
             volume_geometry.shape,
             out.as_slice_mut().expect("a new array is contiguous"),
+            self.cancel.flag(),
         );
+        self.cancel.check()?;
         Ok(out)
     }
 }

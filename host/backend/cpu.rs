@@ -12,6 +12,8 @@
 //! (each writes only its own pixels), so there are no races and the result does not
 //! depend on the number of threads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 use xray_kernels::ray::Ray;
 use xray_kernels::{
@@ -41,7 +43,8 @@ const VIEWS_PER_PASS: usize = 16;
 const UNITS_PER_THREAD: usize = 4;
 
 /// Forward-projects `volume` for every view into `out` (`[views, rows, cols]`, already
-/// sized by the caller) and calls `view_done` once per finished view.
+/// sized by the caller) and calls `view_done` once per finished view. Stops early,
+/// leaving `out` partly written, once `stop` is set (checked between parallel steps).
 ///
 /// Views go in passes of [`VIEWS_PER_PASS`]. A pass's work units (one band of
 /// [`TILE_ROWS`] rows of one view) run band-major, in parallel steps of a few bands
@@ -55,6 +58,7 @@ pub(crate) fn forward(
     method: Method,
     out: &mut [f32],
     view_done: &(dyn Fn() + Sync),
+    stop: &AtomicBool,
 ) {
     debug_assert_eq!(volume.len(), grid.voxel_count());
     let rows = detector.rows as usize;
@@ -98,6 +102,9 @@ pub(crate) fn forward(
             .div_ceil(pass_views.len())
             .max(1);
         for step_units in units.chunks_mut(bands_per_step * pass_views.len()) {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             step_units
                 .par_iter_mut()
                 .for_each(|(first_row, view, pixels)| tracer.band(view, *first_row, pixels));
@@ -203,6 +210,7 @@ pub(crate) fn backward(
     detector: &DetectorParams,
     method: Method,
     out: &mut [f32],
+    stop: &AtomicBool,
 ) -> Result<()> {
     let rows = detector.rows as usize;
     let cols = detector.cols as usize;
@@ -227,6 +235,9 @@ pub(crate) fn backward(
             .enumerate()
             .for_each(|(first_unit, target)| {
                 for unit in (first_unit..units).step_by(partial_count) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let view_index = unit / bands_per_view;
                     let first_row = unit % bands_per_view * TILE_ROWS;
                     let view = &views[view_index];
@@ -277,6 +288,7 @@ pub(crate) fn fdk_backproject(
     views: &[VoxelView],
     shape: [usize; 3],
     out: &mut [f32],
+    stop: &AtomicBool,
 ) {
     let [_, ny, nx] = shape;
     let image = rows * cols;
@@ -285,6 +297,9 @@ pub(crate) fn fdk_backproject(
     out.par_chunks_mut(nx.max(1))
         .enumerate()
         .for_each(|(line, voxels)| {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             let (iy, iz) = ((line % ny) as f32, (line / ny) as f32);
             let mut sums = vec![0.0f32; voxels.len()];
             for (k, view) in views.iter().enumerate() {
@@ -311,7 +326,7 @@ mod tests {
 
     use xray_kernels::{line_integral, Beam, DetectorParams, GridParams, Method, ViewParams};
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::{forward, VIEWS_PER_PASS};
 
@@ -363,9 +378,20 @@ mod tests {
                 .collect();
             let mut out = vec![f32::NAN; views.len() * 11 * 37];
             let views_done = AtomicUsize::new(0);
-            forward(&volume, &grid, &views, &detector, method, &mut out, &|| {
+            let no_stop = AtomicBool::new(false);
+            let count_view = || {
                 views_done.fetch_add(1, Ordering::Relaxed);
-            });
+            };
+            forward(
+                &volume,
+                &grid,
+                &views,
+                &detector,
+                method,
+                &mut out,
+                &count_view,
+                &no_stop,
+            );
             assert_eq!(views_done.into_inner(), views.len());
             let mut hits = 0;
             for (k, view) in views.iter().enumerate() {
