@@ -197,8 +197,10 @@ impl Projector {
             &detector,
             method,
             &mut out,
-            view_done,
-            self.cancel.flag(),
+            &cpu::Watch {
+                view_done,
+                stop: self.cancel.flag(),
+            },
         );
         self.cancel.check()?;
         Ok(Array3::from_shape_vec(geometry.shape(), out)

@@ -42,9 +42,16 @@ const VIEWS_PER_PASS: usize = 16;
 /// to balance the threads, few enough that the step's bands stay one slab.
 const UNITS_PER_THREAD: usize = 4;
 
+/// What a caller of [`forward`] watches and controls while it runs.
+pub(crate) struct Watch<'a> {
+    /// Called once per finished view (from any thread).
+    pub view_done: &'a (dyn Fn() + Sync),
+    /// Once set, the projection stops between two parallel steps, `out` partly written.
+    pub stop: &'a AtomicBool,
+}
+
 /// Forward-projects `volume` for every view into `out` (`[views, rows, cols]`, already
-/// sized by the caller) and calls `view_done` once per finished view. Stops early,
-/// leaving `out` partly written, once `stop` is set (checked between parallel steps).
+/// sized by the caller), reporting and stopping as `watch` says.
 ///
 /// Views go in passes of [`VIEWS_PER_PASS`]. A pass's work units (one band of
 /// [`TILE_ROWS`] rows of one view) run band-major, in parallel steps of a few bands
@@ -57,9 +64,9 @@ pub(crate) fn forward(
     detector: &DetectorParams,
     method: Method,
     out: &mut [f32],
-    view_done: &(dyn Fn() + Sync),
-    stop: &AtomicBool,
+    watch: &Watch<'_>,
 ) {
+    let Watch { view_done, stop } = *watch;
     debug_assert_eq!(volume.len(), grid.voxel_count());
     let rows = detector.rows as usize;
     let cols = detector.cols as usize;
@@ -328,7 +335,7 @@ mod tests {
 
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use super::{forward, VIEWS_PER_PASS};
+    use super::{forward, Watch, VIEWS_PER_PASS};
 
     /// A cone-beam view of an `n`-voxel cube from `angle`, in index space.
     fn view(n: f32, angle: f32, pixel: f32) -> ViewParams {
@@ -382,16 +389,11 @@ mod tests {
             let count_view = || {
                 views_done.fetch_add(1, Ordering::Relaxed);
             };
-            forward(
-                &volume,
-                &grid,
-                &views,
-                &detector,
-                method,
-                &mut out,
-                &count_view,
-                &no_stop,
-            );
+            let watch = Watch {
+                view_done: &count_view,
+                stop: &no_stop,
+            };
+            forward(&volume, &grid, &views, &detector, method, &mut out, &watch);
             assert_eq!(views_done.into_inner(), views.len());
             let mut hits = 0;
             for (k, view) in views.iter().enumerate() {

@@ -157,6 +157,9 @@ fn fdk<'py>(
     Ok(PyArray3::from_owned_array(py, volume))
 }
 
+/// What [`iterative`] returns: the volume, the residuals, why it stopped.
+type Reconstructed<'py> = (Bound<'py, PyArray3<f32>>, Vec<f64>, &'static str);
+
 /// SIRT or CGLS: `(volume, residuals, stopped)`, with `stopped` one of `"converged"`,
 /// `"iteration-limit"`, `"interrupted"`. `callback(iteration, residual)` is called after
 /// every update; returning `False` stops, raising stops and re-raises.
@@ -179,7 +182,7 @@ fn iterative<'py>(
     relaxation: f64,
     backend: &str,
     callback: Option<Py<PyAny>>,
-) -> PyResult<(Bound<'py, PyArray3<f32>>, Vec<f64>, &'static str)> {
+) -> PyResult<Reconstructed<'py>> {
     let run = match algorithm {
         "sirt" => recon::sirt::<ndarray::ViewRepr<&f32>>,
         "cgls" => recon::cgls::<ndarray::ViewRepr<&f32>>,
@@ -207,11 +210,7 @@ fn iterative<'py>(
         };
         Python::attach(
             |py| match callback.call1(py, (progress.iteration, progress.residual)) {
-                Ok(answer)
-                    if answer
-                        .bind(py)
-                        .is(&false.into_pyobject(py).expect("a bool")) =>
-                {
+                Ok(answer) if answer.extract::<bool>(py).is_ok_and(|go_on| !go_on) => {
                     ControlFlow::Break(())
                 }
                 Ok(_) => ControlFlow::Continue(()),

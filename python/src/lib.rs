@@ -6,7 +6,7 @@
 //! links nothing but libc), and with feature `cuda` as `_native_cuda` (the CUDA
 //! backend; the Python layer imports it only after it has loaded the driver,
 //! `libcuda.so.1`, so a machine without one never touches it). Everything here returns
-//! Python exceptions, never panics across the boundary: see [`errors`] and [`run`].
+//! Python exceptions, never panics across the boundary (modules `errors` and `run`).
 
 mod args;
 mod errors;
