@@ -10,6 +10,7 @@ use xray_projector::{
 };
 
 use crate::errors::value_error;
+use xray_projector::io::{ByteOrder, RawLayout, SampleType};
 
 /// `"siddon"` or `"joseph"`.
 pub fn method(name: &str) -> PyResult<Method> {
@@ -162,4 +163,38 @@ impl PoseArgs {
             pixel: [self.pixel.0, self.pixel.1],
         }
     }
+}
+
+/// A raw file's layout as the Python layer passes it: `(shape, dtype, big_endian,
+/// header_bytes)` with `shape = (nz, ny, nx)` and `dtype` one of `u8`, `i8`, `u16`,
+/// `i16`, `u32`, `i32`, `f32`, `f64`.
+pub type RawArgs = ([usize; 3], String, bool, u64);
+
+/// The library's raw layout for `raw`.
+pub fn raw_layout((shape, dtype, big_endian, header_bytes): RawArgs) -> PyResult<RawLayout> {
+    let sample = match dtype.as_str() {
+        "u8" => SampleType::U8,
+        "i8" => SampleType::I8,
+        "u16" => SampleType::U16,
+        "i16" => SampleType::I16,
+        "u32" => SampleType::U32,
+        "i32" => SampleType::I32,
+        "f32" => SampleType::F32,
+        "f64" => SampleType::F64,
+        other => {
+            return Err(value_error(format!(
+                "raw dtype must be one of u8, i8, u16, i16, u32, i32, f32, f64, got {other:?}"
+            )))
+        }
+    };
+    Ok(RawLayout {
+        shape,
+        sample,
+        order: if big_endian {
+            ByteOrder::Big
+        } else {
+            ByteOrder::Little
+        },
+        header_bytes,
+    })
 }

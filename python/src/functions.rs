@@ -13,7 +13,7 @@ use xray_projector::io::{read_volume as read_file, ReadOptions, DEFAULT_MAX_BYTE
 use xray_projector::recon::{self, IterativeOptions, Stopped};
 use xray_projector::{backend_statuses, intensity, Cancel, ProjectionGeometry, Projector};
 
-use crate::args::{self, GridArgs, PoseArgs, ScanArgs};
+use crate::args::{self, GridArgs, PoseArgs, RawArgs, ScanArgs};
 use crate::errors::{to_python, value_error};
 use crate::run::interruptible;
 
@@ -250,19 +250,20 @@ fn iterative<'py>(
 }
 
 /// Reads a volume file: `(data, grid, format)`, the grid as [`GridArgs`] in the file's
-/// world frame (LPS+).
+/// world frame (LPS+). With `raw`, the file is read as headerless samples.
 #[pyfunction]
-#[pyo3(signature = (path, spacing=None, max_bytes=None))]
+#[pyo3(signature = (path, spacing=None, max_bytes=None, raw=None))]
 fn read_volume(
     py: Python<'_>,
     path: PathBuf,
     spacing: Option<[f64; 3]>,
     max_bytes: Option<u64>,
+    raw: Option<RawArgs>,
 ) -> PyResult<(Bound<'_, PyArray3<f32>>, GridArgs, String)> {
     let options = ReadOptions {
         max_bytes: max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
         spacing,
-        raw: None,
+        raw: raw.map(args::raw_layout).transpose()?,
     };
     let loaded = py
         .detach(|| read_file(&path, &options))

@@ -249,3 +249,20 @@ def test_backends_say_what_is_usable():
     assert set(kinds) == {"cpu", "cuda"}
     assert kinds["cpu"].usable and "thread" in kinds["cpu"].detail
     assert kinds["cuda"].usable or kinds["cuda"].detail  # a reason when not usable
+
+
+def test_raw_file_reads_as_the_cli(tmp_path, xray_cli):
+    values = (np.arange(6 * 5 * 4).reshape(6, 5, 4) - 1000).astype(">i2")
+    path = tmp_path / "ct.raw"
+    path.write_bytes(b"\0" * 16 + values.tobytes())
+    volume = xp.Volume.from_file(path, raw=dict(shape=(6, 5, 4), dtype="i16", big_endian=True, header_bytes=16),
+                                 spacing=(0.5, 0.6, 0.7), hu=True)
+    expected = np.maximum(0.01929 * (1 + values.astype(np.float64) / 1000), 0)
+    np.testing.assert_allclose(volume.data, expected, rtol=1e-6)
+    geometry = xp.Geometry.circular(100, 200, 2, 8, 0.5)
+    xray_cli("project", "--volume", path, "--raw", "6,5,4", "--dtype", "i16", "--big-endian",
+             "--header-bytes", 16, "--spacing", "0.5,0.6,0.7", "--hu", "--views", 2, "--sod", 100,
+             "--sdd", 200, "--det", "8x8", "--pixel", 0.5, "--backend", "cpu", "--out", tmp_path / "p.npy")
+    np.testing.assert_array_equal(xp.project(volume, geometry, backend="cpu"), np.load(tmp_path / "p.npy"))
+    with pytest.raises(ValueError, match="dtype"):
+        xp.Volume.from_file(path, raw=dict(shape=(6, 5, 4), dtype="i12"), spacing=(1, 1, 1))

@@ -33,6 +33,7 @@ from ._functions import (
     sirt,
 )
 from ._geometry import Geometry, Volume, VolumeGrid
+from . import convert
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "backends",
     "backproject",
     "cgls",
+    "convert",
     "drr",
     "fdk",
     "hu_to_mu",

@@ -258,11 +258,30 @@ def hu_to_mu(volume_hu: np.ndarray, mu_water: Optional[float] = None, bone_scale
     return out
 
 
-def _read_volume(path, hu, spacing, mu_water, bone_scale, world, max_bytes) -> Volume:
+def _raw_args(raw):
+    """`Volume.from_file`'s ``raw`` dict as the native call takes it."""
+    if not isinstance(raw, dict):
+        raise TypeError(f"raw must be a dict with 'shape' and 'dtype', got {type(raw).__name__}")
+    unknown = set(raw) - {"shape", "dtype", "big_endian", "header_bytes"}
+    if unknown or "shape" not in raw or "dtype" not in raw:
+        raise ValueError(f"raw needs 'shape' and 'dtype' (optional 'big_endian', 'header_bytes'); got {sorted(raw)}")
+    shape = tuple(int(n) for n in raw["shape"])
+    if len(shape) != 3 or min(shape) <= 0:
+        raise ValueError(f"raw shape must be three positive sizes (nz, ny, nx), got {raw['shape']!r}")
+    header = int(raw.get("header_bytes", 0))
+    if header < 0:
+        raise ValueError(f"raw header_bytes must be >= 0, got {header}")
+    return (shape, str(raw["dtype"]), bool(raw.get("big_endian", False)), header)
+
+
+def _read_volume(path, hu, spacing, mu_water, bone_scale, world, max_bytes, raw=None) -> Volume:
     """`Volume.from_file`'s work."""
     spacing_arg = None if spacing is None else tuple(float(s) for s in spacing)
+    if max_bytes is not None and (isinstance(max_bytes, bool) or int(max_bytes) < 0):
+        raise ValueError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
+    raw_arg = None if raw is None else _raw_args(raw)
     data, (shape, spacing_, origin, direction), _format = _native().read_volume(
-        os.fspath(path), spacing_arg, max_bytes
+        os.fspath(path), spacing_arg, None if max_bytes is None else int(max_bytes), raw_arg
     )
     grid = VolumeGrid(tuple(shape), tuple(spacing_), tuple(origin), np.asarray(direction))
     if not world:

@@ -159,16 +159,23 @@ class Volume:
         bone_scale: float = 1.0,
         world: bool = False,
         max_bytes: Optional[int] = None,
+        raw: Optional[dict] = None,
     ) -> "Volume":
         """Reads NIfTI-1/2 (``.nii``, ``.nii.gz``), a DICOM CT series (a directory),
-        MetaImage (``.mha``/``.mhd``) or NumPy (``.npy``, needs ``spacing``), as the
-        crate does (format told by content). ``hu=True`` converts CT numbers to
-        attenuation, ``mu = mu_water (1 + HU/1000)`` clipped at 0 (``mu_water``
-        defaults to water at 70 keV, 0.01929/mm). The volume is centred on the world
-        origin unless ``world=True`` keeps the file's own placement (LPS+)."""
+        MetaImage (``.mha``/``.mhd``), NumPy (``.npy``, needs ``spacing``) or, with
+        ``raw``, headerless samples (needs ``spacing``), as the crate does (format told
+        by content). ``raw`` is a dict: ``shape`` ``(nz, ny, nx)``, ``dtype`` (``"u8"``,
+        ``"i8"``, ``"u16"``, ``"i16"``, ``"u32"``, ``"i32"``, ``"f32"``, ``"f64"``), and
+        optionally ``big_endian`` (False) and ``header_bytes`` (0).
+
+        ``hu=True`` converts CT numbers to attenuation, ``mu = mu_water (1 + HU/1000)``
+        clipped at 0 (``mu_water`` defaults to water at 70 keV, 0.01929/mm; HU above 0
+        are stretched by ``bone_scale``). The volume is centred on the world origin
+        unless ``world=True`` keeps the file's own placement (LPS+). Files larger than
+        ``max_bytes`` (default 16 GiB after decompression) are refused, not truncated."""
         from ._functions import _read_volume
 
-        return _read_volume(path, hu, spacing, mu_water, bone_scale, world, max_bytes)
+        return _read_volume(path, hu, spacing, mu_water, bone_scale, world, max_bytes, raw)
 
     @property
     def shape(self) -> Tuple[int, int, int]:

@@ -92,7 +92,7 @@ def check_geometry(geometry) -> Geometry:
     return geometry
 
 
-def common_length(name: str, vectors: np.ndarray, tolerance: float = 1e-9) -> float:
+def common_length(name: str, vectors: np.ndarray, tolerance: float = 1e-6) -> float:
     """The length shared by all rows of `vectors` (one pixel pitch for every view)."""
     lengths = np.linalg.norm(vectors, axis=1)
     if np.ptp(lengths) > tolerance * lengths.max():
@@ -108,7 +108,8 @@ def check_orthogonal(geometry: Geometry, tolerance: float = 1e-6) -> None:
     cosine = np.abs(np.sum(unit_rows("u", geometry.u) * unit_rows("v", geometry.v), axis=1))
     if np.any(cosine > tolerance):
         view = int(np.argmax(cosine))
-        raise ValueError(f"view {view}: u and v are not orthogonal (cosine {cosine[view]:.3g}); this tool needs a rectangular pixel grid")
+        raise ValueError(f"view {view}: u and v are not orthogonal (cosine {cosine[view]:.3g}); "
+                         "this tool needs a rectangular pixel grid")
 
 
 def reverse_columns(geometry: Geometry) -> Geometry:

@@ -27,18 +27,20 @@ source (astra-toolbox, 2026-08):
 
 ::
 
-    ASTRA cone at angle a = 0          ours, circular scan at angle 0
+    ASTRA cone, angle a = 0                   ours, circular scan, angle 0
 
-          +y  detector (u = +x)               +y
-           |  ======                           |   u = +y
-           |                                   |   |
-     ------O------> +x                 S ------O------ ] detector  -> +x
-           |                                   |
-           S (0, -DSO, 0)                (-sod, 0, 0)
+               +y                                      +y
+                |                                       |          |  detector at
+       =========|=========  detector at y = DOD,        |          |  x = sdd - sod,
+                |           columns u along +x     S    |          |  columns u along +y
+     -----------O-----------> +x               ----*----O----------|---> +x
+                |                            (-sod, 0, 0)
+                *  S = (0, -DSO, 0)
 
-    ASTRA cone angle a  ==  our circular scan at angle a + pi/2 with the columns
-    reversed (ASTRA's u is minus ours): reverse_columns(from_astra(cone)) has our
-    circular scan's numbers with start_angle = a0 + pi/2.
+    Both rotate anticlockwise about +z (seen from +z), rows v along +z. ASTRA's cone at
+    angle a is our circular scan at angle a + pi/2 with the columns reversed (ASTRA's u
+    is minus ours): reverse_columns(from_astra(cone)) has exactly the numbers of our
+    circular scan with sod = DSO, sdd = DSO + DOD and the angles a + pi/2.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def _angle_vectors(proj_geom: Mapping, cone: bool) -> np.ndarray:
     vectors = np.zeros((angles.size, 12))
     if cone:
         source = _positive("DistanceOriginSource", _key(proj_geom, "DistanceOriginSource", "proj_geom"))
-        detector = float(finite_array("DistanceOriginDetector", _key(proj_geom, "DistanceOriginDetector", "proj_geom"), ()))
+        detector = _key(proj_geom, "DistanceOriginDetector", "proj_geom")
+        detector = float(finite_array("DistanceOriginDetector", detector, ()))
         vectors[:, 0:3] = np.stack([s * source, -c * source, zero], 1)
         vectors[:, 3:6] = np.stack([-s * detector, c * detector, zero], 1)
     else:
@@ -157,7 +160,8 @@ def grid_to_astra(grid: VolumeGrid) -> dict:
     if not isinstance(grid, VolumeGrid):
         raise TypeError(f"expected a VolumeGrid, got {type(grid).__name__}")
     if np.abs(grid.direction - np.eye(3)).max() > 1e-12:
-        raise ValueError("ASTRA volume grids are axis-aligned; this grid is rotated (direction is not the identity)")
+        raise ValueError("ASTRA volume grids are axis-aligned; this grid is rotated "
+                         "(direction is not the identity)")
     nz, ny, nx = grid.shape
     low = np.asarray(grid.origin)
     high = low + np.asarray(grid.spacing) * np.array([nx, ny, nz])

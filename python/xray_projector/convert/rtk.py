@@ -99,7 +99,8 @@ class RtkDetector(NamedTuple):
     """The first two dimensions of an RTK projection stack: ``size`` ``(cols, rows)``,
     ``spacing`` and ``origin`` (mm), ``direction`` (2x2). The stack itself is the 3-D
     image of size ``(cols, rows, views)``, spacing ``(*spacing, 1)``, origin
-    ``(*origin, 0)`` and direction ``[[d, 0], [0, 1]]``."""
+    ``(*origin, 0)``, and a direction whose top-left 2x2 block is ``direction`` (the rest
+    the identity's)."""
 
     size: Tuple[int, int]
     spacing: Tuple[float, float]
@@ -133,6 +134,7 @@ def _itk_matrix(matrix) -> np.ndarray:
 
 
 def _is_itk_image(value) -> bool:
+    """Whether `value` looks like an ITK image."""
     return hasattr(value, "GetLargestPossibleRegion") and hasattr(value, "GetSpacing")
 
 
@@ -160,6 +162,14 @@ def _detector_direction(direction) -> np.ndarray:
     return d
 
 
+def _in_plane(name: str, value) -> np.ndarray:
+    """The first two of a projection stack's two or three spacings or origin values."""
+    array = finite_array(name, value)
+    if array.shape not in ((2,), (3,)):
+        raise ValueError(f"{name} must be 2 (or the stack's 3) numbers, got shape {array.shape}")
+    return array[:2]
+
+
 def rtk_detector(detector, spacing=None, origin=None, direction=None) -> RtkDetector:
     """An `RtkDetector` from an ITK projection stack (its size, spacing, origin and
     direction; the other arguments must then be None) or from ``detector`` =
@@ -170,14 +180,15 @@ def rtk_detector(detector, spacing=None, origin=None, direction=None) -> RtkDete
         if spacing is not None or origin is not None or direction is not None:
             raise ValueError("give either an ITK projection image or size/spacing/origin/direction, not both")
         size, spacing_a, origin_a, direction_a = _image_info(detector)
-        size, spacing, origin, direction = size[:2], spacing_a[:2], origin_a[:2], _detector_direction(direction_a)
+        size, spacing, origin = size[:2], spacing_a[:2], origin_a[:2]
+        direction = _detector_direction(direction_a)
     else:
         pair = finite_array("detector size", detector, (2,))
         size = np.array([count("detector cols", pair[0]), count("detector rows", pair[1])])
-        spacing = finite_array("spacing", (1.0, 1.0) if spacing is None else spacing, (2,))
+        spacing = _in_plane("spacing", (1.0, 1.0) if spacing is None else spacing)
         direction = _detector_direction(np.eye(2) if direction is None else direction)
         centred = -direction @ (spacing * (size - 1) / 2.0)
-        origin = centred if origin is None else finite_array("origin", origin)[:2]
+        origin = centred if origin is None else _in_plane("origin", origin)
     if not np.all(spacing > 0):
         raise ValueError(f"detector spacing must be positive, got {tuple(spacing)}")
     return RtkDetector(
@@ -186,10 +197,11 @@ def rtk_detector(detector, spacing=None, origin=None, direction=None) -> RtkDete
     )
 
 
-def rotation(gantry_angle, out_of_plane_angle, in_plane_angle) -> np.ndarray:
+def _rotation(gantry_angle, out_of_plane_angle, in_plane_angle) -> np.ndarray:
     """RTK's rotation matrices ``(n, 3, 3)`` (world to the rotated frame) for angles in
     radians: ``Rz(-in_plane) Rx(-out_of_plane) Ry(-gantry)``."""
-    return rotation_z(-np.asarray(in_plane_angle)) @ rotation_x(-np.asarray(out_of_plane_angle)) @ rotation_y(-np.asarray(gantry_angle))
+    gantry, out_of_plane, in_plane = (-np.asarray(a) for a in (gantry_angle, out_of_plane_angle, in_plane_angle))
+    return rotation_z(in_plane) @ rotation_x(out_of_plane) @ rotation_y(gantry)
 
 
 def _beam(sdd: np.ndarray) -> str:
@@ -201,11 +213,12 @@ def _beam(sdd: np.ndarray) -> str:
     raise ValueError("an RTK geometry is all cone beam (sdd != 0) or all parallel beam (sdd == 0), not both")
 
 
-def _vectors(params: dict, detector: RtkDetector, world: np.ndarray) -> Geometry:
+def _geometry_from_parameters(params: dict, detector: RtkDetector, world: np.ndarray) -> Geometry:
     """Our geometry from per-view RTK parameters (arrays, angles in radians)."""
     beam = _beam(params["sdd"])
     views = params["sid"].size
-    rotated_to_world = np.swapaxes(rotation(params["gantry_angle"], params["out_of_plane_angle"], params["in_plane_angle"]), 1, 2)
+    world_to_rotated = _rotation(params["gantry_angle"], params["out_of_plane_angle"], params["in_plane_angle"])
+    rotated_to_world = np.swapaxes(world_to_rotated, 1, 2)
     cols, rows = detector.size
     spacing = np.asarray(detector.spacing)
     direction = np.asarray(detector.direction)
@@ -253,7 +266,7 @@ def from_rtk_parameters(
     params = {name: per_view(name, value, views) for name, value in given.items()}
     for name in _ANGLES:
         params[name] = np.radians(params[name])
-    return _vectors(params, rtk_detector(detector, spacing, origin, direction), _world(world))
+    return _geometry_from_parameters(params, rtk_detector(detector, spacing, origin, direction), _world(world))
 
 
 def _object_parameters(geometry) -> dict:
@@ -270,7 +283,8 @@ def _object_parameters(geometry) -> dict:
         "in_plane_angle": "GetInPlaneAngles", "source_offset_x": "GetSourceOffsetsX",
         "source_offset_y": "GetSourceOffsetsY",
     }
-    params = {name: finite_array(getter, list(getattr(geometry, getter)()), (None,)) for name, getter in getters.items()}
+    params = {name: finite_array(getter, list(getattr(geometry, getter)()), (None,))
+              for name, getter in getters.items()}
     if params["sid"].size == 0:
         raise ValueError("the RTK geometry has no projections")
     return params
@@ -305,7 +319,8 @@ def _xml_update(state: dict, element) -> bool:
     if tag in _XML_REFUSED:
         if tag == "radiuscylindricaldetector" and _xml_number(element) == 0:
             return False
-        raise ValueError(f"this RTK geometry has {_XML_REFUSED[tag]} (<{element.tag}>), which has no equivalent here")
+        raise ValueError(f"this RTK geometry has {_XML_REFUSED[tag]} (<{element.tag}>), "
+                         "which has no equivalent here")
     return False
 
 
@@ -329,9 +344,9 @@ def read_rtk_xml(text: str) -> Tuple[List[RtkProjection], List[Optional[np.ndarr
     Read as RTK's ``ThreeDCircularProjectionGeometryXMLFileReader`` reads it: a
     parameter keeps its value, from wherever it was last given in document order (at
     the top level or in an earlier ``<Projection>``), until given again; ``<Angle>`` is
-    ``<GantryAngle>``. A file with matrices but no parameters at all gives empty
-    `RtkProjection` list entries' place to the matrices: the projections list is then
-    empty. Cylindrical detectors and collimation raise ValueError."""
+    ``<GantryAngle>``. For a file of matrices without any parameter (which RTK's own
+    reader refuses) the list of projections is empty. Cylindrical detectors and
+    collimation raise ValueError."""
     state = dict.fromkeys(_PARAMETERS, 0.0)
     projections, matrices, parameters_seen = [], [], False
     for element in _xml_root(text):
@@ -356,14 +371,15 @@ def rtk_matrix(projection: RtkProjection) -> np.ndarray:
     detector physical coordinates, homogeneous."""
     p = projection
     r = np.eye(4)
-    r[:3, :3] = rotation(*np.radians([[p.gantry_angle], [p.out_of_plane_angle], [p.in_plane_angle]]))[0]
+    r[:3, :3] = _rotation(*np.radians([[p.gantry_angle], [p.out_of_plane_angle], [p.in_plane_angle]]))[0]
     source = np.eye(4)
     source[:2, 3] = (-p.source_offset_x, -p.source_offset_y)
     if p.sdd == 0:
         magnification = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
     else:
         magnification = np.array([[-p.sdd, 0, 0, 0], [0, -p.sdd, 0, 0], [0, 0, 1.0, -p.sid]])
-    shift = np.array([[1.0, 0, p.source_offset_x - p.proj_offset_x], [0, 1.0, p.source_offset_y - p.proj_offset_y], [0, 0, 1.0]])
+    shift = np.eye(3)
+    shift[:2, 2] = (p.source_offset_x - p.proj_offset_x, p.source_offset_y - p.proj_offset_y)
     return shift @ magnification @ source @ r
 
 
@@ -426,12 +442,12 @@ def from_rtk(geometry, detector, spacing=None, origin=None, direction=None, worl
         params = _object_parameters(geometry)
     else:
         raise TypeError(f"expected an RTK geometry, its XML text or a path, got {type(geometry).__name__}")
-    return _vectors(params, described, frame)
+    return _geometry_from_parameters(params, described, frame)
 
 
 def _zxy_angles(rotations: np.ndarray) -> np.ndarray:
     """``(gantry, out_of_plane, in_plane)`` radians ``(n, 3)`` with
-    ``rotation(gantry, out_of_plane, in_plane) == rotations``."""
+    ``_rotation(gantry, out_of_plane, in_plane) == rotations``."""
     r = rotations
     a = np.arcsin(np.clip(r[:, 2, 1], -1.0, 1.0))
     b = np.arctan2(-r[:, 2, 0], r[:, 2, 2])
@@ -451,7 +467,8 @@ def to_rtk(geometry: Geometry, world: str = "rtk") -> Tuple[List[RtkProjection],
     (our circular scan) gets the stack direction ``diag(-1, 1)``, so that RTK's
     projections are ours pixel for pixel. A parallel beam must run perpendicular to its
     detector and have the isocentre (world origin) in front of it; RTK integrates only
-    from the detector to its mirror image through the isocentre. Others raise ValueError.
+    from the detector plane to the plane as far beyond the isocentre. Others raise
+    ValueError.
     """
     check_geometry(geometry)
     check_orthogonal(geometry)
@@ -462,8 +479,8 @@ def to_rtk(geometry: Geometry, world: str = "rtk") -> Tuple[List[RtkProjection],
     normal = np.cross(x_axis, y_axis)
     front = np.sum(((s - d) if geometry.beam == "cone" else -d) * normal, axis=1)
     if np.any(front == 0) or not (np.all(front > 0) or np.all(front < 0)):
-        raise ValueError("the detectors do not all face the same way (or one passes through the source or isocentre); "
-                         "RTK's projection stack has one direction")
+        raise ValueError("the detectors do not all face the same way (or one passes through the source or "
+                         "isocentre); RTK's projection stack has one direction")
     flip = 1.0 if front[0] > 0 else -1.0
     x_axis = flip * x_axis
     rotated_to_world = np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)], 2)
@@ -476,13 +493,12 @@ def to_rtk(geometry: Geometry, world: str = "rtk") -> Tuple[List[RtkProjection],
     else:
         along = np.abs(np.einsum("nij,nj->ni", world_to_rotated, unit_rows("direction", s))[:, 2])
         if np.any(along < 1 - 1e-9):
-            raise ValueError("RTK's parallel beams run perpendicular to the detector; this geometry's rays are oblique")
+            raise ValueError("RTK's parallel beams run perpendicular to the detector; "
+                             "this geometry's rays are oblique")
         sid, sdd, source = -d_local[:, 2], np.zeros(geometry.views), np.zeros((geometry.views, 2))
-    projections = [
-        RtkProjection(float(sid[n]), float(sdd[n]), float(angles[n, 0]), float(d_local[n, 0]), float(d_local[n, 1]),
-                      float(angles[n, 1]), float(angles[n, 2]), float(source[n, 0]), float(source[n, 1]))
-        for n in range(geometry.views)
-    ]
+    table = np.stack([sid, sdd, angles[:, 0], d_local[:, 0], d_local[:, 1], angles[:, 1], angles[:, 2],
+                      source[:, 0], source[:, 1]], 1)
+    projections = [RtkProjection(*map(float, row)) for row in table]
     direction = np.diag([flip, 1.0])
     size = np.array([geometry.cols, geometry.rows])
     origin = -direction @ (np.asarray(pitch) * (size - 1) / 2.0)
