@@ -17,6 +17,20 @@ pub(crate) fn zeroed(len: usize, what: &'static str) -> Result<Vec<f32>> {
     Ok(buffer)
 }
 
+/// An empty vector with room for `len` items, or an error naming `what` if it cannot be
+/// allocated (for records whose count comes from user input, such as views).
+pub(crate) fn reserved<T>(len: usize, what: &'static str) -> Result<Vec<T>> {
+    let bytes = len as u128 * std::mem::size_of::<T>() as u128;
+    if bytes > isize::MAX as u128 {
+        return Err(Error::Allocation { what, bytes });
+    }
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(len)
+        .map_err(|_| Error::Allocation { what, bytes })?;
+    Ok(buffer)
+}
+
 /// A zeroed `[a, b, c]` array, or an error naming `what` if it cannot be allocated.
 pub(crate) fn zeroed_array(shape: [usize; 3], what: &'static str) -> Result<ndarray::Array3<f32>> {
     let len = shape

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 ///
 /// The CPU backend checks it between small pieces of work (a few detector bands of a
 /// projection, one ray band of a backprojection, one row of voxels of FDK), the GPU
-/// backend between launches; once it is set, the call returns [`Error::Cancelled`] and
+/// backend before and after each GPU call (a running GPU call, all its batches of views
+/// included, is not interrupted); once it is set, the call returns [`Error::Cancelled`] and
 /// its partial output is dropped. Iterative reconstruction stops at the next projection.
 ///
 /// # Examples

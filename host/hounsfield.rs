@@ -6,7 +6,7 @@
 //! the part above water (HU > 0), where bone's attenuation falls faster with energy
 //! than water's (a bilinear model; 1 keeps the plain definition).
 
-use ndarray::Array3;
+use ndarray::{ArrayBase, DataMut, Ix3};
 
 use crate::error::{Error, Result};
 
@@ -42,12 +42,12 @@ impl HuToMu {
         (if mu < 0.0 { 0.0 } else { mu }) as f32
     }
 
-    /// Converts a volume of HU to attenuation in place.
+    /// Checks the map's parameters.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] unless `mu_water` is finite and positive and
     /// `bone_scale` finite and not negative.
-    pub fn apply(&self, volume: &mut Array3<f32>) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if !(self.mu_water.is_finite() && self.mu_water > 0.0) {
             return Err(Error::InvalidParameter {
                 name: "mu_water",
@@ -60,6 +60,19 @@ impl HuToMu {
                 reason: format!("{} is not a finite factor >= 0", self.bone_scale),
             });
         }
+        Ok(())
+    }
+
+    /// Converts a volume of HU to attenuation in place (any layout: an owned array or
+    /// a mutable view), in parallel.
+    ///
+    /// # Errors
+    /// As [`HuToMu::validate`]; the volume is then left unchanged.
+    pub fn apply<S>(&self, volume: &mut ArrayBase<S, Ix3>) -> Result<()>
+    where
+        S: DataMut<Elem = f32>,
+    {
+        self.validate()?;
         volume.par_mapv_inplace(|hu| self.mu(hu));
         Ok(())
     }
@@ -68,6 +81,7 @@ impl HuToMu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array3;
 
     #[test]
     fn fixed_points_of_the_scale() {

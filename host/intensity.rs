@@ -1,7 +1,7 @@
 //! From line integrals to what a detector counts: Beer-Lambert `I = I0 exp(-p)` and
 //! Poisson photon noise, reproducible from a seed.
 
-use ndarray::{Array3, Axis};
+use ndarray::{Array3, ArrayBase, Axis, Data, DataMut, Ix3};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] unless `i0` is finite and positive.
-pub fn beer_lambert(line_integrals: &Array3<f32>, i0: f64) -> Result<Array3<f32>> {
+pub fn beer_lambert<S>(line_integrals: &ArrayBase<S, Ix3>, i0: f64) -> Result<Array3<f32>>
+where
+    S: Data<Elem = f32>,
+{
     check_i0(i0)?;
     Ok(line_integrals.mapv(|p| (i0 * (-(p as f64)).exp()) as f32))
 }
@@ -25,7 +28,10 @@ pub fn beer_lambert(line_integrals: &Array3<f32>, i0: f64) -> Result<Array3<f32>
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] if a mean is negative or not finite.
-pub fn add_poisson_noise(counts: &mut Array3<f32>, seed: u64) -> Result<()> {
+pub fn add_poisson_noise<S>(counts: &mut ArrayBase<S, Ix3>, seed: u64) -> Result<()>
+where
+    S: DataMut<Elem = f32>,
+{
     if let Some(bad) = counts.iter().find(|m| !(m.is_finite() && **m >= 0.0)) {
         return Err(Error::InvalidParameter {
             name: "expected photon count",

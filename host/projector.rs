@@ -85,7 +85,8 @@ impl Projector {
     /// The same projector, watching `cancel`: once it is set (from any thread), the
     /// call in progress and every later one return [`Error::Cancelled`]. The CPU
     /// backend stops within a few detector bands (a projection), one ray band (a
-    /// backprojection) or one row of voxels (FDK); the GPU backend between launches.
+    /// backprojection) or one row of voxels (FDK); the GPU backend before and after each
+    /// GPU call (a GPU call itself runs to its end).
     pub fn with_cancel(mut self, cancel: Cancel) -> Projector {
         self.cancel = cancel;
         self

@@ -417,4 +417,49 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_set_stop_flag_stops_each_loop_before_its_work() {
+        let n = 12u32;
+        let grid = GridParams {
+            nx: n,
+            ny: n,
+            nz: n,
+            reserved: 0,
+            index_to_world: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        };
+        let detector = DetectorParams {
+            rows: 9,
+            cols: 9,
+            beam: Beam::Cone,
+        };
+        let views: Vec<ViewParams> = (0..3).map(|k| view(n as f32, k as f32, 1.5)).collect();
+        let volume = vec![1.0f32; (n * n * n) as usize];
+        let stopped = AtomicBool::new(true);
+        let going = AtomicBool::new(false);
+        for method in [Method::Siddon, Method::Joseph] {
+            for (stop, expect_work) in [(&stopped, false), (&going, true)] {
+                let mut out = vec![0.0f32; views.len() * 81];
+                let watch = Watch {
+                    view_done: &|| {},
+                    stop,
+                };
+                forward(&volume, &grid, &views, &detector, method, &mut out, &watch);
+                assert_eq!(out.iter().any(|&p| p != 0.0), expect_work, "forward");
+                let projections = vec![1.0f32; views.len() * 81];
+                let mut back = vec![0.0f32; volume.len()];
+                super::backward(
+                    &projections,
+                    &grid,
+                    &views,
+                    &detector,
+                    method,
+                    &mut back,
+                    stop,
+                )
+                .expect("small partial volumes");
+                assert_eq!(back.iter().any(|&x| x != 0.0), expect_work, "backward");
+            }
+        }
+    }
 }

@@ -111,31 +111,30 @@ impl CircularScan {
         finite(|| "arc".into(), self.arc)?;
         finite(|| "detector offset u".into(), self.detector_offset[0])?;
         finite(|| "detector offset v".into(), self.detector_offset[1])?;
-        let views = (0..self.views)
-            .map(|k| {
-                let a = self.start_angle + self.arc * k as f64 / self.views as f64;
-                let (sin, cos) = a.sin_cos();
-                let axis = [cos, sin, 0.0];
-                let u_unit = [-sin, cos, 0.0];
-                let v_unit = [0.0, 0.0, 1.0];
-                let to_detector = self.sdd - self.sod;
-                let detector = [
-                    to_detector * cos + self.detector_offset[0] * u_unit[0],
-                    to_detector * sin + self.detector_offset[0] * u_unit[1],
-                    self.detector_offset[1],
-                ];
-                let source = match beam {
-                    Beam::Cone => [-self.sod * cos, -self.sod * sin, 0.0],
-                    Beam::Parallel => axis,
-                };
-                View {
-                    source,
-                    detector,
-                    u: scale(u_unit, self.pixel[0]),
-                    v: scale(v_unit, self.pixel[1]),
-                }
-            })
-            .collect();
+        let mut views = crate::alloc::reserved(self.views, "the view records")?;
+        views.extend((0..self.views).map(|k| {
+            let a = self.start_angle + self.arc * k as f64 / self.views as f64;
+            let (sin, cos) = a.sin_cos();
+            let axis = [cos, sin, 0.0];
+            let u_unit = [-sin, cos, 0.0];
+            let v_unit = [0.0, 0.0, 1.0];
+            let to_detector = self.sdd - self.sod;
+            let detector = [
+                to_detector * cos + self.detector_offset[0] * u_unit[0],
+                to_detector * sin + self.detector_offset[0] * u_unit[1],
+                self.detector_offset[1],
+            ];
+            let source = match beam {
+                Beam::Cone => [-self.sod * cos, -self.sod * sin, 0.0],
+                Beam::Parallel => axis,
+            };
+            View {
+                source,
+                detector,
+                u: scale(u_unit, self.pixel[0]),
+                v: scale(v_unit, self.pixel[1]),
+            }
+        }));
         let geometry = ProjectionGeometry {
             beam,
             rows: self.detector[0],

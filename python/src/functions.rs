@@ -162,7 +162,8 @@ type Reconstructed<'py> = (Bound<'py, PyArray3<f32>>, Vec<f64>, &'static str);
 
 /// SIRT or CGLS: `(volume, residuals, stopped)`, with `stopped` one of `"converged"`,
 /// `"iteration-limit"`, `"interrupted"`. `callback(iteration, residual)` is called after
-/// every update; returning `False` stops, raising stops and re-raises.
+/// every update; returning a false value other than `None` stops, raising stops and
+/// re-raises.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (algorithm, projections, vectors, rows, cols, beam, grid, method, iterations, tolerance, nonnegative, relaxation, backend, callback=None))]
@@ -208,18 +209,23 @@ fn iterative<'py>(
         let Some(callback) = &callback else {
             return ControlFlow::Continue(());
         };
-        Python::attach(
-            |py| match callback.call1(py, (progress.iteration, progress.residual)) {
-                Ok(answer) if answer.extract::<bool>(py).is_ok_and(|go_on| !go_on) => {
-                    ControlFlow::Break(())
-                }
-                Ok(_) => ControlFlow::Continue(()),
+        Python::attach(|py| {
+            let answer = callback
+                .call1(py, (progress.iteration, progress.residual))
+                .and_then(|answer| {
+                    let answer = answer.bind(py);
+                    // None (no return statement) goes on; any other false value stops.
+                    Ok(answer.is_none() || answer.is_truthy()?)
+                });
+            match answer {
+                Ok(true) => ControlFlow::Continue(()),
+                Ok(false) => ControlFlow::Break(()),
                 Err(error) => {
                     *callback_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
                     ControlFlow::Break(())
                 }
-            },
-        )
+            }
+        })
     };
     let reconstruction = interruptible(py, &cancel, || {
         run(
@@ -249,17 +255,19 @@ fn iterative<'py>(
     ))
 }
 
-/// Reads a volume file: `(data, grid, format)`, the grid as [`GridArgs`] in the file's
-/// world frame (LPS+). With `raw`, the file is read as headerless samples.
+/// Reads a volume file: `(data, grid)`, the grid as [`GridArgs`] in the file's world
+/// frame (LPS+) with `world`, or moved so that its centre is at the origin (as the
+/// CLI does without `--world`). With `raw`, the file is read as headerless samples.
 #[pyfunction]
-#[pyo3(signature = (path, spacing=None, max_bytes=None, raw=None))]
+#[pyo3(signature = (path, world, spacing=None, max_bytes=None, raw=None))]
 fn read_volume(
     py: Python<'_>,
     path: PathBuf,
+    world: bool,
     spacing: Option<[f64; 3]>,
     max_bytes: Option<u64>,
     raw: Option<RawArgs>,
-) -> PyResult<(Bound<'_, PyArray3<f32>>, GridArgs, String)> {
+) -> PyResult<(Bound<'_, PyArray3<f32>>, GridArgs)> {
     let options = ReadOptions {
         max_bytes: max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
         spacing,
@@ -268,14 +276,21 @@ fn read_volume(
     let loaded = py
         .detach(|| read_file(&path, &options))
         .map_err(to_python)?;
-    let format = format!("{:?}", loaded.format).to_lowercase();
-    let grid = args::grid_args(&loaded.grid);
-    Ok((PyArray3::from_owned_array(py, loaded.data), grid, format))
+    let grid = if world {
+        loaded.grid
+    } else {
+        loaded.grid.recentred()
+    };
+    Ok((
+        PyArray3::from_owned_array(py, loaded.data),
+        args::grid_args(&grid),
+    ))
 }
 
 /// CT numbers to attenuation in place (see the crate's `hounsfield` module).
 #[pyfunction]
 fn hu_to_mu(
+    py: Python<'_>,
     mut volume: PyReadwriteArray3<'_, f32>,
     mu_water: f64,
     bone_scale: f64,
@@ -284,11 +299,8 @@ fn hu_to_mu(
         mu_water,
         bone_scale,
     };
-    // Checks the parameters with the library's own messages.
-    map.apply(&mut ndarray::Array3::zeros((0, 0, 0)))
-        .map_err(to_python)?;
-    volume.as_array_mut().mapv_inplace(|hu| map.mu(hu));
-    Ok(())
+    let mut values = volume.as_array_mut();
+    py.detach(|| map.apply(&mut values)).map_err(to_python)
 }
 
 /// Expected counts `i0 exp(-p)`.
@@ -298,16 +310,21 @@ fn beer_lambert<'py>(
     line_integrals: PyReadonlyArray3<'py, f32>,
     i0: f64,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
-    let counts =
-        intensity::beer_lambert(&line_integrals.as_array().to_owned(), i0).map_err(to_python)?;
+    let values = line_integrals.as_array();
+    let counts = py
+        .detach(|| intensity::beer_lambert(&values, i0))
+        .map_err(to_python)?;
     Ok(PyArray3::from_owned_array(py, counts))
 }
 
 /// Poisson samples of expected counts, in place, reproducible from `seed`.
 #[pyfunction]
-fn poisson_noise(mut counts: PyReadwriteArray3<'_, f32>, seed: u64) -> PyResult<()> {
-    let mut owned = counts.as_array().to_owned();
-    intensity::add_poisson_noise(&mut owned, seed).map_err(to_python)?;
-    counts.as_array_mut().assign(&owned);
-    Ok(())
+fn poisson_noise(
+    py: Python<'_>,
+    mut counts: PyReadwriteArray3<'_, f32>,
+    seed: u64,
+) -> PyResult<()> {
+    let mut values = counts.as_array_mut();
+    py.detach(|| intensity::add_poisson_noise(&mut values, seed))
+        .map_err(to_python)
 }

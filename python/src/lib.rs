@@ -21,6 +21,6 @@ use pyo3::prelude::*;
 #[cfg_attr(not(feature = "cuda"), pyo3(name = "_native"))]
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    module.add("HAS_CUDA", cfg!(feature = "cuda"))?;
+    module.add("MU_WATER_70KEV", xray_projector::hounsfield::MU_WATER_70KEV)?;
     functions::register(module)
 }

@@ -3,6 +3,9 @@ the adjoint identity, and the Rust CLI's own output (the same library driven fro
 which the bindings must reproduce bit for bit on the CPU."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -165,12 +168,39 @@ def test_affine_round_trip():
     assert grid.spacing == pytest.approx((0.7, 0.7, 2.5))
 
 
-def test_results_are_not_copies_of_views():
-    volume = xp.Volume(np.zeros((4, 4, 4), np.float32))
+def test_volume_keeps_the_callers_array_and_results_are_plain_arrays():
     data = np.zeros((4, 4, 4), np.float32)
     assert xp.Volume(data).data is data  # kept, not copied
-    p = xp.project(volume, xp.Geometry.circular(100, 200, 1, 4), backend="cpu")
-    assert p.flags.c_contiguous and p.flags.writeable
+    assert xp.Volume(data.astype(np.float64)).data.dtype == np.float32  # converted once
+    p = xp.project(xp.Volume(data), xp.Geometry.circular(100, 200, 1, 4), backend="cpu")
+    assert p.dtype == np.float32 and p.flags.c_contiguous and p.flags.writeable
+
+
+def test_geometry_selects_views_only():
+    geometry = xp.Geometry.circular(100, 200, 6, 4)
+    np.testing.assert_array_equal(geometry[2].vectors, geometry.vectors[2:3])
+    np.testing.assert_array_equal(geometry[1:3].vectors, geometry.vectors[1:3])
+    np.testing.assert_array_equal(geometry[[0, 5]].vectors, geometry.vectors[[0, 5]])
+    for index in [(slice(None), slice(0, 6)), Ellipsis, (slice(None), 0)]:
+        with pytest.raises(IndexError):
+            geometry[index]
+
+
+def test_a_scan_must_be_the_vectors_it_claims():
+    geometry = xp.Geometry.circular(100, 200, 6, 4)
+    other = xp.Geometry.circular(100, 250, 6, 4)
+    with pytest.raises(ValueError, match="scan"):
+        xp.Geometry(other.vectors, 4, 4, scan=geometry.scan)
+    with pytest.raises(TypeError):
+        geometry.scan["sod"] = 50.0
+
+
+def test_grids_compare_by_value():
+    a = xp.VolumeGrid((4, 5, 6), (1.0, 2.0, 3.0))
+    assert a == xp.VolumeGrid((4, 5, 6), (1.0, 2.0, 3.0)) and hash(a) == hash(xp.VolumeGrid((4, 5, 6), (1.0, 2.0, 3.0)))
+    assert a != xp.VolumeGrid((4, 5, 6), (1.0, 2.0, 3.5))
+    with pytest.raises(ValueError, match="last row"):
+        xp.VolumeGrid.from_affine((4, 5, 6), np.eye(4)[::-1])
 
 
 class TestErrors:
@@ -244,11 +274,22 @@ class TestErrors:
 
 
 def test_backends_say_what_is_usable():
-    statuses = xp.backends()
-    kinds = {s.kind: s for s in statuses}
+    kinds = {s.kind: s for s in xp.backends()}
     assert set(kinds) == {"cpu", "cuda"}
     assert kinds["cpu"].usable and "thread" in kinds["cpu"].detail
-    assert kinds["cuda"].usable or kinds["cuda"].detail  # a reason when not usable
+    # Without the driver the CPU build is loaded, and the CUDA backend says why.
+    forced = subprocess.run(
+        [sys.executable, "-c", "import xray_projector as xp; print([tuple(s) for s in xp.backends()])"],
+        env={**os.environ, "XRAY_PROJECTOR_CUDA": "0"}, capture_output=True, text=True, check=True,
+    )
+    assert "('cuda', False, 'XRAY_PROJECTOR_CUDA=0 is set')" in forced.stdout, forced.stdout
+    asked_for_cuda = subprocess.run(
+        [sys.executable, "-c", "import numpy as np, xray_projector as xp\n"
+         "xp.project(xp.Volume(np.zeros((2, 2, 2), np.float32)), xp.Geometry.circular(10, 20, 1, 2), backend='cuda')"],
+        env={**os.environ, "XRAY_PROJECTOR_CUDA": "0"}, capture_output=True, text=True,
+    )
+    assert asked_for_cuda.returncode != 0
+    assert "RuntimeError: the CUDA backend is unavailable: XRAY_PROJECTOR_CUDA=0 is set" in asked_for_cuda.stderr
 
 
 def test_raw_file_reads_as_the_cli(tmp_path, xray_cli):

@@ -35,7 +35,12 @@ from ._functions import (
 from ._geometry import Geometry, Volume, VolumeGrid
 from . import convert
 
-__version__ = "0.1.0"
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("xray-projector")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "unknown"
 
 __all__ = [
     "BackendStatus",

@@ -159,7 +159,7 @@ def fdk(
     if not isinstance(geometry, Geometry) or geometry.scan is None:
         raise ValueError("fdk needs a circular scan: make the geometry with Geometry.circular")
     backend = _check_backend(backend)
-    return _native().fdk(projections, geometry.scan, _grid_args(grid), filter, backend)
+    return _native().fdk(projections, dict(geometry.scan), _grid_args(grid), filter, backend)
 
 
 class Reconstruction(NamedTuple):
@@ -205,7 +205,8 @@ def sirt(
     """SIRT, ``x += lambda C A^T R (b - A x)`` from ``x = 0`` (``R``, ``C``: inverse row
     and column sums), for any geometry. Stops after ``iterations`` updates, when the
     relative residual reaches ``tolerance``, or when ``callback(iteration, residual)``
-    returns False. ``nonnegative`` clips after every update."""
+    returns a false value other than None (``False``, ``0``); an exception in it stops
+    the reconstruction and is re-raised. ``nonnegative`` clips after every update."""
     return _iterative("sirt", projections, geometry, grid, iterations, method, tolerance,
                       nonnegative, relaxation, backend, callback)
 
@@ -248,13 +249,19 @@ def drr(
     return counts
 
 
+def _mu_water(mu_water: Optional[float]) -> float:
+    """`mu_water`, or the library's default: water at 70 keV (a 120 kVp CT beam)."""
+    return _native().MU_WATER_70KEV if mu_water is None else float(mu_water)
+
+
 def hu_to_mu(volume_hu: np.ndarray, mu_water: Optional[float] = None, bone_scale: float = 1.0) -> np.ndarray:
     """Attenuation (1/mm) from CT numbers: ``mu = mu_water (1 + HU/1000)``, clipped at 0,
-    with HU above 0 stretched by ``bone_scale``. A new float32 array."""
+    with HU above 0 stretched by ``bone_scale`` (``mu_water`` defaults to water at 70 keV,
+    0.01929/mm). A new float32 array."""
     out = np.array(volume_hu, dtype=np.float32, order="C", copy=True)
     if out.ndim != 3:
         raise ValueError(f"a volume has 3 dimensions, got shape {out.shape}")
-    _native().hu_to_mu(out, 0.01929 if mu_water is None else float(mu_water), float(bone_scale))
+    _native().hu_to_mu(out, _mu_water(mu_water), float(bone_scale))
     return out
 
 
@@ -280,14 +287,10 @@ def _read_volume(path, hu, spacing, mu_water, bone_scale, world, max_bytes, raw=
     if max_bytes is not None and (isinstance(max_bytes, bool) or int(max_bytes) < 0):
         raise ValueError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
     raw_arg = None if raw is None else _raw_args(raw)
-    data, (shape, spacing_, origin, direction), _format = _native().read_volume(
-        os.fspath(path), spacing_arg, None if max_bytes is None else int(max_bytes), raw_arg
+    data, (shape, spacing_, origin, direction) = _native().read_volume(
+        os.fspath(path), bool(world), spacing_arg, None if max_bytes is None else int(max_bytes), raw_arg
     )
     grid = VolumeGrid(tuple(shape), tuple(spacing_), tuple(origin), np.asarray(direction))
-    if not world:
-        # Move the grid so that its centre is at the world origin (orientation kept).
-        shift = grid.centre
-        grid = VolumeGrid(grid.shape, grid.spacing, tuple(np.asarray(grid.origin) - shift), grid.direction)
     if hu:
-        _native().hu_to_mu(data, 0.01929 if mu_water is None else float(mu_water), float(bone_scale))
+        _native().hu_to_mu(data, _mu_water(mu_water), float(bone_scale))
     return Volume(data, grid=grid)

@@ -21,6 +21,7 @@ again, fully, when it is used.
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
@@ -53,7 +54,7 @@ def _count(name: str, value) -> int:
     return int(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VolumeGrid:
     """A voxel grid in the world: ``shape`` ``(nz, ny, nx)``, ``spacing`` ``(sx, sy, sz)``
     mm, ``origin`` the world position (mm) of the minimum corner, ``direction`` the 3x3
@@ -91,19 +92,39 @@ class VolumeGrid:
         object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "direction", direction)
 
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, VolumeGrid):
+            return NotImplemented
+        return (self.shape, self.spacing, self.origin) == (other.shape, other.spacing, other.origin) and bool(
+            np.array_equal(self.direction, other.direction)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.spacing, self.origin, self.direction.tobytes()))
+
     @classmethod
     def from_affine(cls, shape: Sequence[int], affine) -> "VolumeGrid":
         """The grid whose voxel *centres* are at ``affine @ (i, j, k, 1)`` (a 4x4 or 3x4
-        matrix, index order x, y, z; NIfTI's and ITK's convention). Its columns must be
-        orthogonal: their lengths are the spacing."""
+        matrix, index order x, y, z, in whatever world frame the affine is in: a NIfTI
+        sform is RAS+, while `Volume.from_file` gives LPS+). Its columns must be
+        orthogonal, as the Rust reader requires (to 1e-4, then made exactly orthonormal):
+        their lengths are the spacing."""
         a = np.asarray(affine, np.float64)
         if a.shape not in ((3, 4), (4, 4)) or not np.all(np.isfinite(a)):
             raise ValueError("affine must be a finite 3x4 or 4x4 matrix")
+        if a.shape == (4, 4) and not np.array_equal(a[3], [0.0, 0.0, 0.0, 1.0]):
+            raise ValueError(f"a 4x4 affine's last row must be (0, 0, 0, 1), got {tuple(a[3])} (transposed?)")
         m, t = a[:3, :3], a[:3, 3]
         spacing = np.linalg.norm(m, axis=0)
         if not np.all(spacing > 0):
             raise ValueError("affine has a zero column (a zero voxel size)")
         direction = m / spacing
+        error = np.abs(direction.T @ direction - np.eye(3)).max()
+        if error > 1e-4:
+            raise ValueError(f"the affine's columns are not orthogonal (error {error:.2e}): a sheared grid")
+        # The nearest orthonormal matrix (polar factor), as the Rust reader re-orthonormalises.
+        left, _, right = np.linalg.svd(direction)
+        direction = left @ right
         origin = t - direction @ (0.5 * spacing)
         return cls(tuple(shape), tuple(spacing), tuple(origin), direction)
 
@@ -212,8 +233,16 @@ class Geometry:
         self.rows = _count("rows", rows)
         self.cols = _count("cols", cols)
         self.beam = beam
-        # The circular scan's parameters when the geometry is one (FDK needs them).
-        self.scan = None if scan is None else dict(scan)
+        # The circular scan's parameters when the geometry is one (FDK needs them),
+        # read-only, and checked to be the scan these vectors are.
+        self.scan = None
+        if scan is not None:
+            from ._functions import _native
+
+            expected = _native().circular_vectors(dict(scan))
+            if expected.shape != v.shape or not np.array_equal(expected, v) or (rows, cols) != tuple(scan["detector"]):
+                raise ValueError("scan does not describe these vectors (make circular scans with Geometry.circular)")
+            self.scan = types.MappingProxyType(dict(scan))
 
     @classmethod
     def circular(
@@ -304,9 +333,16 @@ class Geometry:
         return self.vectors[:, 9:12]
 
     def __getitem__(self, index) -> "Geometry":
-        """The geometry of some views (an int, a slice, or an index array)."""
+        """The geometry of some views: an int, a slice, an index array or a boolean mask
+        over the views (not over the 12 numbers of a view)."""
+        if isinstance(index, tuple) or index is Ellipsis:
+            raise IndexError("a Geometry is indexed by views only: geometry[view], geometry[a:b], geometry[[i, j]]")
         rows = self.vectors[index]
-        return Geometry(rows.reshape(-1, 12), self.rows, self.cols, self.beam)
+        if rows.ndim == 1:
+            rows = rows[np.newaxis]
+        if rows.ndim != 2 or rows.shape[1] != 12:
+            raise IndexError(f"geometry[{index!r}] does not select views")
+        return Geometry(rows, self.rows, self.cols, self.beam)
 
     def __len__(self) -> int:
         return self.views

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-HAS_CUDA: bool
+MU_WATER_70KEV: float
 
 Grid = Tuple[Tuple[int, int, int], Tuple[float, float, float], Tuple[float, float, float], Sequence[Sequence[float]]]
 
@@ -24,9 +24,9 @@ def iterative(algorithm: str, projections: npt.NDArray[np.float32], vectors: npt
               cols: int, beam: str, grid: Grid, method: str, iterations: int, tolerance: float, nonnegative: bool,
               relaxation: float, backend: str,
               callback: Optional[Callable[[int, float], Any]] = None) -> Tuple[npt.NDArray[np.float32], List[float], str]: ...
-def read_volume(path: str, spacing: Optional[Tuple[float, float, float]] = None,
+def read_volume(path: str, world: bool, spacing: Optional[Tuple[float, float, float]] = None,
                 max_bytes: Optional[int] = None,
-                raw: Optional[Tuple[Tuple[int, int, int], str, bool, int]] = None) -> Tuple[npt.NDArray[np.float32], Grid, str]: ...
+                raw: Optional[Tuple[Tuple[int, int, int], str, bool, int]] = None) -> Tuple[npt.NDArray[np.float32], Grid]: ...
 def hu_to_mu(volume: npt.NDArray[np.float32], mu_water: float, bone_scale: float) -> None: ...
 def beer_lambert(line_integrals: npt.NDArray[np.float32], i0: float) -> npt.NDArray[np.float32]: ...
 def poisson_noise(counts: npt.NDArray[np.float32], seed: int) -> None: ...

