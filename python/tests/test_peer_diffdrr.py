@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import peer_affine
 
 diffdrr = pytest.importorskip("diffdrr")
 torch = pytest.importorskip("torch")
@@ -92,26 +93,6 @@ def _phantom_hu():
     return hu.to(torch.float32)[None]
 
 
-def _affine(kind):
-    """The volume's voxel-centre affine (before DiffDRR centres it).
-
-    "axis": RAS-aligned, anisotropic spacing, an arbitrary offset. "flipped": the index
-    axes permuted and one reversed (a reflection, as scanner LPS/RAS flips give); every
-    entry stays exact in float32.
-    """
-    a = np.eye(4)
-    if kind == "axis":
-        a[:3, :3] = np.diag(SPACING)
-    elif kind == "flipped":
-        # Index axes i -> -y, j -> +x, k -> -z (world): a permutation with a reflection
-        # (det -1), the columns scaled by the spacing.
-        a[:3, :3] = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]) * np.array(SPACING)
-    else:
-        raise ValueError(kind)
-    a[:3, 3] = (12.5, -30.0, 40.0)
-    return a
-
-
 def _fit_geometry(source, target):
     """Our one-view `Geometry` from DiffDRR's source ``(1, 1, 3)`` and pixel targets
     ``(1, H*W, 3)``: the detector centre is the mean of the pixel centres, the column
@@ -139,7 +120,7 @@ CASES = [
 
 @pytest.mark.parametrize("orientation,kind,reverse_x_axis,angles,translation", CASES)
 def test_siddon_matches_diffdrr_siddon(orientation, kind, reverse_x_axis, angles, translation):
-    image = torchio.ScalarImage(tensor=_phantom_hu(), affine=_affine(kind))
+    image = torchio.ScalarImage(tensor=_phantom_hu(), affine=peer_affine(kind, SPACING))
     subject = read(image, orientation=orientation)  # center_volume=True
     drr = DRR(
         subject, sdd=SDD, height=HEIGHT, width=WIDTH, delx=DELX, dely=DELY, x0=X0, y0=Y0,

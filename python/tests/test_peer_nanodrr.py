@@ -40,6 +40,7 @@ with nanodrr on the CPU and compares our projections.
 
 import numpy as np
 import pytest
+from conftest import peer_affine
 
 nanodrr = pytest.importorskip("nanodrr")
 torch = pytest.importorskip("torch")
@@ -66,21 +67,6 @@ X0, Y0 = 9.0, -7.0  # principal point off the detector centre (mm)
 # orientation's camera frame: the source ~800 mm before the centre, a little off-axis.
 ANGLES = [(0.0, 0.0, 0.0), (20.0, -10.0, 5.0), (-35.0, 15.0, -8.0)]
 SHIFTS = [(0.0, 0.0, -800.0), (-5.0, 10.0, -800.0), (8.0, -6.0, -760.0)]
-
-
-def _affine(kind):
-    """The volume's voxel-centre affine: "axis" (RAS-aligned, anisotropic) or "flipped"
-    (index axes i -> -y, j -> +x, k -> -z: a permutation with a reflection); every entry
-    exact in float32."""
-    a = np.eye(4)
-    if kind == "axis":
-        a[:3, :3] = np.diag(SPACING)
-    elif kind == "flipped":
-        a[:3, :3] = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]) * np.array(SPACING)
-    else:
-        raise ValueError(kind)
-    a[:3, 3] = (12.5, -30.0, 40.0)
-    return a
 
 
 def _phantom_hu():
@@ -214,7 +200,7 @@ CASES = [
 @pytest.mark.parametrize("orientation,kind,orthographic", CASES)
 def test_joseph_matches_nanodrr(orientation, kind, orthographic):
     """(b) nanodrr's CPU render of a smooth phantom against our Joseph (and Siddon)."""
-    affine = _affine(kind)
+    affine = peer_affine(kind, SPACING)
     image = torchio.ScalarImage(tensor=_phantom_hu(), affine=affine)
     subject = Subject.from_images(image)
     rt_inv = _poses(orientation, subject.isocenter, torch.float32)

@@ -274,8 +274,10 @@ class Geometry:
             start_angle=float(start_angle), arc=float(arc),
             detector_offset=tuple(float(x) for x in detector_offset), beam=beam,
         )
-        vectors = _native().circular_vectors(scan)
-        return cls(vectors, scan["detector"][0], scan["detector"][1], beam, scan=scan)
+        geometry = cls(_native().circular_vectors(scan), scan["detector"][0], scan["detector"][1], beam)
+        # These vectors are the scan's by construction: no need to check them again.
+        geometry.scan = types.MappingProxyType(scan)
+        return geometry
 
     @classmethod
     def drr(
