@@ -54,6 +54,7 @@ pub mod cases;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod error;
+mod executor;
 pub mod geometry;
 pub mod hounsfield;
 pub mod intensity;

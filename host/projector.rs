@@ -1,11 +1,16 @@
-//! [`Projector`]: the front that validates inputs, picks a backend and runs the forward
-//! projection.
+//! [`Projector`]: the front that validates inputs once, picks a backend and hands the
+//! work to its executor (`crate::executor`).
+
+use std::sync::Arc;
 
 use ndarray::{Array3, ArrayBase, Data, Ix3};
 
 use crate::alloc::{zeroed, zeroed_array};
-use crate::backend::{cpu, Backend, BackendKind};
+use crate::backend::{Backend, BackendKind};
 use crate::cancel::Cancel;
+#[cfg(feature = "cuda")]
+use crate::executor::devices::Devices;
+use crate::executor::{cpu::CpuExecutor, BackwardTask, Executor, FdkTask, ForwardTask, Output};
 use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use xray_kernels::VoxelView;
@@ -34,13 +39,15 @@ pub struct Projector {
     kind: BackendKind,
     /// What the caller asked for: with `Auto`, work that does not fit on the GPU runs on
     /// the CPU instead of failing.
-    #[cfg(feature = "cuda")]
     requested: Backend,
     fallback_reason: Option<String>,
     /// Set from another thread to stop the current call (see [`Projector::with_cancel`]).
     cancel: Cancel,
+    /// Where the work runs (see `crate::executor` for how a call reaches it).
+    executor: Arc<dyn Executor>,
+    /// The GPUs the executor uses, in the order of their shares.
     #[cfg(feature = "cuda")]
-    gpu: Option<std::sync::Arc<crate::cuda::CudaBackend>>,
+    gpus: Vec<Arc<crate::cuda::CudaBackend>>,
 }
 
 impl Projector {
@@ -56,30 +63,76 @@ impl Projector {
     pub fn new(backend: Backend) -> Result<Projector> {
         let fallback_reason = match backend {
             Backend::Cpu => None,
-            Backend::Cuda | Backend::Auto => match open_gpu() {
-                #[cfg(feature = "cuda")]
-                Ok(gpu) => {
-                    return Ok(Projector {
-                        kind: BackendKind::Cuda,
-                        requested: backend,
-                        fallback_reason: None,
-                        cancel: Cancel::new(),
-                        gpu: Some(gpu),
-                    })
-                }
+            Backend::Cuda | Backend::Auto => match open_gpus(&[0]) {
+                Ok(gpus) => return Ok(Projector::on_gpus(backend, gpus)),
                 Err(reason) if backend == Backend::Auto => Some(reason),
                 Err(reason) => return Err(Error::CudaUnavailable { reason }),
             },
         };
         Ok(Projector {
             kind: BackendKind::Cpu,
-            #[cfg(feature = "cuda")]
             requested: backend,
             fallback_reason,
             cancel: Cancel::new(),
+            executor: Arc::new(CpuExecutor),
             #[cfg(feature = "cuda")]
-            gpu: None,
+            gpus: Vec::new(),
         })
+    }
+
+    /// A projector on the CUDA devices `ordinals` together: a forward projection splits
+    /// its views between them, a backprojection (and FDK) the volume's slices, each part
+    /// planned on its device as one GPU's call is (slabs and batches when it does not fit).
+    /// The results equal one device's (forward and FDK bit for bit, the ray-driven
+    /// backprojection to f32 rounding), whatever the timing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for no ordinal or one given twice;
+    /// [`Error::CudaUnavailable`] when a device cannot be used (naming it), or in a build
+    /// without `cuda`.
+    pub fn on_devices(ordinals: &[u32]) -> Result<Projector> {
+        let mut seen = std::collections::BTreeSet::new();
+        if ordinals.is_empty() || !ordinals.iter().all(|o| seen.insert(*o)) {
+            return Err(Error::InvalidParameter {
+                name: "devices",
+                reason: format!("expected distinct CUDA device ordinals, got {ordinals:?}"),
+            });
+        }
+        match open_gpus(ordinals) {
+            Ok(gpus) => Ok(Projector::on_gpus(Backend::Cuda, gpus)),
+            Err(reason) => Err(Error::CudaUnavailable { reason }),
+        }
+    }
+
+    /// The projector whose executor runs on `gpus` (one, or several together).
+    fn on_gpus(requested: Backend, gpus: Gpus) -> Projector {
+        #[cfg(feature = "cuda")]
+        {
+            let mut members: Vec<Arc<dyn Executor>> = gpus
+                .iter()
+                .map(|gpu| {
+                    Arc::new(crate::cuda::CudaExecutor::new(Arc::clone(gpu))) as Arc<dyn Executor>
+                })
+                .collect();
+            let executor = if members.len() == 1 {
+                members.remove(0)
+            } else {
+                Arc::new(Devices::new(members))
+            };
+            Projector {
+                kind: BackendKind::Cuda,
+                requested,
+                fallback_reason: None,
+                cancel: Cancel::new(),
+                executor,
+                gpus,
+            }
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = requested;
+            match gpus {}
+        }
     }
 
     /// The same projector, watching `cancel`: once it is set (from any thread), the
@@ -97,11 +150,20 @@ impl Projector {
         self.cancel.is_cancelled()
     }
 
-    /// The GPU this projector runs on, for the device-resident API of [`crate::cuda`]
-    /// (`None` on the CPU).
+    /// The GPU this projector runs on (the first of several), for the device-resident
+    /// API of [`crate::cuda`] (`None` on the CPU).
     #[cfg(feature = "cuda")]
-    pub fn cuda_backend(&self) -> Option<&std::sync::Arc<crate::cuda::CudaBackend>> {
-        self.gpu.as_ref()
+    pub fn cuda_backend(&self) -> Option<&Arc<crate::cuda::CudaBackend>> {
+        self.gpus.first()
+    }
+
+    /// The CUDA device ordinals this projector runs on, in the order of their shares
+    /// (empty on the CPU).
+    pub fn devices(&self) -> Vec<u32> {
+        #[cfg(feature = "cuda")]
+        return self.gpus.iter().map(|gpu| gpu.ordinal()).collect();
+        #[cfg(not(feature = "cuda"))]
+        Vec::new()
     }
 
     /// The backend this projector runs on.
@@ -164,46 +226,26 @@ impl Projector {
         geometry.validate()?;
         volume_geometry.check_shape(volume.shape())?;
         self.cancel.check()?;
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &self.gpu {
-            // A detector beyond the launch grid is refused before the volume is uploaded.
-            crate::cuda::check_launchable(geometry)?;
-            // After a fault in the GPU's context, the next call runs on a reopened one.
-            let gpu = &gpu.healthy()?;
-            let on_gpu = gpu
-                .upload(volume, volume_geometry)
-                .and_then(|resident| gpu.forward_to_host(&resident, geometry, method, view_done))
-                .and_then(|projections| self.cancel.check().map(|()| projections));
-            match on_gpu {
-                Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
-                    log::warn!("projecting on the CPU: {error}");
-                }
-                other => return other,
-            }
-        }
+        // A detector beyond a GPU's launch grid is refused before anything is uploaded.
+        self.check_launchable(geometry)?;
         let contiguous = volume.as_standard_layout();
         let voxels = contiguous
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_finite(voxels, volume_geometry.shape)?;
-        let ray_count = geometry.ray_count()?;
-        let mut out = zeroed(ray_count, "projections")?;
-        let grid = volume_geometry.grid_params();
-        let views = geometry.view_params(volume_geometry);
-        let detector = geometry.detector_params();
-        cpu::forward(
+        let mut out = zeroed(geometry.ray_count()?, "projections")?;
+        let task = ForwardTask {
             voxels,
-            &grid,
-            &views,
-            &detector,
+            volume_geometry,
+            slices: 0..volume_geometry.shape[0],
+            geometry,
             method,
-            &mut out,
-            &cpu::Watch {
-                view_done,
-                stop: self.cancel.flag(),
-            },
-        );
-        self.cancel.check()?;
+            view_done,
+            cancel: &self.cancel,
+        };
+        self.run("projecting", |executor| {
+            executor.forward(&task, Output::Store, &mut out)
+        })?;
         Ok(Array3::from_shape_vec(geometry.shape(), out)
             .expect("the buffer has views * rows * cols elements"))
     }
@@ -237,41 +279,24 @@ impl Projector {
         volume_geometry.validate()?;
         geometry.validate()?;
         self.cancel.check()?;
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &self.gpu {
-            // After a fault in the GPU's context, the next call runs on a reopened one.
-            let gpu = &gpu.healthy()?;
-            let on_gpu = gpu
-                .upload_projections(projections, geometry)
-                .and_then(|uploaded| {
-                    let mut volume = gpu.allocate_volume(volume_geometry)?;
-                    gpu.backward_into(&uploaded, geometry, method, &mut volume)?;
-                    self.cancel.check()?;
-                    volume.to_host()
-                });
-            match on_gpu {
-                Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
-                    log::warn!("backprojecting on the CPU: {error}");
-                }
-                other => return other,
-            }
-        }
+        self.check_launchable(geometry)?;
         let contiguous = projections.as_standard_layout();
         let values = contiguous
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_projections(values, projections.shape(), geometry)?;
         let mut out = zeroed(volume_geometry.voxel_count()?, "the backprojected volume")?;
-        cpu::backward(
-            values,
-            &volume_geometry.grid_params(),
-            &geometry.view_params(volume_geometry),
-            &geometry.detector_params(),
+        let task = BackwardTask {
+            projections: values,
+            geometry,
+            volume_geometry,
+            slices: 0..volume_geometry.shape[0],
             method,
-            &mut out,
-            self.cancel.flag(),
-        )?;
-        self.cancel.check()?;
+            cancel: &self.cancel,
+        };
+        self.run("backprojecting", |executor| {
+            executor.backward(&task, &mut out)
+        })?;
         Ok(Array3::from_shape_vec(volume_geometry.shape, out)
             .expect("the buffer has nz * ny * nx elements"))
     }
@@ -281,7 +306,7 @@ impl Projector {
     /// before it weights and filters the projections. Nothing to check on the CPU.
     pub(crate) fn check_fdk_grid(&self, volume_geometry: &VolumeGeometry) -> Result<()> {
         #[cfg(feature = "cuda")]
-        if self.gpu.is_some() {
+        if !self.gpus.is_empty() {
             crate::cuda::check_fdk_launchable(volume_geometry)?;
         }
         #[cfg(not(feature = "cuda"))]
@@ -303,52 +328,78 @@ impl Projector {
             .as_slice()
             .expect("FDK's filtered projections are contiguous");
         self.cancel.check()?;
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &self.gpu {
-            // After a fault in the GPU's context, the next call runs on a reopened one.
-            let gpu = &gpu.healthy()?;
-            let on_gpu = gpu
-                .fdk_backproject(values, [views.len(), rows, cols], views, volume_geometry)
-                .and_then(|volume| self.cancel.check().map(|()| volume));
-            match on_gpu {
-                Err(error @ Error::DeviceOutOfMemory { .. }) if self.requested == Backend::Auto => {
-                    log::warn!("FDK backprojection on the CPU: {error}");
-                }
-                other => return other,
-            }
-        }
         let mut out = zeroed_array(volume_geometry.shape, "the reconstructed volume")?;
-        cpu::fdk_backproject(
-            values,
+        let task = FdkTask {
+            filtered: values,
             rows,
             cols,
             views,
-            volume_geometry.shape,
-            out.as_slice_mut().expect("a new array is contiguous"),
-            self.cancel.flag(),
-        );
-        self.cancel.check()?;
+            shape: volume_geometry.shape,
+            slices: 0..volume_geometry.shape[0],
+            cancel: &self.cancel,
+        };
+        let target = out.as_slice_mut().expect("a new array is contiguous");
+        self.run("FDK backprojection", |executor| {
+            executor.fdk_backproject(&task, target)
+        })?;
         Ok(out)
+    }
+
+    /// Refuses, on a GPU, a detector beyond its launch grid (before anything is
+    /// uploaded). Nothing to check on the CPU.
+    fn check_launchable(&self, geometry: &ProjectionGeometry) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        if !self.gpus.is_empty() {
+            crate::cuda::check_launchable(geometry)?;
+        }
+        #[cfg(not(feature = "cuda"))]
+        let _ = geometry;
+        Ok(())
+    }
+
+    /// Runs `work` on this projector's executor; with `Backend::Auto`, work the GPU has
+    /// no memory for runs on the CPU instead (logged at `warn`, naming `what`).
+    fn run(&self, what: &str, mut work: impl FnMut(&dyn Executor) -> Result<()>) -> Result<()> {
+        match work(self.executor.as_ref()) {
+            Err(error @ Error::DeviceOutOfMemory { .. })
+                if self.requested == Backend::Auto && self.kind == BackendKind::Cuda =>
+            {
+                log::warn!("{what} on the CPU: {error}");
+                work(&CpuExecutor)
+            }
+            other => other,
+        }?;
+        self.cancel.check()
     }
 }
 
-/// What [`open_gpu`] gives: the GPU, or (in a build without `cuda`) nothing that can exist.
+/// What [`open_gpus`] gives: the GPUs, or (in a build without `cuda`) nothing that can
+/// exist.
 #[cfg(feature = "cuda")]
-type Gpu = std::sync::Arc<crate::cuda::CudaBackend>;
+type Gpus = Vec<Arc<crate::cuda::CudaBackend>>;
 #[cfg(not(feature = "cuda"))]
-type Gpu = std::convert::Infallible;
+type Gpus = std::convert::Infallible;
 
-/// CUDA device 0, or why it cannot be used.
-fn open_gpu() -> std::result::Result<Gpu, String> {
+/// The CUDA devices `ordinals`, or why one of them cannot be used.
+fn open_gpus(ordinals: &[u32]) -> std::result::Result<Gpus, String> {
     #[cfg(feature = "cuda")]
     {
-        crate::cuda::CudaBackend::on_device(0).map_err(|error| match error {
-            Error::CudaUnavailable { reason } => reason,
-            other => other.to_string(),
-        })
+        ordinals
+            .iter()
+            .map(|&ordinal| {
+                crate::cuda::CudaBackend::on_device(ordinal).map_err(|error| match error {
+                    Error::CudaUnavailable { reason } if ordinals.len() > 1 => {
+                        format!("CUDA device {ordinal}: {reason}")
+                    }
+                    Error::CudaUnavailable { reason } => reason,
+                    other => other.to_string(),
+                })
+            })
+            .collect()
     }
     #[cfg(not(feature = "cuda"))]
     {
+        let _ = ordinals;
         Err(crate::backend::NOT_BUILT.to_string())
     }
 }

@@ -18,7 +18,6 @@ use rayon::prelude::*;
 use xray_kernels::ray::Ray;
 use xray_kernels::{
     backproject_pixel, fdk_sample, line_integral, DetectorParams, GridParams, Method, ViewParams,
-    VoxelView,
 };
 
 use super::joseph_lanes::JosephLanes;
@@ -26,6 +25,7 @@ use super::lanes::LANES;
 use super::siddon_lanes::SiddonLanes;
 use crate::alloc::zeroed;
 use crate::error::Result;
+use crate::executor::FdkTask;
 
 /// Detector rows per tile.
 const TILE_ROWS: usize = 8;
@@ -285,34 +285,30 @@ pub(crate) fn backward(
     Ok(())
 }
 
-/// FDK's voxel-driven backprojection of `filtered` (`[views, rows, cols]`) into `out`
-/// (`[nz, ny, nx]`, added to): rayon over rows of voxels, each row summing the views in
-/// order, so each voxel adds the same terms in the same order as on the GPU.
-pub(crate) fn fdk_backproject(
-    filtered: &[f32],
-    rows: usize,
-    cols: usize,
-    views: &[VoxelView],
-    shape: [usize; 3],
-    out: &mut [f32],
-    stop: &AtomicBool,
-) {
-    let [_, ny, nx] = shape;
+/// FDK's voxel-driven backprojection of `task` into `out` (its slices, `[slices, ny,
+/// nx]`, added to): rayon over rows of voxels, each row summing the views in order, so
+/// each voxel adds the same terms in the same order as on the GPU, whatever slab it is
+/// computed in.
+pub(crate) fn fdk_backproject(task: &FdkTask<'_>, out: &mut [f32]) {
+    let [_, ny, nx] = task.shape;
+    let (rows, cols) = (task.rows, task.cols);
     let image = rows * cols;
-    debug_assert_eq!(filtered.len(), views.len() * image);
-    debug_assert_eq!(out.len(), shape.iter().product::<usize>());
+    debug_assert_eq!(task.filtered.len(), task.views.len() * image);
+    debug_assert_eq!(out.len(), task.slices.len() * ny * nx);
+    let first_slice = task.slices.start;
+    let stop = task.cancel.flag();
     out.par_chunks_mut(nx.max(1))
         .enumerate()
         .for_each(|(line, voxels)| {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let (iy, iz) = ((line % ny) as f32, (line / ny) as f32);
+            let (iy, iz) = ((line % ny) as f32, (first_slice + line / ny) as f32);
             let mut sums = vec![0.0f32; voxels.len()];
-            for (k, view) in views.iter().enumerate() {
+            for (k, view) in task.views.iter().enumerate() {
                 for (ix, sum) in sums.iter_mut().enumerate() {
                     *sum += fdk_sample(
-                        filtered,
+                        task.filtered,
                         k * image,
                         rows as u32,
                         cols as u32,
@@ -343,7 +339,8 @@ mod tests {
             nx: n,
             ny: n,
             nz: n,
-            reserved: 0,
+            z_first: 0,
+            z_count: n,
             index_to_world: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, z_step],
         }
     }

@@ -28,10 +28,11 @@ pub(crate) struct JosephLanes<'a> {
 
 impl<'a> JosephLanes<'a> {
     /// The sampler for `volume` on `grid`, or `None` when this CPU lacks AVX2, the volume
-    /// has `2^31` voxels or more or none, or `volume` does not hold exactly the grid's
-    /// voxels.
+    /// has `2^31` voxels or more or none, or `volume` does not hold exactly the whole
+    /// grid's voxels (a slab of it goes one ray at a time).
     pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams) -> Option<Self> {
-        let fits = volume.len() == grid.voxel_count()
+        let fits = grid.is_whole()
+            && volume.len() == grid.voxel_count()
             && !volume.is_empty()
             && volume.len() <= i32::MAX as usize;
         (fits && cpu_has_avx2()).then_some(JosephLanes { volume, grid })

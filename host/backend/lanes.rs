@@ -74,7 +74,8 @@ pub(crate) mod test_support {
             nx: n[0],
             ny: n[1],
             nz: n[2],
-            reserved: 0,
+            z_first: 0,
+            z_count: n[2],
             index_to_world: [
                 spacing[0], 0.0, 0.0, //
                 0.0, spacing[1], 0.0, //

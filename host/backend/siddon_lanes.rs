@@ -36,10 +36,11 @@ const PREFETCH_ABOVE_BYTES: usize = 32 << 20;
 
 impl<'a> SiddonLanes<'a> {
     /// The walker for `volume` on `grid`, or `None` when this CPU lacks AVX2, the volume
-    /// has `2^31` voxels or more or none, or `volume` does not hold exactly the grid's
-    /// voxels.
+    /// has `2^31` voxels or more or none, or `volume` does not hold exactly the whole
+    /// grid's voxels (a slab of it goes one ray at a time).
     pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams) -> Option<Self> {
-        let fits = volume.len() == grid.voxel_count()
+        let fits = grid.is_whole()
+            && volume.len() == grid.voxel_count()
             && !volume.is_empty()
             && volume.len() <= i32::MAX as usize;
         let prefetch = std::mem::size_of_val(volume) > PREFETCH_ABOVE_BYTES;

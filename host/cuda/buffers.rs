@@ -28,6 +28,9 @@ pub struct DeviceVolume {
     voxels: ManuallyDrop<DeviceBuffer<f32>>,
     grid: ManuallyDrop<DeviceBuffer<u8>>,
     geometry: VolumeGeometry,
+    /// The slices of `geometry`'s grid the buffer holds (all, except inside the
+    /// executor's slabs).
+    slices: std::ops::Range<usize>,
     backend: Arc<CudaBackend>,
 }
 
@@ -59,12 +62,14 @@ impl DeviceVolume {
         voxels: DeviceBuffer<f32>,
         grid: DeviceBuffer<u8>,
         geometry: VolumeGeometry,
+        slices: std::ops::Range<usize>,
         backend: Arc<CudaBackend>,
     ) -> DeviceVolume {
         DeviceVolume {
             voxels: ManuallyDrop::new(voxels),
             grid: ManuallyDrop::new(grid),
             geometry,
+            slices,
             backend,
         }
     }
@@ -111,17 +116,28 @@ impl DeviceVolume {
     /// # Errors
     /// [`Error::Allocation`] (host memory), [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn to_host(&self) -> Result<Array3<f32>> {
-        let len = self.geometry.voxel_count()?;
+        let [_, ny, nx] = self.geometry.shape;
+        let shape = [self.slices.len(), ny, nx];
+        let len = shape.iter().product();
         let mut host = zeroed(len, "the volume")?;
         let _calls = self.backend.enter()?;
         self.voxels
             .index(..len)
             .copy_to(&mut host[..])
             .map_err(self.backend.cuda_error("copying the volume from the GPU"))?;
-        Array3::from_shape_vec(self.geometry.shape, host).map_err(|e| Error::InvalidParameter {
+        Array3::from_shape_vec(shape, host).map_err(|e| Error::InvalidParameter {
             name: "volume",
             reason: e.to_string(),
         })
+    }
+
+    /// Copies the volume into `out` (its voxel count long).
+    pub(super) fn copy_to_slice(&self, out: &mut [f32]) -> Result<()> {
+        let _calls = self.backend.enter()?;
+        self.voxels
+            .index(..out.len())
+            .copy_to(out)
+            .map_err(self.backend.cuda_error("copying the volume from the GPU"))
     }
 
     /// Sets every voxel to 0 (before a backprojection adds into it).

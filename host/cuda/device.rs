@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CStr, CString};
-use std::mem::ManuallyDrop;
+use std::mem::{size_of, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -44,9 +44,11 @@ use ndarray::{Array3, ArrayBase, Data, Ix3};
 use xray_kernels::{names, DetectorParams, Method, ViewParams};
 
 use super::buffers::{DeviceProjections, DeviceVolume};
+use super::executor::Batches;
 use super::PTX;
 use crate::alloc::zeroed;
 use crate::error::{Error, GeometryError, Result};
+use crate::executor::Output;
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use crate::projector::{check_finite, check_projections};
 
@@ -80,14 +82,14 @@ pub(super) const FREE_MEMORY_MARGIN: usize = 64 << 20;
 
 /// A PTX entry point and which of its arrays is projection-shaped.
 #[derive(Clone, Copy)]
-struct Kernel {
+pub(super) struct Kernel {
     name: &'static str,
     /// Forward kernels write projections; backprojection kernels read them.
     output_is_projections: bool,
 }
 
 impl Kernel {
-    fn forward(method: Method) -> Kernel {
+    pub(super) fn forward(method: Method) -> Kernel {
         Kernel {
             name: match method {
                 Method::Siddon => names::FORWARD_SIDDON,
@@ -97,7 +99,7 @@ impl Kernel {
         }
     }
 
-    fn backward(method: Method) -> Kernel {
+    pub(super) fn backward(method: Method) -> Kernel {
         Kernel {
             name: match method {
                 Method::Siddon => names::BACKWARD_SIDDON,
@@ -758,7 +760,19 @@ impl CudaBackend {
             .as_slice()
             .expect("as_standard_layout gives a contiguous array");
         check_finite(voxels, geometry.shape)?;
-        let grid = geometry.grid_params();
+        self.upload_voxels(voxels, geometry, 0..geometry.shape[0])
+    }
+
+    /// Uploads `voxels`, the slices `slices` of a volume on `geometry` (`[slices, ny,
+    /// nx]`, already checked: the length is right and every value finite).
+    pub(super) fn upload_voxels(
+        self: &Arc<Self>,
+        voxels: &[f32],
+        geometry: &VolumeGeometry,
+        slices: std::ops::Range<usize>,
+    ) -> Result<DeviceVolume> {
+        let grid = geometry.slab_params(slices.clone());
+        debug_assert_eq!(voxels.len(), grid.voxel_count());
         let _calls = self.enter()?;
         let mut buffer = self.allocate::<f32>(voxels.len(), "the volume")?;
         buffer
@@ -772,6 +786,7 @@ impl CudaBackend {
             buffer.into_inner(),
             grid_buffer.into_inner(),
             geometry.clone(),
+            slices,
             Arc::clone(self),
         ))
     }
@@ -877,9 +892,19 @@ impl CudaBackend {
     /// [`Error::Cuda`], [`Error::CudaFaulted`].
     pub fn allocate_volume(self: &Arc<Self>, geometry: &VolumeGeometry) -> Result<DeviceVolume> {
         geometry.validate()?;
-        let grid = geometry.grid_params();
+        self.allocate_slab(geometry, 0..geometry.shape[0])
+    }
+
+    /// A zeroed buffer for the slices `slices` (within the grid, checked by the caller)
+    /// of a volume on `geometry`.
+    pub(super) fn allocate_slab(
+        self: &Arc<Self>,
+        geometry: &VolumeGeometry,
+        slices: std::ops::Range<usize>,
+    ) -> Result<DeviceVolume> {
+        let grid = geometry.slab_params(slices.clone());
         let _calls = self.enter()?;
-        let voxels = self.allocate::<f32>(geometry.voxel_count()?, "the volume")?;
+        let voxels = self.allocate::<f32>(grid.voxel_count(), "the volume")?;
         let grid_buffer = self.upload_bytes(
             bytemuck::bytes_of(&grid),
             "copying the grid record to the GPU",
@@ -888,6 +913,7 @@ impl CudaBackend {
             voxels.into_inner(),
             grid_buffer.into_inner(),
             geometry.clone(),
+            slices,
             Arc::clone(self),
         ))
     }
@@ -995,13 +1021,10 @@ impl CudaBackend {
         check_launchable(geometry)?;
         self.check_owner(volume.backend(), "the volume")?;
         let mut host = zeroed(geometry.ray_count()?, "projections")?;
-        let views = geometry.view_params(volume.geometry());
-        let detector = geometry.detector_params();
-        let pixels_per_view = geometry.rows * geometry.cols;
-        let bytes_per_view = pixels_per_view * 4 + std::mem::size_of::<ViewParams>();
+        let bytes_per_view = (geometry.rows * geometry.cols * 4 + size_of::<ViewParams>()) as u64;
         let (free, _) = self.memory_info()?;
-        let fit = free.saturating_sub(FREE_MEMORY_MARGIN) / bytes_per_view;
-        let batch = fit.min(geometry.views.len());
+        let fit = free.saturating_sub(FREE_MEMORY_MARGIN) as u64 / bytes_per_view;
+        let batch = fit.min(geometry.views.len() as u64) as usize;
         if batch == 0 {
             return Err(Error::DeviceOutOfMemory {
                 what: "the projections of one view",
@@ -1009,15 +1032,54 @@ impl CudaBackend {
                 free: free as u128,
             });
         }
-        let data = self.allocate::<f32>(batch * pixels_per_view, "the projections")?;
-        let views_buffer = self.allocate::<u8>(
-            batch * std::mem::size_of::<ViewParams>(),
-            "the view records",
+        self.forward_batches(
+            volume,
+            geometry,
+            method,
+            &Batches {
+                views: batch,
+                output: Output::Store,
+                view_done,
+                cancel: None,
+            },
+            &mut host,
         )?;
+        Ok(Array3::from_shape_vec(geometry.shape(), host)
+            .expect("the buffer has views * rows * cols elements"))
+    }
+
+    /// Forward-projects the resident `volume` into the host slice `out` (`[views, rows,
+    /// cols]` of `geometry`, checked by the caller), `batches.views` views per launch,
+    /// storing or adding as `batches.output` says; `view_done` is called per view as
+    /// each batch arrives (outside any driver call, so a slow callback holds up no other
+    /// user of the device), and the cancel flag is checked between batches.
+    pub(super) fn forward_batches(
+        &self,
+        volume: &DeviceVolume,
+        geometry: &ProjectionGeometry,
+        method: Method,
+        batches: &Batches<'_>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let views = geometry.view_params(volume.geometry());
+        let detector = geometry.detector_params();
+        let pixels_per_view = geometry.rows * geometry.cols;
+        let batch = batches.views.clamp(1, views.len().max(1));
+        debug_assert_eq!(out.len(), views.len() * pixels_per_view);
+        let data = self.allocate::<f32>(batch * pixels_per_view, "the projections")?;
+        let views_buffer =
+            self.allocate::<u8>(batch * size_of::<ViewParams>(), "the view records")?;
+        let mut staging = match batches.output {
+            Output::Store => Vec::new(),
+            Output::Add => zeroed(batch * pixels_per_view, "a batch of projections")?,
+        };
         for (views_batch, host_batch) in views
             .chunks(batch)
-            .zip(host.chunks_mut(batch * pixels_per_view))
+            .zip(out.chunks_mut(batch * pixels_per_view))
         {
+            if let Some(cancel) = batches.cancel {
+                cancel.check()?;
+            }
             {
                 let _calls = self.enter()?;
                 let record_bytes = bytemuck::cast_slice::<ViewParams, u8>(views_batch);
@@ -1039,14 +1101,23 @@ impl CudaBackend {
                     )?;
                 }
                 self.synchronize()?;
-                data.index(..host_batch.len())
-                    .copy_to(host_batch)
+                let target = match batches.output {
+                    Output::Store => &mut *host_batch,
+                    Output::Add => &mut staging[..host_batch.len()],
+                };
+                data.index(..target.len())
+                    .copy_to(target)
                     .map_err(self.cuda_error("copying the projections from the GPU"))?;
             }
-            views_batch.iter().for_each(|_| view_done());
+            if batches.output == Output::Add {
+                host_batch
+                    .iter_mut()
+                    .zip(&staging)
+                    .for_each(|(o, part)| *o += part);
+            }
+            views_batch.iter().for_each(|_| (batches.view_done)());
         }
-        Ok(Array3::from_shape_vec(geometry.shape(), host)
-            .expect("the buffer has views * rows * cols elements"))
+        Ok(())
     }
 
     /// Launches `kernel` for `n_views` views (several launches only beyond CUDA's grid
@@ -1065,7 +1136,7 @@ impl CudaBackend {
     /// this device of the sizes `kernel` expects (see `xray_kernels::entry`), not
     /// overlapping; nothing else may write them until the stream is synchronised.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn launch(
+    pub(super) unsafe fn launch(
         &self,
         kernel: Kernel,
         input: DevicePointer<f32>,

@@ -50,11 +50,13 @@
 
 mod buffers;
 mod device;
+mod executor;
 mod fdk;
 
 pub use buffers::{DeviceProjections, DeviceVolume};
 pub(crate) use device::check_launchable;
 pub use device::CudaBackend;
+pub(crate) use executor::CudaExecutor;
 pub(crate) use fdk::check_fdk_launchable;
 
 /// The kernels' PTX, built by `build.rs` from `kernels/` (or the committed copy).

@@ -57,6 +57,17 @@ impl ProjectionGeometry {
         [self.views.len(), self.rows, self.cols]
     }
 
+    /// The same detector and beam with only the views `views` (in order): the part of
+    /// the work one device of several does. `views` lies within `0..self.views.len()`.
+    pub(crate) fn view_range(&self, views: std::ops::Range<usize>) -> ProjectionGeometry {
+        ProjectionGeometry {
+            beam: self.beam,
+            rows: self.rows,
+            cols: self.cols,
+            views: self.views[views].to_vec(),
+        }
+    }
+
     /// Number of rays (pixels over all views).
     ///
     /// # Errors

@@ -275,8 +275,10 @@ impl VolumeGeometry {
         grid
     }
 
-    /// The grid record the kernels read.
-    pub(crate) fn grid_params(&self) -> GridParams {
+    /// The grid record the kernels read, for a buffer holding the slices `slices` (a
+    /// range within `0..nz`, checked by the caller; `0..nz` for a whole volume).
+    pub(crate) fn slab_params(&self, slices: std::ops::Range<usize>) -> GridParams {
+        debug_assert!(slices.start < slices.end && slices.end <= self.shape[0]);
         let m = self.index_to_world();
         let mut flat = [0.0f32; 9];
         for r in 0..3 {
@@ -286,11 +288,9 @@ impl VolumeGeometry {
         }
         let [nz, ny, nx] = self.shape;
         GridParams {
-            nx: nx as u32,
-            ny: ny as u32,
-            nz: nz as u32,
-            reserved: 0,
-            index_to_world: flat,
+            z_first: slices.start as u32,
+            z_count: slices.len() as u32,
+            ..GridParams::whole(nx as u32, ny as u32, nz as u32, flat)
         }
     }
 }

@@ -19,7 +19,9 @@
 //!   `projections` (backprojection) to as many readable ones, not aliased by the other
 //!   buffers.
 //! * FDK: `projections` points to `n_views * rows * cols` readable `f32`s, `views` to
-//!   `n_views` [`VoxelView`]s, `volume` to `nx * ny * nz` writable `f32`s (added to).
+//!   `n_views` [`VoxelView`]s, `volume` to `nx * ny * nz` writable `f32`s (added to):
+//!   the slab of slices `first_slice..first_slice + nz` of the grid the views were made
+//!   for.
 
 use core::arch::nvptx::{
     _block_dim_x, _block_dim_y, _block_idx_x, _block_idx_y, _block_idx_z, _thread_idx_x,
@@ -290,8 +292,10 @@ pub unsafe extern "ptx-kernel" fn xray_backward_joseph(
 }
 
 /// FDK's voxel-driven backprojection: each thread adds the weighted, interpolated sum
-/// over all views to its voxel (so batches of views can be added in turn). See the
-/// module docs for the launch shape and the contract.
+/// over all views to its voxel (so batches of views can be added in turn). `volume` is
+/// the slab of `nz` slices starting at slice `first_slice` of the grid (so that a
+/// volume split into slabs gets the same numbers as a whole one). See the module docs
+/// for the launch shape and the contract.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "ptx-kernel" fn xray_fdk_backproject(
@@ -303,6 +307,7 @@ pub unsafe extern "ptx-kernel" fn xray_fdk_backproject(
     nx: u32,
     ny: u32,
     nz: u32,
+    first_slice: u32,
     volume: *mut f32,
 ) {
     // SAFETY: these read the thread's special registers, valid in any kernel.
@@ -318,7 +323,15 @@ pub unsafe extern "ptx-kernel" fn xray_fdk_backproject(
     }
     // SAFETY: `views` holds `n_views` records by the launch contract.
     let views = unsafe { core::slice::from_raw_parts(views, n_views as usize) };
-    let value = fdk_voxel(&ReadOnly(projections), rows, cols, views, ix, iy, iz);
+    let value = fdk_voxel(
+        &ReadOnly(projections),
+        rows,
+        cols,
+        views,
+        ix,
+        iy,
+        first_slice.wrapping_add(iz),
+    );
     let index = (iz as usize * ny as usize + iy as usize) * nx as usize + ix as usize;
     // SAFETY: index < nx * ny * nz, the volume's length by the launch contract.
     unsafe { *volume.add(index) += value };

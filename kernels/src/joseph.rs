@@ -7,7 +7,7 @@
 //! This is the model of ASTRA's GPU projector: smoother than Siddon, and for a ray that
 //! crosses the whole grid inside a uniform region it equals `mu * chord` exactly.
 
-use crate::math::{ceil, floor_i32, max};
+use crate::math::{ceil, floor_i32, max, min};
 use crate::params::GridParams;
 use crate::ray::Ray;
 use crate::voxels::Voxels;
@@ -23,6 +23,8 @@ pub struct Frame {
     pub origin: [f32; 3],
     /// Ray direction in (a, b, c); `|direction[0]|` is the largest component.
     pub direction: [f32; 3],
+    /// Which of (a, b, c) is the grid's z axis (0 or 2), along which a slab is cut.
+    pub z_axis: usize,
 }
 
 /// Where a ray's Joseph walk starts: its frame, the slices it samples, and the sample
@@ -69,6 +71,7 @@ fn frame(grid: &GridParams, ray: &Ray) -> Frame {
             stride: [1, sy, sz],
             origin: [o[0], o[1], o[2]],
             direction: [d[0], d[1], d[2]],
+            z_axis: 2,
         }
     } else if ay >= az {
         Frame {
@@ -76,6 +79,7 @@ fn frame(grid: &GridParams, ray: &Ray) -> Frame {
             stride: [sy, 1, sz],
             origin: [o[1], o[0], o[2]],
             direction: [d[1], d[0], d[2]],
+            z_axis: 2,
         }
     } else {
         Frame {
@@ -83,6 +87,7 @@ fn frame(grid: &GridParams, ray: &Ray) -> Frame {
             stride: [sz, 1, sy],
             origin: [o[2], o[0], o[1]],
             direction: [d[2], d[0], d[1]],
+            z_axis: 0,
         }
     }
 }
@@ -162,17 +167,36 @@ pub fn joseph<V: Voxels + ?Sized>(volume: &V, grid: &GridParams, ray: &Ray) -> f
     let Some(start) = joseph_start(grid, ray) else {
         return 0.0;
     };
+    let slab = Slab { volume, grid };
     let mut sum = 0.0f32;
     joseph_walk(&start, |f, slice_base, b, c| {
-        sum += bilinear(volume, f, slice_base, b, c)
+        sum += bilinear(&slab, f, slice_base, b, c)
     });
     sum * start.length_per_slice
 }
 
+/// The grid's buffer seen by the whole grid's linear index: voxels outside the slab it
+/// holds read as 0, so a slab's samples are the whole volume's with the other slabs'
+/// voxels zeroed (and the slabs' projections add up to the whole one's).
+struct Slab<'a, V: ?Sized> {
+    volume: &'a V,
+    grid: &'a GridParams,
+}
+
+impl<V: Voxels + ?Sized> Voxels for Slab<'_, V> {
+    #[inline(always)]
+    fn voxel(&self, index: usize) -> f32 {
+        match self.grid.slab_index(index) {
+            Some(inside) => self.volume.voxel(inside),
+            None => 0.0,
+        }
+    }
+}
+
 /// The transpose of [`joseph`] for one ray: spreads `value` times the ray's length per
 /// slice over each sample's four bilinear taps, calling `add(index, weight)` for every
-/// tap inside the grid. Summed over rays, this is the exact adjoint (backprojection) of
-/// the forward projection.
+/// tap inside the grid's slab (`add` gets the index in the slab's buffer). Summed over
+/// rays, this is the exact adjoint (backprojection) of the forward projection.
 #[inline(always)]
 pub fn joseph_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value: f32, mut add: A) {
     let Some(start) = joseph_start(grid, ray) else {
@@ -184,10 +208,11 @@ pub fn joseph_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value:
         let mut tap = |db: i32, dc: i32, w: f32| {
             let (jb, jc) = (ib.wrapping_add(db), ic.wrapping_add(dc));
             if jb >= 0 && (jb as u32) < f.count[1] && jc >= 0 && (jc as u32) < f.count[2] {
-                add(
-                    slice_base + jb as usize * f.stride[1] + jc as usize * f.stride[2],
-                    weight * w,
-                );
+                let index = slice_base + jb as usize * f.stride[1] + jc as usize * f.stride[2];
+                // Only the taps in the slab the buffer holds (all, for a whole volume).
+                if let Some(inside) = grid.slab_index(index) {
+                    add(inside, weight * w);
+                }
             }
         };
         tap(0, 0, (1.0 - wb) * (1.0 - wc));
@@ -220,19 +245,30 @@ pub fn joseph_start(grid: &GridParams, ray: &Ray) -> Option<JosephStart> {
         return None;
     }
     // Where samples can be non-zero: a in [0, n_a], b and c within half a voxel of the
-    // grid (bilinear support). The box is given back in (x, y, z) order for `clip`.
+    // grid (bilinear support). The box is in the frame's (a, b, c) order.
     let local = Ray {
         origin: f.origin,
         direction: f.direction,
         t_min: ray.t_min,
         t_max: ray.t_max,
     };
-    let lo = [0.0, -0.5, -0.5];
-    let hi = [
+    let mut lo = [0.0, -0.5, -0.5];
+    let mut hi = [
         f.count[0] as f32,
         f.count[1] as f32 + 0.5,
         f.count[2] as f32 + 0.5,
     ];
+    // A slab's buffer: along z, only samples within a voxel of its slices can touch
+    // them (half a voxel of support, and half a voxel to spare for rounding). For a
+    // whole volume this leaves the box as it is.
+    let (z_lo, z_hi) = (grid.z_first as f32 - 1.0, grid.z_end() as f32 + 1.0);
+    if f.z_axis == 0 {
+        lo[0] = max(lo[0], z_lo);
+        hi[0] = min(hi[0], z_hi);
+    } else {
+        lo[2] = max(lo[2], z_lo);
+        hi[2] = min(hi[2], z_hi);
+    }
     let (t_enter, t_exit) = local.clip(lo, hi)?;
     // Slices k whose centre plane a = k + 0.5 lies within [a(t_enter), a(t_exit)].
     let a_enter = f.origin[0] + t_enter * da;
@@ -289,6 +325,7 @@ mod tests {
             stride: [4, 2, 1],
             origin: [0.0; 3],
             direction: [1.0, 0.0, 0.0],
+            z_axis: 2,
         };
         for (b, c) in [(3e9, 1.0), (1.0, 3e9), (3e9, 3e9), (-3e9, 1.0), (1.0, -3e9)] {
             assert_eq!(bilinear(&volume[..], &f, 0, b, c), 0.0, "({b}, {c})");

@@ -50,25 +50,34 @@ pub struct WalkStart {
 
 /// The start of `ray`'s walk through `grid`, or `None` when it misses the grid.
 #[inline(always)]
+///
+/// The walk covers the slab of slices the grid's buffer holds (`z_first..z_end()`, the
+/// whole grid for a whole volume): the ray is clipped to that slab's box in the whole
+/// grid's index space.
 pub fn walk_start(grid: &GridParams, ray: &Ray) -> Option<WalkStart> {
-    let (nx, ny, nz) = (grid.nx, grid.ny, grid.nz);
-    let (t_enter, t_exit) = ray.clip([0.0; 3], [nx as f32, ny as f32, nz as f32])?;
+    let (nx, ny) = (grid.nx, grid.ny);
+    let (z_first, z_end) = (grid.z_first, grid.z_end());
+    let (t_enter, t_exit) = ray.clip(
+        [0.0, 0.0, z_first as f32],
+        [nx as f32, ny as f32, z_end as f32],
+    )?;
     let o = ray.origin;
     let d = ray.direction;
     Some(WalkStart {
-        x: axis(o[0], d[0], o[0] + t_enter * d[0], nx),
-        y: axis(o[1], d[1], o[1] + t_enter * d[1], ny),
-        z: axis(o[2], d[2], o[2] + t_enter * d[2], nz),
+        x: axis(o[0], d[0], o[0] + t_enter * d[0], 0, nx),
+        y: axis(o[1], d[1], o[1] + t_enter * d[1], 0, ny),
+        z: axis(o[2], d[2], o[2] + t_enter * d[2], z_first, z_end),
         t_enter,
         t_exit,
     })
 }
 
+/// The walk's state along one axis whose voxels `first..end` it may visit.
 #[inline(always)]
-fn axis(origin: f32, direction: f32, entry: f32, count: u32) -> Axis {
+fn axis(origin: f32, direction: f32, entry: f32, first: u32, end: u32) -> Axis {
     // Clamp the entry voxel: the entry point lies on a face up to rounding. (Written
     // with max/min, not `clamp`, which would leave a panic path in the PTX.)
-    let index = floor_i32(entry).min(count as i32 - 1).max(0);
+    let index = floor_i32(entry).min(end as i32 - 1).max(first as i32);
     if direction > 0.0 {
         Axis {
             index,
@@ -115,11 +124,13 @@ pub fn siddon_adjoint<A: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, value:
     siddon_walk(grid, ray, |index, length| add(index, weight * length));
 }
 
-/// Walks `ray` through the grid voxel by voxel, calling `visit(linear index, length)`
-/// with lengths in units of the ray parameter `t` (multiply by `|M d|` for mm).
+/// Walks `ray` through the grid's slab voxel by voxel, calling `visit(index, length)`
+/// with the voxel's index in the slab's buffer and the length in units of the ray
+/// parameter `t` (multiply by `|M d|` for mm).
 #[inline(always)]
 fn siddon_walk<F: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, mut visit: F) {
-    let (nx, ny, nz) = (grid.nx, grid.ny, grid.nz);
+    let (nx, ny) = (grid.nx, grid.ny);
+    let (z_first, z_count) = (grid.z_first, grid.z_count);
     let Some(WalkStart {
         mut x,
         mut y,
@@ -133,14 +144,16 @@ fn siddon_walk<F: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, mut visit: F)
 
     let stride_y = nx as isize;
     let stride_z = nx as isize * ny as isize;
-    let mut linear = x.index as isize + y.index as isize * stride_y + z.index as isize * stride_z;
+    let mut linear = x.index as isize
+        + y.index as isize * stride_y
+        + (z.index - z_first as i32) as isize * stride_z;
     let step_x = x.step as isize;
     let step_y = y.step as isize * stride_y;
     let step_z = z.step as isize * stride_z;
 
     let mut t = t_enter;
     // Each pass moves one index monotonically, so the loop ends after at most
-    // nx + ny + nz passes; indices are checked before every read.
+    // nx + ny + z_count passes; indices are checked before every read.
     loop {
         let t_cross = min(x.t_next, min(y.t_next, z.t_next));
         if t_cross >= t_exit {
@@ -167,7 +180,7 @@ fn siddon_walk<F: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, mut visit: F)
             z.index += z.step;
             z.t_next += z.t_delta;
             linear += step_z;
-            if z.index as u32 >= nz {
+            if (z.index as u32).wrapping_sub(z_first) >= z_count {
                 break;
             }
         } else {
@@ -259,7 +272,8 @@ mod tests {
             nx,
             ny,
             nz,
-            reserved: 0,
+            z_first: 0,
+            z_count: nz,
             index_to_world: [
                 spacing[0], 0.0, 0.0, //
                 0.0, spacing[1], 0.0, //
