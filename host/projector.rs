@@ -8,10 +8,10 @@ use ndarray::{Array3, ArrayBase, Data, Ix3};
 use crate::alloc::{zeroed, zeroed_array};
 use crate::backend::{Backend, BackendKind};
 use crate::cancel::Cancel;
+use crate::error::{Error, Result};
 #[cfg(feature = "cuda")]
 use crate::executor::devices::Devices;
 use crate::executor::{cpu::CpuExecutor, BackwardTask, Executor, FdkTask, ForwardTask, Output};
-use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use xray_kernels::VoxelView;
 

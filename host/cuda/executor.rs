@@ -86,7 +86,12 @@ impl Executor for CudaExecutor {
     fn forward(&self, task: &ForwardTask<'_>, output: Output, out: &mut [f32]) -> Result<()> {
         let gpu = self.gpu()?;
         let slices = task.slices.clone();
-        let plan = plan_rays(&gpu, task.volume_geometry.shape, slices.len(), task.geometry)?;
+        let plan = plan_rays(
+            &gpu,
+            task.volume_geometry.shape,
+            slices.len(),
+            task.geometry,
+        )?;
         if plan.slab_slices < slices.len() {
             return slabs::forward(self, task, output, &slabs_of(&plan, &slices), out);
         }
@@ -104,7 +109,12 @@ impl Executor for CudaExecutor {
     fn backward(&self, task: &BackwardTask<'_>, out: &mut [f32]) -> Result<()> {
         let gpu = self.gpu()?;
         let slices = task.slices.clone();
-        let plan = plan_rays(&gpu, task.volume_geometry.shape, slices.len(), task.geometry)?;
+        let plan = plan_rays(
+            &gpu,
+            task.volume_geometry.shape,
+            slices.len(),
+            task.geometry,
+        )?;
         if plan.slab_slices < slices.len() {
             return slabs::backward(self, task, &slabs_of(&plan, &slices), out);
         }

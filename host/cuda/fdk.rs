@@ -55,10 +55,11 @@ impl CudaBackend {
         let image = rows * cols;
         let batch = batch.clamp(1, n_views.max(1));
         let projections = self.allocate::<f32>(batch * image, "FDK's filtered projections")?;
-        let first_slice = u32::try_from(task.slices.start).map_err(|_| Error::InvalidParameter {
-            name: "slab",
-            reason: format!("first slice {} beyond u32", task.slices.start),
-        })?;
+        let first_slice =
+            u32::try_from(task.slices.start).map_err(|_| Error::InvalidParameter {
+                name: "slab",
+                reason: format!("first slice {} beyond u32", task.slices.start),
+            })?;
         for (index, chunk) in task.filtered.chunks(batch * image).enumerate() {
             task.cancel.check()?;
             let _calls = self.enter()?;

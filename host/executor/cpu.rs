@@ -21,7 +21,15 @@ impl Executor for CpuExecutor {
         };
         match output {
             Output::Store => {
-                cpu::forward(task.voxels, &grid, &views, &detector, task.method, out, &watch);
+                cpu::forward(
+                    task.voxels,
+                    &grid,
+                    &views,
+                    &detector,
+                    task.method,
+                    out,
+                    &watch,
+                );
             }
             Output::Add => {
                 let mut part = zeroed(out.len(), "a slab's part of the projections")?;

@@ -133,3 +133,6 @@ pub(crate) trait Executor: Send + Sync + Debug {
     /// FDK's backprojection of `task` into `out` (its slices), overwriting it.
     fn fdk_backproject(&self, task: &FdkTask<'_>, out: &mut [f32]) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests;

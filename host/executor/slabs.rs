@@ -60,7 +60,10 @@ pub(crate) fn backward<E: Executor + ?Sized>(
             slices: slab.clone(),
             ..task.clone()
         };
-        inner.backward(&part, &mut out[(slab.start - first) * slice..(slab.end - first) * slice])?;
+        inner.backward(
+            &part,
+            &mut out[(slab.start - first) * slice..(slab.end - first) * slice],
+        )?;
     }
     Ok(())
 }
