@@ -189,7 +189,7 @@ fn resident_volume_is_reused_updated_and_kept_on_the_device() {
     let grid = VolumeGeometry::centered([32, 40, 36], [1.0, 1.0, 1.5]);
     let volume = test_volume(&grid, 8);
     let mut resident = gpu.upload(&volume, &grid).unwrap();
-    assert_eq!(resident.device_bytes(), 32 * 40 * 36 * 4 + 52);
+    assert_eq!(resident.device_bytes(), 32 * 40 * 36 * 4 + 56);
     let first = CircularScan::new(250.0, 400.0, 6, [32, 48], 1.3)
         .geometry()
         .unwrap();
@@ -961,4 +961,120 @@ fn gpu_equals_cpu_on_awkward_geometries() {
         .geometry()
         .unwrap();
     check_parity("one-pixel detector", &grid, &one_pixel, 64);
+}
+
+/// Set in the child process of `slabs_and_several_gpus_give_the_whole_volumes_result`.
+const SCALE_CHILD: &str = "XRAY_TEST_SCALE_CHILD";
+
+/// What `scale_child` prints when it has run to the end.
+const SCALE_CHILD_DONE: &str = "slabs and several GPUs: equal to one GPU and to the CPU";
+
+#[test]
+fn slabs_and_several_gpus_give_the_whole_volumes_result() {
+    // In a child process whose software driver has 4 GPUs of 64.5 MiB: after the 64 MiB
+    // margin, 512 KiB each, less than the test volume (on a real machine the variables
+    // have no effect: the child then checks the same results without slabs, on the GPUs
+    // there are).
+    if gpu("slabs and several GPUs").is_none() {
+        return;
+    }
+    run_child(
+        "scale_child",
+        &[
+            (SCALE_CHILD, "1"),
+            ("XRAY_EMU_MEMORY", "66048K"),
+            ("XRAY_EMU_DEVICES", "4"),
+        ],
+        SCALE_CHILD_DONE,
+    );
+}
+
+#[test]
+fn scale_child() {
+    if std::env::var_os(SCALE_CHILD).is_none() {
+        return;
+    }
+    let Some(gpu) = gpu("slabs and several GPUs (child process)") else {
+        return;
+    };
+    let emulated = gpu.description().contains("xray-emu");
+    // 64 slices of 56 x 56: 784 KiB, with a spacing that puts the slab boundaries
+    // off the binary grid.
+    let grid = VolumeGeometry::centered([64, 56, 56], [0.7, 0.7, 0.7]);
+    let volume = test_volume(&grid, 71);
+    let scan = CircularScan::new(80.0, 140.0, 8, [33, 41], 1.1);
+    let geometry = scan.geometry().unwrap();
+    let (free, total) = gpu.memory_info().unwrap();
+    if emulated {
+        assert_eq!(total, 66048 << 10, "XRAY_EMU_MEMORY=66048K was not applied");
+        assert!(
+            volume.len() * 4 > free.saturating_sub(FREE_MEMORY_MARGIN),
+            "the volume must not fit: {free} bytes free"
+        );
+    }
+    let cpu = Projector::new(Backend::Cpu).unwrap();
+    let one = Projector::on_devices(&[0]).unwrap();
+    let several: Vec<Projector> = [&[0, 1][..], &[0, 1, 2, 3][..]]
+        .into_iter()
+        .filter_map(|ordinals| match Projector::on_devices(ordinals) {
+            Ok(projector) => Some(projector),
+            Err(error) if !emulated => {
+                eprintln!("several GPUs: {ordinals:?} not here ({error})");
+                None
+            }
+            Err(error) => panic!("the software driver has 4 GPUs: {error}"),
+        })
+        .collect();
+    for method in [Method::Siddon, Method::Joseph] {
+        // Slabs on one GPU against the whole volume on the CPU: the bound of
+        // host/executor/tests.rs.
+        let want = cpu_projection(&volume, &grid, &geometry, method);
+        let got = one.forward(&volume, &grid, &geometry, method).unwrap();
+        let (difference, scale) = max_relative_difference(&got, &want);
+        eprintln!("slabs {method:?}: forward max |GPU - CPU| = {difference:.2e} of {scale:.3}");
+        assert!(
+            scale > 0.1 && difference <= 2e-5,
+            "{method:?}: {difference:.2e}"
+        );
+        let back_want = cpu.backward(&want, &geometry, &grid, method).unwrap();
+        let back = one.backward(&want, &geometry, &grid, method).unwrap();
+        let (difference, _) = max_relative_difference(&back, &back_want);
+        eprintln!("slabs {method:?}: backward max |GPU - CPU| = {difference:.2e}");
+        assert!(difference <= 1e-4, "{method:?} backward: {difference:.2e}");
+        // Several GPUs against one: the views split for the forward projection (bit for
+        // bit), the slices for the backprojection.
+        for projector in &several {
+            let devices = projector.devices();
+            let views_done = std::sync::atomic::AtomicUsize::new(0);
+            let shared = projector
+                .forward_with_progress(&volume, &grid, &geometry, method, &|| {
+                    views_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                })
+                .unwrap();
+            assert_eq!(shared, got, "{method:?} on {devices:?}: forward");
+            assert_eq!(views_done.into_inner(), 8, "one progress call per view");
+            let back_shared = projector.backward(&want, &geometry, &grid, method).unwrap();
+            let (difference, _) = max_relative_difference(&back_shared, &back);
+            eprintln!("{method:?} on {devices:?}: backward max |shared - one| = {difference:.2e}");
+            assert!(
+                difference <= 1e-4,
+                "{method:?} on {devices:?}: {difference:.2e}"
+            );
+        }
+    }
+    let projections = cpu_projection(&volume, &grid, &geometry, Method::Joseph);
+    let want = recon::fdk(&cpu, &projections, &scan, &grid, Filter::SheppLogan).unwrap();
+    let got = recon::fdk(&one, &projections, &scan, &grid, Filter::SheppLogan).unwrap();
+    let (difference, scale) = max_relative_difference(&got, &want);
+    eprintln!("slabs FDK: max |GPU - CPU| = {difference:.2e} of {scale:.3}");
+    assert!(scale > 0.01 && difference <= 1e-5, "FDK: {difference:.2e}");
+    for projector in &several {
+        let shared = recon::fdk(projector, &projections, &scan, &grid, Filter::SheppLogan).unwrap();
+        assert_eq!(shared, got, "FDK on {:?}", projector.devices());
+    }
+    assert!(matches!(
+        Projector::on_devices(&[0, 0]),
+        Err(Error::InvalidParameter { .. })
+    ));
+    let _ = writeln!(std::io::stderr(), "{SCALE_CHILD_DONE}");
 }

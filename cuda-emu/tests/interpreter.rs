@@ -610,6 +610,26 @@ fn run_64(body: &str, a: &[u64], b: &[u64]) -> Vec<u64> {
 }
 
 #[test]
+fn four_byte_loads_into_64_bit_registers_extend_by_their_type() {
+    // PTX lets `ld` write a register wider than its type (LLVM emits this for a `u32`
+    // field read into a `usize`): `.u32`/`.b32` zero-extend, `.s32` sign-extends.
+    let a = [0xFFFF_FFFF_8000_0001u64, 7];
+    let b = [0u64, 0];
+    assert_eq!(
+        run_64("ld.global.u32 %rd12, [%rd4];", &a, &b),
+        vec![0x8000_0001, 7]
+    );
+    assert_eq!(
+        run_64("ld.global.b32 %rd12, [%rd4];", &a, &b),
+        vec![0x8000_0001, 7]
+    );
+    assert_eq!(
+        run_64("ld.global.s32 %rd12, [%rd4];", &a, &b),
+        vec![0xFFFF_FFFF_8000_0001, 7]
+    );
+}
+
+#[test]
 fn wide_products_extensions_and_64_bit_shifts() {
     let a = [(-2i32) as u32 as u64, 0xffff_ffff, 0x8000_0000];
     let b = [3u64, 0xffff_ffff, 1];

@@ -7,7 +7,7 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use cust::memory::CopyDestination;
-use xray_kernels::{GridParams, ViewParams, VoxelView};
+use xray_kernels::{GridParams, ViewParams};
 
 use super::device::{CudaBackend, Kernel, FREE_MEMORY_MARGIN};
 use super::DeviceVolume;
@@ -131,7 +131,7 @@ impl Executor for CudaExecutor {
             slice_bytes: (task.slice_len() * size_of::<f32>()) as u64,
             views: task.views.len(),
             view_bytes: (task.rows * task.cols * size_of::<f32>()) as u64,
-            fixed_bytes: (task.views.len() * size_of::<VoxelView>()) as u64,
+            fixed_bytes: std::mem::size_of_val(task.views) as u64,
         };
         let plan = plan(&footprint, budget(&gpu)?)?;
         if plan.slab_slices < task.slices.len() {

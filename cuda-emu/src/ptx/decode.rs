@@ -568,10 +568,20 @@ impl<'a> Decoder<'a> {
                     }
                 }
                 let nc = has("nc");
-                let d = self.destination(ops[0], ty)?;
+                // PTX lets a 4-byte integer load fill a 64-bit register (extended).
+                let wide = size == 4
+                    && !ty.starts_with('f')
+                    && self.regs.get(ops[0]).is_some_and(|&(_, w)| w == Width::W64);
+                let d = self.destination(ops[0], if wide { "b64" } else { ty })?;
                 let (a, offset) = self.global_address(ops[1])?;
                 match size {
-                    4 => Ok(Op::LdGlobal32 { d, a, offset, nc }),
+                    4 => Ok(Op::LdGlobal32 {
+                        d,
+                        a,
+                        offset,
+                        nc,
+                        sign_extend: wide && ty.starts_with('s'),
+                    }),
                     8 => Ok(Op::LdGlobal64 { d, a, offset, nc }),
                     _ => Err(self.unsupported(opcode, &format!("a {size}-byte load"))),
                 }

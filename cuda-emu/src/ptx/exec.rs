@@ -442,10 +442,20 @@ pub fn run_thread<M: GlobalMemory, const PROFILE: bool>(
                 };
                 set!(d, value)
             }
-            Op::LdGlobal32 { d, a, offset, nc } => {
+            Op::LdGlobal32 {
+                d,
+                a,
+                offset,
+                nc,
+                sign_extend,
+            } => {
                 let address = q!(a).wrapping_add(offset as i64 as u64);
                 let value = mem!(memory.load32(address, nc, at));
-                set!(d, u64::from(value))
+                if sign_extend {
+                    set!(d, value as i32 as i64 as u64)
+                } else {
+                    set!(d, u64::from(value))
+                }
             }
             Op::LdGlobal64 { d, a, offset, nc } => {
                 let address = q!(a).wrapping_add(offset as i64 as u64);

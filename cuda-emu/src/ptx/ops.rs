@@ -341,12 +341,16 @@ pub enum Op {
     Truncate64 { d: Reg, a: Reg },
     /// `ld.param` of `size` bytes at byte `offset` of the parameter buffer
     LdParam { d: Reg, offset: u32, size: u8 },
-    /// `ld.global` of 4 bytes at `[a + offset]`; `nc` for the non-coherent path
+    /// `ld.global` of 4 bytes at `[a + offset]`; `nc` for the non-coherent path;
+    /// `sign_extend` for an `.s32` load into a 64-bit register (PTX lets `ld` write a
+    /// register wider than its type: zero-extended for `.b32`/`.u32`, sign-extended for
+    /// `.s32`)
     LdGlobal32 {
         d: Reg,
         a: Reg,
         offset: i32,
         nc: bool,
+        sign_extend: bool,
     },
     /// `ld.global` of 8 bytes
     LdGlobal64 {
