@@ -150,6 +150,11 @@ impl Projector {
         self.cancel.is_cancelled()
     }
 
+    /// [`Error::Cancelled`] once this projector's [`Cancel`] flag is set.
+    pub(crate) fn check_cancelled(&self) -> Result<()> {
+        self.cancel.check()
+    }
+
     /// The GPU this projector runs on (the first of several), for the device-resident
     /// API of [`crate::cuda`] (`None` on the CPU).
     #[cfg(feature = "cuda")]

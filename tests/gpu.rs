@@ -408,6 +408,106 @@ fn gpu_fdk_and_iterative_reconstructions_equal_the_cpu() {
     for (g, c) in got.residuals.iter().zip(&want.residuals) {
         assert!((g - c).abs() <= 1e-4 * c, "SIRT residuals: {g} vs {c}");
     }
+    // CGLS, resident on the GPU as SIRT: its steps amplify rounding more (each step's
+    // length is a ratio of dot products), so the bound is that of the residuals.
+    let want = recon::cgls(&cpu, &projections, &geometry, &grid, &options, go_on).unwrap();
+    let got = recon::cgls(&cuda, &projections, &geometry, &grid, &options, go_on).unwrap();
+    let (difference, _) = max_relative_difference(&got.volume, &want.volume);
+    eprintln!("CGLS: max |GPU - CPU| = {difference:.2e}");
+    assert!(difference <= 1e-3, "CGLS: {difference:.2e}");
+    assert_eq!(got.residuals.len(), want.residuals.len());
+    for (g, c) in got.residuals.iter().zip(&want.residuals) {
+        assert!((g - c).abs() <= 1e-4 * c, "CGLS residuals: {g} vs {c}");
+    }
+}
+
+/// Set in the child process of `iterations_run_resident_on_the_gpu`.
+const RESIDENT_CHILD: &str = "XRAY_TEST_RESIDENT_CHILD";
+
+/// What `resident_iterations_child` prints when it has run to the end.
+const RESIDENT_CHILD_DONE: &str = "resident iterations: the vector kernels ran";
+
+#[test]
+fn iterations_run_resident_on_the_gpu() {
+    // In a child process that writes the software driver's launch report, to see which
+    // kernels SIRT and CGLS launched (on a real GPU the report is not written, and the
+    // child checks the results only).
+    if gpu("resident iterations").is_none() {
+        return;
+    }
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let path = report.path().to_str().unwrap().to_string();
+    run_child(
+        "resident_iterations_child",
+        &[
+            (RESIDENT_CHILD, path.as_str()),
+            ("XRAY_EMU_PROFILE", path.as_str()),
+        ],
+        RESIDENT_CHILD_DONE,
+    );
+}
+
+#[test]
+fn resident_iterations_child() {
+    let Some(report) = std::env::var_os(RESIDENT_CHILD) else {
+        return;
+    };
+    let Some(gpu) = gpu("resident iterations (child process)") else {
+        return;
+    };
+    let grid = VolumeGeometry::centered([16, 20, 18], [1.5, 1.5, 1.5]);
+    let volume = test_volume(&grid, 81);
+    let geometry = CircularScan::new(100.0, 180.0, 12, [20, 24], 1.5)
+        .geometry()
+        .unwrap();
+    let projections = cpu_projection(&volume, &grid, &geometry, Method::Joseph);
+    let options = recon::IterativeOptions {
+        method: Method::Joseph,
+        iterations: 3,
+        ..Default::default()
+    };
+    let cuda = Projector::new(Backend::Cuda).unwrap();
+    let cpu = Projector::new(Backend::Cpu).unwrap();
+    let go_on = |_: &recon::Progress| std::ops::ControlFlow::Continue(());
+    let solve = |name: &str, projector: &Projector| match name {
+        "SIRT" => recon::sirt(projector, &projections, &geometry, &grid, &options, go_on),
+        _ => recon::cgls(projector, &projections, &geometry, &grid, &options, go_on),
+    };
+    for name in ["SIRT", "CGLS"] {
+        std::fs::write(&report, "").unwrap();
+        let got = solve(name, &cuda).unwrap();
+        let want = solve(name, &cpu).unwrap();
+        let (difference, _) = max_relative_difference(&got.volume, &want.volume);
+        assert!(difference <= 1e-3, "{name}: {difference:.2e}");
+        if !gpu.description().contains("xray-emu") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&report).unwrap();
+        let count = |kernel: &str| {
+            text.lines()
+                .filter(|line| line.contains(&format!("\"kernel\":\"{kernel}\"")))
+                .count()
+        };
+        // Per iteration: one forward and one backprojection, and the vector steps on
+        // the GPU (a dot product for each residual), nothing else.
+        let forwards = count("xray_forward_joseph");
+        let dots = count("xray_vec_dot_partials");
+        eprintln!("{name}: {forwards} forward launches, {dots} dot products on the GPU");
+        match name {
+            "SIRT" => {
+                // The row weights, then one per residual (iterations + 1).
+                assert_eq!(forwards, 1 + 4, "{name}");
+                assert_eq!(dots, 4, "{name}");
+                assert_eq!(count("xray_vec_sirt_step"), 3, "{name}");
+            }
+            _ => {
+                assert_eq!(forwards, 3, "{name}");
+                assert!(dots >= 6, "{name}: {dots}");
+                assert_eq!(count("xray_vec_clip"), 1, "{name}");
+            }
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "{RESIDENT_CHILD_DONE}");
 }
 
 /// The projection kernels' launch grid covers 8 detector rows per block and at most

@@ -236,11 +236,56 @@ impl DeviceProjections {
         })
     }
 
+    /// The values' device buffer.
+    pub(super) fn device_buffer(&self) -> &DeviceBuffer<f32> {
+        &self.data
+    }
+
     pub(super) fn data_ptr(&self) -> DevicePointer<f32> {
         self.data.as_device_ptr()
     }
 
     pub(super) fn buffers_mut(&mut self) -> (&mut DeviceBuffer<u8>, &mut DeviceBuffer<f32>) {
         (&mut *self.views, &mut *self.data)
+    }
+}
+
+/// A device array of `f32` the vector kernels work on: a volume (or slab) or
+/// projections.
+pub(super) trait DeviceArray {
+    /// Its first element.
+    fn device_ptr(&self) -> DevicePointer<f32>;
+    /// Its element count.
+    fn element_count(&self) -> usize;
+    /// The backend holding it.
+    fn owner(&self) -> &CudaBackend;
+}
+
+impl DeviceArray for DeviceVolume {
+    fn device_ptr(&self) -> DevicePointer<f32> {
+        self.voxels.as_device_ptr()
+    }
+
+    fn element_count(&self) -> usize {
+        let [_, ny, nx] = self.geometry.shape;
+        self.slices.len() * ny * nx
+    }
+
+    fn owner(&self) -> &CudaBackend {
+        &self.backend
+    }
+}
+
+impl DeviceArray for DeviceProjections {
+    fn device_ptr(&self) -> DevicePointer<f32> {
+        self.data.as_device_ptr()
+    }
+
+    fn element_count(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    fn owner(&self) -> &CudaBackend {
+        &self.backend
     }
 }

@@ -52,12 +52,14 @@ mod buffers;
 mod device;
 mod executor;
 mod fdk;
+mod solver;
 
 pub use buffers::{DeviceProjections, DeviceVolume};
 pub(crate) use device::check_launchable;
 pub use device::CudaBackend;
 pub(crate) use executor::CudaExecutor;
 pub(crate) use fdk::check_fdk_launchable;
+pub(crate) use solver::resident_workspace;
 
 /// The kernels' PTX, built by `build.rs` from `kernels/` (or the committed copy).
 pub(crate) const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/xray_kernels.ptx"));

@@ -61,6 +61,80 @@ pub fn parse_metaimage(
         path: path.to_path_buf(),
         reason,
     };
+    let image = parse_image(path, bytes)?;
+    let external;
+    let stored: &[u8] = match &image.data_file {
+        None => &bytes[image.header_len..],
+        Some(name) => {
+            external = load_data_file(name)?;
+            &external
+        }
+    };
+    let inflated;
+    let data_bytes = if image.compressed {
+        if image.raw_len as u64 > max_bytes {
+            return Err(bad(format!(
+                "the image is {} bytes, over the reader's limit of {max_bytes}",
+                image.raw_len
+            )));
+        }
+        inflated = unzlib(path, stored, image.raw_len as u64)?;
+        &inflated[..]
+    } else {
+        let skip = image.skip.min(stored.len());
+        &stored[skip..]
+    };
+    let data = decode(
+        path,
+        data_bytes,
+        image.count,
+        image.sample,
+        image.order,
+        (1.0, 0.0),
+    )?;
+    let data = Array3::from_shape_vec(image.shape, data).expect("count = nx * ny * nz");
+    Ok(LoadedVolume {
+        data,
+        grid: image.grid,
+        format: VolumeFormat::MetaImage,
+    })
+}
+
+/// A MetaImage header's image: its grid, how its samples are stored, and where.
+pub(super) struct Image {
+    /// `[nz, ny, nx]`, the array's shape.
+    pub(super) shape: [usize; 3],
+    /// `nz * ny * nx` (it does not overflow).
+    pub(super) count: usize,
+    /// Bytes of the uncompressed samples (it does not overflow).
+    pub(super) raw_len: usize,
+    /// The element type.
+    pub(super) sample: SampleType,
+    /// The byte order.
+    pub(super) order: ByteOrder,
+    /// Whether the data are zlib-compressed (`CompressedData = True`).
+    pub(super) compressed: bool,
+    /// The data file, a plain name beside the header; `None` for `LOCAL` (the data
+    /// follow the header in the same file).
+    pub(super) data_file: Option<String>,
+    /// Bytes up to and including the `ElementDataFile` line.
+    pub(super) header_len: usize,
+    /// `HeaderSize`: bytes to skip at the start of the (uncompressed) data.
+    pub(super) skip: usize,
+    /// The grid in the LPS+ world frame.
+    pub(super) grid: VolumeGeometry,
+}
+
+/// Parses the header of the MetaImage file held in `bytes` and checks where it puts
+/// the data (the data themselves are not read); `path` names it in errors.
+///
+/// # Errors
+/// As [`parse_metaimage`], but for the data.
+pub(super) fn parse_image(path: &Path, bytes: &[u8]) -> Result<Image> {
+    let bad = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
     let header = Header::parse(bytes).map_err(bad)?;
     let [nx, ny, nz] = header.dims;
     let count = nx
@@ -78,9 +152,8 @@ pub fn parse_metaimage(
     }
     let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], affine)
         .map_err(|e| bad(format!("unusable ElementSpacing/TransformMatrix: {e}")))?;
-    let external;
-    let stored: &[u8] = match header.data_file.as_str() {
-        "LOCAL" => &bytes[header.header_len..],
+    let data_file = match header.data_file.as_str() {
+        "LOCAL" => None,
         name => {
             if name.eq_ignore_ascii_case("list") || name.contains('%') {
                 return Err(bad(format!(
@@ -95,36 +168,20 @@ pub fn parse_metaimage(
                     "ElementDataFile = {name}: the data file must be beside the header"
                 )));
             }
-            external = load_data_file(name)?;
-            &external
+            Some(name.to_string())
         }
     };
-    let inflated;
-    let data_bytes = if header.compressed {
-        if raw_len as u64 > max_bytes {
-            return Err(bad(format!(
-                "the image is {raw_len} bytes, over the reader's limit of {max_bytes}"
-            )));
-        }
-        inflated = unzlib(path, stored, raw_len as u64)?;
-        &inflated[..]
-    } else {
-        let skip = header.skip.min(stored.len());
-        &stored[skip..]
-    };
-    let data = decode(
-        path,
-        data_bytes,
+    Ok(Image {
+        shape: [nz, ny, nx],
         count,
-        header.sample,
-        header.order,
-        (1.0, 0.0),
-    )?;
-    let data = Array3::from_shape_vec([nz, ny, nx], data).expect("count = nx * ny * nz");
-    Ok(LoadedVolume {
-        data,
+        raw_len,
+        sample: header.sample,
+        order: header.order,
+        compressed: header.compressed,
+        data_file,
+        header_len: header.header_len,
+        skip: header.skip,
         grid,
-        format: VolumeFormat::MetaImage,
     })
 }
 

@@ -76,6 +76,49 @@ pub fn parse_nifti(path: &Path, bytes: &[u8], max_bytes: u64) -> Result<LoadedVo
     } else {
         bytes
     };
+    let layout = layout(path, bytes)?;
+    let data = decode(
+        path,
+        &bytes[layout.offset..],
+        layout.count,
+        layout.sample,
+        layout.order,
+        layout.scale,
+    )?;
+    // NIfTI stores i fastest, as the [z, y, x] array does x.
+    let data = Array3::from_shape_vec(layout.shape, data).expect("count = nz * ny * nx");
+    Ok(LoadedVolume {
+        data,
+        grid: layout.grid,
+        format: VolumeFormat::Nifti,
+    })
+}
+
+/// Where and how an uncompressed NIfTI file's voxels are stored, from its header.
+pub(super) struct Layout {
+    /// `[nz, ny, nx]`, the array's shape.
+    pub(super) shape: [usize; 3],
+    /// `nz * ny * nx` (it does not overflow).
+    pub(super) count: usize,
+    /// The element type.
+    pub(super) sample: SampleType,
+    /// The byte order.
+    pub(super) order: ByteOrder,
+    /// `(scl_slope, scl_inter)` to apply, `(1.0, 0.0)` for none.
+    pub(super) scale: (f64, f64),
+    /// Byte offset of the first voxel (`vox_offset`), at most the file's length.
+    pub(super) offset: usize,
+    /// The grid in the LPS+ world frame.
+    pub(super) grid: VolumeGeometry,
+}
+
+/// Parses the header of the uncompressed NIfTI file held in `bytes` (the whole file:
+/// `vox_offset` is checked against its length, the voxel data are not); `path` names
+/// it in errors.
+///
+/// # Errors
+/// As [`parse_nifti`], but for the data's length.
+pub(super) fn layout(path: &Path, bytes: &[u8]) -> Result<Layout> {
     let bad = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
@@ -106,20 +149,14 @@ pub fn parse_nifti(path: &Path, bytes: &[u8], max_bytes: u64) -> Result<LoadedVo
         })?;
     let grid = VolumeGeometry::from_voxel_centre_affine([nz, ny, nx], ras_to_lps(header.affine()))
         .map_err(|e| bad(format!("unusable affine: {e}")))?;
-    let data = decode(
-        path,
-        &bytes[header.vox_offset as usize..],
+    Ok(Layout {
+        shape: [nz, ny, nx],
         count,
         sample,
-        header.order,
+        order: header.order,
         scale,
-    )?;
-    // NIfTI stores i fastest, as the [z, y, x] array does x.
-    let data = Array3::from_shape_vec([nz, ny, nx], data).expect("count = nz * ny * nx");
-    Ok(LoadedVolume {
-        data,
+        offset: header.vox_offset as usize,
         grid,
-        format: VolumeFormat::Nifti,
     })
 }
 

@@ -70,7 +70,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Array3<f32>> {
 
 /// `ndarray-npy` allocates the header's declared length before reading it (up to 4 GiB
 /// in format 2 and 3; found by fuzzing): check it against the bytes present first.
-fn check_header_length(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn check_header_length(path: &Path, bytes: &[u8]) -> Result<()> {
     let (length, start) = match (bytes.get(..6), bytes.get(6)) {
         (Some(b"\x93NUMPY"), Some(1)) => (
             bytes

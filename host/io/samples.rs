@@ -111,7 +111,7 @@ pub(crate) fn decode(
     count: usize,
     sample: SampleType,
     order: ByteOrder,
-    (slope, intercept): (f64, f64),
+    scale: (f64, f64),
 ) -> Result<Vec<f32>> {
     let needed = byte_len(count, sample).filter(|&n| n <= bytes.len());
     let Some(needed) = needed else {
@@ -126,11 +126,23 @@ pub(crate) fn decode(
         });
     };
     let mut out = zeroed(count, "the volume's voxels")?;
+    decode_into(&bytes[..needed], &mut out, sample, order, scale);
+    Ok(out)
+}
+
+/// Converts the samples in `bytes` to `f32` into `out`, one per sample, applying
+/// `value * slope + intercept` exactly as [`decode`] does (the slab reader and the
+/// whole-file readers share it, so both give the same values). Converts
+/// `min(out.len(), bytes.len() / sample size)` samples: the caller sizes both.
+pub(crate) fn decode_into(
+    bytes: &[u8],
+    out: &mut [f32],
+    sample: SampleType,
+    order: ByteOrder,
+    (slope, intercept): (f64, f64),
+) {
     let scaled = slope != 1.0 || intercept != 0.0;
-    for (o, chunk) in out
-        .iter_mut()
-        .zip(bytes[..needed].chunks_exact(sample.size()))
-    {
+    for (o, chunk) in out.iter_mut().zip(bytes.chunks_exact(sample.size())) {
         let v = sample.value(chunk, order);
         *o = if scaled {
             (f64::from(v) * slope + intercept) as f32
@@ -138,7 +150,6 @@ pub(crate) fn decode(
             v
         };
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -93,28 +93,7 @@ pub fn read_volume(path: &Path, options: &ReadOptions) -> Result<LoadedVolume> {
         Some(_) => VolumeFormat::Raw,
         None => detect_format(path)?,
     };
-    let needs_spacing = matches!(format, VolumeFormat::Npy | VolumeFormat::Raw);
-    match (needs_spacing, options.spacing) {
-        (true, None) => {
-            return Err(Error::InvalidParameter {
-                name: "spacing",
-                reason: format!(
-                    "{} ({format:?}) does not record its voxel size: give the spacing",
-                    path.display()
-                ),
-            })
-        }
-        (false, Some(_)) => {
-            return Err(Error::InvalidParameter {
-                name: "spacing",
-                reason: format!(
-                    "{} ({format:?}) records its own voxel size: leave the spacing out",
-                    path.display()
-                ),
-            })
-        }
-        _ => {}
-    }
+    check_spacing(path, format, options.spacing)?;
     let centred = |data: Array3<f32>| -> Result<LoadedVolume> {
         let spacing = options.spacing.expect("checked above");
         let (nz, ny, nx) = data.dim();
@@ -131,6 +110,36 @@ pub fn read_volume(path: &Path, options: &ReadOptions) -> Result<LoadedVolume> {
             let layout = options.raw.expect("raw format implies a layout");
             centred(read_raw(path, &layout, options.max_bytes)?)
         }
+    }
+}
+
+/// Checks [`ReadOptions::spacing`] against `format`: formats that do not record their
+/// voxel size (`.npy`, raw) need it, the others refuse it.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] naming `path` if the spacing is missing or superfluous.
+pub(super) fn check_spacing(
+    path: &Path,
+    format: VolumeFormat,
+    spacing: Option<[f64; 3]>,
+) -> Result<()> {
+    let needs_spacing = matches!(format, VolumeFormat::Npy | VolumeFormat::Raw);
+    match (needs_spacing, spacing) {
+        (true, None) => Err(Error::InvalidParameter {
+            name: "spacing",
+            reason: format!(
+                "{} ({format:?}) does not record its voxel size: give the spacing",
+                path.display()
+            ),
+        }),
+        (false, Some(_)) => Err(Error::InvalidParameter {
+            name: "spacing",
+            reason: format!(
+                "{} ({format:?}) records its own voxel size: leave the spacing out",
+                path.display()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -204,39 +213,9 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
 /// [`Error::Format`] if the file is shorter than the layout needs;
 /// [`Error::InvalidParameter`] for an empty or oversized shape; [`Error::Io`].
 pub fn read_raw(path: &Path, layout: &RawLayout, max_bytes: u64) -> Result<Array3<f32>> {
-    let count = VolumeGeometry::centered(layout.shape, [1.0; 3]).voxel_count()?;
-    if layout.shape.contains(&0) {
-        return Err(Error::InvalidParameter {
-            name: "raw shape",
-            reason: format!("{:?} has an empty axis", layout.shape),
-        });
-    }
+    let count = raw_count(layout)?;
     let bytes = read_file(path, max_bytes)?;
-    let skip = usize::try_from(layout.header_bytes)
-        .ok()
-        .filter(|&n| n <= bytes.len())
-        .ok_or_else(|| Error::Format {
-            path: path.to_path_buf(),
-            reason: format!(
-                "the file has {} bytes, fewer than the {} header bytes to skip",
-                bytes.len(),
-                layout.header_bytes
-            ),
-        })?;
-    let expected = byte_len(count, layout.sample);
-    if expected != Some(bytes.len() - skip) {
-        return Err(Error::Format {
-            path: path.to_path_buf(),
-            reason: format!(
-                "the file holds {} bytes after the {skip} header bytes, but {:?} samples \
-                 of {:?} are {} bytes: check the shape and type",
-                bytes.len() - skip,
-                layout.shape,
-                layout.sample,
-                expected.map_or("more".into(), |n| n.to_string())
-            ),
-        });
-    }
+    let skip = raw_skip(path, layout, count, bytes.len() as u64)?;
     let data = decode(
         path,
         &bytes[skip..],
@@ -246,4 +225,58 @@ pub fn read_raw(path: &Path, layout: &RawLayout, max_bytes: u64) -> Result<Array
         (1.0, 0.0),
     )?;
     Ok(Array3::from_shape_vec(layout.shape, data).expect("count matches the shape"))
+}
+
+/// The voxel count of `layout`'s shape.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for an empty axis; a [`crate::GeometryError`] if the
+/// count overflows.
+pub(super) fn raw_count(layout: &RawLayout) -> Result<usize> {
+    let count = VolumeGeometry::centered(layout.shape, [1.0; 3]).voxel_count()?;
+    if layout.shape.contains(&0) {
+        return Err(Error::InvalidParameter {
+            name: "raw shape",
+            reason: format!("{:?} has an empty axis", layout.shape),
+        });
+    }
+    Ok(count)
+}
+
+/// Checks that a raw file of `file_len` bytes holds exactly `layout`'s header and
+/// `count` samples; returns the header bytes to skip.
+///
+/// # Errors
+/// [`Error::Format`] if the file is shorter or longer than the layout needs.
+pub(super) fn raw_skip(
+    path: &Path,
+    layout: &RawLayout,
+    count: usize,
+    file_len: u64,
+) -> Result<usize> {
+    let skip = usize::try_from(layout.header_bytes)
+        .ok()
+        .filter(|&n| n as u64 <= file_len)
+        .ok_or_else(|| Error::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the file has {file_len} bytes, fewer than the {} header bytes to skip",
+                layout.header_bytes
+            ),
+        })?;
+    let expected = byte_len(count, layout.sample);
+    let data_len = file_len - skip as u64;
+    if expected.map(|n| n as u64) != Some(data_len) {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the file holds {data_len} bytes after the {skip} header bytes, but {:?} \
+                 samples of {:?} are {} bytes: check the shape and type",
+                layout.shape,
+                layout.sample,
+                expected.map_or("more".into(), |n| n.to_string())
+            ),
+        });
+    }
+    Ok(skip)
 }

@@ -16,10 +16,19 @@
 //!
 //! Both stop after `iterations` updates, when the relative residual `||b - A x|| / ||b||`
 //! falls to `tolerance`, or when the callback says so.
+//!
+//! On a projector with one GPU, when the volume, the projections and the work vectors
+//! (three of each) fit in its free memory, the iterations run resident on the GPU: `A`,
+//! `A^T` and the vector steps (`xray_kernels::vector`, the same element operations as
+//! on the CPU) on device buffers, with deterministic dot products (fixed partial sums,
+//! added in f64 on the host); only the progress scalars cross to the host per
+//! iteration. Otherwise the loops run on host arrays, `A` and `A^T` going through the
+//! projector (slabs, batches, several GPUs).
 
 use std::ops::ControlFlow;
 
 use ndarray::{Array3, ArrayBase, Data, Ix3, Zip};
+use xray_kernels::vector;
 
 use crate::alloc::zeroed_array;
 use crate::error::{Error, Result};
@@ -85,26 +94,6 @@ pub struct Reconstruction {
     pub stopped: Stopped,
 }
 
-/// The problem both methods solve: `A x = b`.
-struct System<'a> {
-    projector: &'a Projector,
-    geometry: &'a ProjectionGeometry,
-    volume_geometry: &'a VolumeGeometry,
-    method: Method,
-}
-
-impl System<'_> {
-    fn forward(&self, x: &Array3<f32>) -> Result<Array3<f32>> {
-        self.projector
-            .forward(x, self.volume_geometry, self.geometry, self.method)
-    }
-
-    fn backward(&self, y: &Array3<f32>) -> Result<Array3<f32>> {
-        self.projector
-            .backward(y, self.geometry, self.volume_geometry, self.method)
-    }
-}
-
 /// SIRT (see the module docs) from `x = 0`; `on_progress` is called after every update
 /// (and once for the start) and may stop the iterations.
 ///
@@ -133,40 +122,16 @@ where
         });
     }
     let (system, b, b_norm) = prepare(projector, projections, geometry, volume_geometry, options)?;
-    // R and C: inverse row and column sums, 0 where a ray or voxel has no weight.
-    let inverse = |sums: Array3<f32>| sums.mapv(|s| if s > 1e-6 { 1.0 / s } else { 0.0 });
-    let row_weights = inverse(system.forward(&ones(volume_geometry.shape, "a volume of ones")?)?);
-    let column_weights = inverse(system.backward(&ones(geometry.shape(), "projections of ones")?)?)
-        * options.relaxation as f32;
-    let mut x = zeroed_array(volume_geometry.shape, "the reconstruction")?;
-    let mut residuals = Vec::new();
-    let stopped = loop {
-        let mut r = system.forward(&x)?;
-        Zip::from(&mut r).and(&b).par_for_each(|r, &b| *r = b - *r);
-        let residual = norm(&r) / b_norm;
-        residuals.push(residual);
-        if let Some(stopped) = check_stop(residual, residuals.len() - 1, options, &mut on_progress)
-        {
-            break stopped;
-        }
-        r *= &row_weights;
-        let update = system.backward(&r)?;
-        let nonnegative = options.nonnegative;
-        Zip::from(&mut x)
-            .and(&update)
-            .and(&column_weights)
-            .par_for_each(|x, &u, &c| {
-                *x += c * u;
-                if nonnegative && *x < 0.0 {
-                    *x = 0.0;
-                }
-            });
-    };
-    Ok(Reconstruction {
-        volume: x,
-        residuals,
-        stopped,
-    })
+    #[cfg(feature = "cuda")]
+    if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Sirt)? {
+        return run_sirt(&space, b_norm, options, &mut on_progress);
+    }
+    run_sirt(
+        &HostWorkspace { system, b },
+        b_norm,
+        options,
+        &mut on_progress,
+    )
 }
 
 /// CGLS (see the module docs) from `x = 0`; `on_progress` as for [`sirt`].
@@ -186,50 +151,306 @@ where
     S: Data<Elem = f32>,
 {
     let (system, b, b_norm) = prepare(projector, projections, geometry, volume_geometry, options)?;
-    let mut x = zeroed_array(volume_geometry.shape, "the reconstruction")?;
-    let mut r = b;
-    let mut s = system.backward(&r)?;
-    let mut p = s.clone();
-    let mut gamma = norm(&s).powi(2);
+    #[cfg(feature = "cuda")]
+    if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Cgls)? {
+        return run_cgls(&space, b_norm, options, &mut on_progress);
+    }
+    run_cgls(
+        &HostWorkspace { system, b },
+        b_norm,
+        options,
+        &mut on_progress,
+    )
+}
+
+/// The problem both methods solve: `A x = b`.
+pub(crate) struct System<'a> {
+    /// Where `A` and `A^T` run.
+    pub projector: &'a Projector,
+    /// The views of `b`.
+    pub geometry: &'a ProjectionGeometry,
+    /// The grid of `x`.
+    pub volume_geometry: &'a VolumeGeometry,
+    /// The projector model.
+    pub method: Method,
+}
+
+/// The vectors and operators SIRT and CGLS run on: host arrays with any projector
+/// ([`HostWorkspace`]), or buffers resident on one GPU (`crate::cuda`'s workspace), so
+/// that the loops below are written once. Element-wise steps are `xray_kernels::vector`'s
+/// on both.
+pub(crate) trait Workspace {
+    /// A volume `[nz, ny, nx]`.
+    type Volume;
+    /// Projections `[views, rows, cols]`.
+    type Projections;
+    /// A volume filled with `value`.
+    fn volume(&self, value: f32) -> Result<Self::Volume>;
+    /// Projections filled with `value`.
+    fn projections(&self, value: f32) -> Result<Self::Projections>;
+    /// A copy of `b`, the measured projections.
+    fn measured(&self) -> Result<Self::Projections>;
+    /// A copy of `v`.
+    fn copy_volume(&self, v: &Self::Volume) -> Result<Self::Volume>;
+    /// `out = A x`.
+    fn forward(&self, x: &Self::Volume, out: &mut Self::Projections) -> Result<()>;
+    /// `out = A^T y`.
+    fn backward(&self, y: &Self::Projections, out: &mut Self::Volume) -> Result<()>;
+    /// `r = b - r`.
+    fn residual(&self, r: &mut Self::Projections) -> Result<()>;
+    /// `r = r w`, element by element.
+    fn mul(&self, w: &Self::Projections, r: &mut Self::Projections) -> Result<()>;
+    /// `s = weight(s, scale)` on projections.
+    fn projection_weights(&self, s: &mut Self::Projections, scale: f32) -> Result<()>;
+    /// `s = weight(s, scale)` on a volume.
+    fn volume_weights(&self, s: &mut Self::Volume, scale: f32) -> Result<()>;
+    /// `x = sirt_step(x, c, u)`.
+    fn sirt_step(
+        &self,
+        c: &Self::Volume,
+        u: &Self::Volume,
+        nonnegative: bool,
+        x: &mut Self::Volume,
+    ) -> Result<()>;
+    /// `y = y + alpha x` on volumes.
+    fn axpy_volume(&self, alpha: f32, x: &Self::Volume, y: &mut Self::Volume) -> Result<()>;
+    /// `y = y + alpha x` on projections.
+    fn axpy_projections(
+        &self,
+        alpha: f32,
+        x: &Self::Projections,
+        y: &mut Self::Projections,
+    ) -> Result<()>;
+    /// `y = x + beta y` on volumes.
+    fn xpby_volume(&self, x: &Self::Volume, beta: f32, y: &mut Self::Volume) -> Result<()>;
+    /// `x = max(x, 0)`.
+    fn clip(&self, x: &mut Self::Volume) -> Result<()>;
+    /// `<a, a>` of a volume.
+    fn volume_norm2(&self, a: &Self::Volume) -> Result<f64>;
+    /// `<a, a>` of projections.
+    fn projections_norm2(&self, a: &Self::Projections) -> Result<f64>;
+    /// Stops between iterations once the projector is cancelled.
+    fn check_cancelled(&self) -> Result<()>;
+    /// The volume as a host array.
+    fn volume_to_host(&self, x: Self::Volume) -> Result<Array3<f32>>;
+}
+
+/// [`Workspace`] on host arrays: `A` and `A^T` through the projector (any backend, with
+/// its slabs and batches), the element steps with rayon.
+struct HostWorkspace<'a> {
+    system: System<'a>,
+    b: Array3<f32>,
+}
+
+impl Workspace for HostWorkspace<'_> {
+    type Volume = Array3<f32>;
+    type Projections = Array3<f32>;
+
+    fn volume(&self, value: f32) -> Result<Array3<f32>> {
+        filled(self.system.volume_geometry.shape, value, "a volume")
+    }
+
+    fn projections(&self, value: f32) -> Result<Array3<f32>> {
+        filled(self.system.geometry.shape(), value, "projections")
+    }
+
+    fn measured(&self) -> Result<Array3<f32>> {
+        self.copy_volume(&self.b)
+    }
+
+    fn copy_volume(&self, v: &Array3<f32>) -> Result<Array3<f32>> {
+        let mut copy = zeroed_array(v.dim().into(), "a copy of the work vectors")?;
+        copy.assign(v);
+        Ok(copy)
+    }
+
+    fn forward(&self, x: &Array3<f32>, out: &mut Array3<f32>) -> Result<()> {
+        let s = &self.system;
+        *out = s
+            .projector
+            .forward(x, s.volume_geometry, s.geometry, s.method)?;
+        Ok(())
+    }
+
+    fn backward(&self, y: &Array3<f32>, out: &mut Array3<f32>) -> Result<()> {
+        let s = &self.system;
+        *out = s
+            .projector
+            .backward(y, s.geometry, s.volume_geometry, s.method)?;
+        Ok(())
+    }
+
+    fn residual(&self, r: &mut Array3<f32>) -> Result<()> {
+        Zip::from(r)
+            .and(&self.b)
+            .par_for_each(|r, &b| *r = vector::residual(b, *r));
+        Ok(())
+    }
+
+    fn mul(&self, w: &Array3<f32>, r: &mut Array3<f32>) -> Result<()> {
+        Zip::from(r).and(w).par_for_each(|r, &w| *r *= w);
+        Ok(())
+    }
+
+    fn projection_weights(&self, s: &mut Array3<f32>, scale: f32) -> Result<()> {
+        s.par_mapv_inplace(|v| vector::weight(v, scale));
+        Ok(())
+    }
+
+    fn volume_weights(&self, s: &mut Array3<f32>, scale: f32) -> Result<()> {
+        self.projection_weights(s, scale)
+    }
+
+    fn sirt_step(
+        &self,
+        c: &Array3<f32>,
+        u: &Array3<f32>,
+        nonnegative: bool,
+        x: &mut Array3<f32>,
+    ) -> Result<()> {
+        Zip::from(x)
+            .and(u)
+            .and(c)
+            .par_for_each(|x, &u, &c| *x = vector::sirt_step(*x, c, u, nonnegative));
+        Ok(())
+    }
+
+    fn axpy_volume(&self, alpha: f32, x: &Array3<f32>, y: &mut Array3<f32>) -> Result<()> {
+        Zip::from(y)
+            .and(x)
+            .par_for_each(|y, &x| *y = vector::axpy(alpha, x, *y));
+        Ok(())
+    }
+
+    fn axpy_projections(&self, alpha: f32, x: &Array3<f32>, y: &mut Array3<f32>) -> Result<()> {
+        self.axpy_volume(alpha, x, y)
+    }
+
+    fn xpby_volume(&self, x: &Array3<f32>, beta: f32, y: &mut Array3<f32>) -> Result<()> {
+        Zip::from(y)
+            .and(x)
+            .par_for_each(|y, &x| *y = vector::xpby(x, beta, *y));
+        Ok(())
+    }
+
+    fn clip(&self, x: &mut Array3<f32>) -> Result<()> {
+        x.par_mapv_inplace(|v| v.max(0.0));
+        Ok(())
+    }
+
+    fn volume_norm2(&self, a: &Array3<f32>) -> Result<f64> {
+        Ok(norm(a).powi(2))
+    }
+
+    fn projections_norm2(&self, a: &Array3<f32>) -> Result<f64> {
+        Ok(norm(a).powi(2))
+    }
+
+    fn check_cancelled(&self) -> Result<()> {
+        self.system.projector.check_cancelled()
+    }
+
+    fn volume_to_host(&self, x: Array3<f32>) -> Result<Array3<f32>> {
+        Ok(x)
+    }
+}
+
+/// SIRT's iterations on `space` (see [`sirt`]), from `x = 0`.
+fn run_sirt<W: Workspace>(
+    space: &W,
+    b_norm: f64,
+    options: &IterativeOptions,
+    on_progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Reconstruction> {
+    // R and C: inverse row and column sums, 0 where a ray or voxel has no weight.
+    let mut row_weights = space.projections(0.0)?;
+    space.forward(&space.volume(1.0)?, &mut row_weights)?;
+    space.projection_weights(&mut row_weights, 1.0)?;
+    let mut column_weights = space.volume(0.0)?;
+    space.backward(&space.projections(1.0)?, &mut column_weights)?;
+    space.volume_weights(&mut column_weights, options.relaxation as f32)?;
+    let mut x = space.volume(0.0)?;
+    let mut r = space.projections(0.0)?;
+    let mut update = space.volume(0.0)?;
+    let mut residuals = Vec::new();
+    let stopped = loop {
+        space.check_cancelled()?;
+        space.forward(&x, &mut r)?;
+        space.residual(&mut r)?;
+        let residual = space.projections_norm2(&r)?.sqrt() / b_norm;
+        residuals.push(residual);
+        if let Some(stopped) = check_stop(residual, residuals.len() - 1, options, on_progress) {
+            break stopped;
+        }
+        space.mul(&row_weights, &mut r)?;
+        space.backward(&r, &mut update)?;
+        space.sirt_step(&column_weights, &update, options.nonnegative, &mut x)?;
+    };
+    Ok(Reconstruction {
+        volume: space.volume_to_host(x)?,
+        residuals,
+        stopped,
+    })
+}
+
+/// CGLS's iterations on `space` (see [`cgls`]), from `x = 0`.
+fn run_cgls<W: Workspace>(
+    space: &W,
+    b_norm: f64,
+    options: &IterativeOptions,
+    on_progress: &mut impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Reconstruction> {
+    let mut x = space.volume(0.0)?;
+    let mut r = space.measured()?;
+    let mut s = space.volume(0.0)?;
+    space.backward(&r, &mut s)?;
+    let mut p = space.copy_volume(&s)?;
+    let mut q = space.projections(0.0)?;
+    let mut gamma = space.volume_norm2(&s)?;
     let mut residuals = vec![1.0];
-    let mut stopped = check_stop(1.0, 0, options, &mut on_progress);
+    let mut stopped = check_stop(1.0, 0, options, on_progress);
     while stopped.is_none() {
-        let q = system.forward(&p)?;
-        let q_norm2 = norm(&q).powi(2);
+        space.check_cancelled()?;
+        space.forward(&p, &mut q)?;
+        let q_norm2 = space.projections_norm2(&q)?;
         if gamma == 0.0 || q_norm2 == 0.0 {
             // The gradient vanished: x is a least-squares solution.
             stopped = Some(Stopped::Converged);
             break;
         }
         let alpha = (gamma / q_norm2) as f32;
-        Zip::from(&mut x)
-            .and(&p)
-            .par_for_each(|x, &p| *x += alpha * p);
-        Zip::from(&mut r)
-            .and(&q)
-            .par_for_each(|r, &q| *r -= alpha * q);
-        let residual = norm(&r) / b_norm;
+        space.axpy_volume(alpha, &p, &mut x)?;
+        space.axpy_projections(-alpha, &q, &mut r)?;
+        let residual = space.projections_norm2(&r)?.sqrt() / b_norm;
         residuals.push(residual);
-        stopped = check_stop(residual, residuals.len() - 1, options, &mut on_progress);
+        stopped = check_stop(residual, residuals.len() - 1, options, on_progress);
         if stopped.is_some() {
             break;
         }
-        s = system.backward(&r)?;
-        let gamma_next = norm(&s).powi(2);
+        space.backward(&r, &mut s)?;
+        let gamma_next = space.volume_norm2(&s)?;
         let beta = (gamma_next / gamma) as f32;
         gamma = gamma_next;
-        Zip::from(&mut p)
-            .and(&s)
-            .par_for_each(|p, &s| *p = s + beta * *p);
+        space.xpby_volume(&s, beta, &mut p)?;
     }
     if options.nonnegative {
-        x.mapv_inplace(|v| v.max(0.0));
+        space.clip(&mut x)?;
     }
     Ok(Reconstruction {
-        volume: x,
+        volume: space.volume_to_host(x)?,
         residuals,
         stopped: stopped.unwrap_or(Stopped::IterationLimit),
     })
+}
+
+/// Which method a workspace is for (how many vectors of each kind it keeps).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Solver {
+    /// SIRT: `x`, `C`, the update; `R`, `r` (and `b`).
+    Sirt,
+    /// CGLS: `x`, `s`, `p`; `r`, `q` (and `b`).
+    Cgls,
 }
 
 /// Checks the options and projections; returns the system, `b` and `||b||`.
@@ -299,10 +520,12 @@ fn check_stop(
     }
 }
 
-/// An array of ones.
-fn ones(shape: [usize; 3], what: &'static str) -> Result<Array3<f32>> {
+/// An array filled with `value`.
+fn filled(shape: [usize; 3], value: f32, what: &'static str) -> Result<Array3<f32>> {
     let mut array = zeroed_array(shape, what)?;
-    array.fill(1.0);
+    if value != 0.0 {
+        array.fill(value);
+    }
     Ok(array)
 }
 

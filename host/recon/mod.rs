@@ -8,7 +8,7 @@
 
 mod fdk;
 mod filter;
-mod iterative;
+pub(crate) mod iterative;
 mod weights;
 
 pub use fdk::fdk;

@@ -18,19 +18,23 @@
 //! * `out` (forward) points to `n_views * rows * cols` writable `f32`s and
 //!   `projections` (backprojection) to as many readable ones, not aliased by the other
 //!   buffers.
+//! * Vector kernels (1D grid-stride loops over `n` elements, any launch size; the dot
+//!   product's launch has exactly `DOT_PARTIALS` threads): every pointer points to `n`
+//!   `f32`s (`partials` to `DOT_PARTIALS`), written ones not aliased by read ones.
 //! * FDK: `projections` points to `n_views * rows * cols` readable `f32`s, `views` to
 //!   `n_views` [`VoxelView`]s, `volume` to `nx * ny * nz` writable `f32`s (added to):
 //!   the slab of slices `first_slice..first_slice + nz` of the grid the views were made
 //!   for.
 
 use core::arch::nvptx::{
-    _block_dim_x, _block_dim_y, _block_idx_x, _block_idx_y, _block_idx_z, _thread_idx_x,
-    _thread_idx_y,
+    _block_dim_x, _block_dim_y, _block_idx_x, _block_idx_y, _block_idx_z, _grid_dim_x,
+    _thread_idx_x, _thread_idx_y,
 };
 
 use crate::fdk::{fdk_voxel, VoxelView};
 use crate::params::{Beam, DetectorParams, GridParams, ViewParams};
 use crate::pixel::{backproject_pixel, line_integral, Method};
+use crate::vector::{self, Compensated};
 use crate::voxels::Voxels;
 
 /// A read-only `f32` array in device memory: the volume of the projectors, the filtered
@@ -335,4 +339,113 @@ pub unsafe extern "ptx-kernel" fn xray_fdk_backproject(
     let index = (iz as usize * ny as usize + iy as usize) * nx as usize + ix as usize;
     // SAFETY: index < nx * ny * nz, the volume's length by the launch contract.
     unsafe { *volume.add(index) += value };
+}
+
+/// This thread's first element and the grid's stride, for the vector kernels' loops.
+#[inline(always)]
+fn grid_stride() -> (u64, u64) {
+    // SAFETY: these read the thread's special registers, valid in any kernel.
+    unsafe {
+        let first = _block_idx_x() as u64 * _block_dim_x() as u64 + _thread_idx_x() as u64;
+        (first, _grid_dim_x() as u64 * _block_dim_x() as u64)
+    }
+}
+
+/// Applies `step(i)` to this thread's elements `i < n`.
+#[inline(always)]
+fn for_each_element(n: u64, mut step: impl FnMut(usize)) {
+    let (mut i, stride) = grid_stride();
+    while i < n {
+        step(i as usize);
+        i += stride;
+    }
+}
+
+/// `x[i] = value`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_fill(n: u64, value: f32, x: *mut f32) {
+    // SAFETY (all vector kernels): i < n, the arrays' length by the launch contract.
+    for_each_element(n, |i| unsafe { *x.add(i) = value });
+}
+
+/// `y[i] = y[i] + alpha x[i]`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_axpy(n: u64, alpha: f32, x: *const f32, y: *mut f32) {
+    for_each_element(n, |i| unsafe {
+        *y.add(i) = vector::axpy(alpha, *x.add(i), *y.add(i))
+    });
+}
+
+/// `y[i] = x[i] + beta y[i]`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_xpby(n: u64, x: *const f32, beta: f32, y: *mut f32) {
+    for_each_element(n, |i| unsafe {
+        *y.add(i) = vector::xpby(*x.add(i), beta, *y.add(i))
+    });
+}
+
+/// `r[i] = b[i] - r[i]`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_residual(n: u64, b: *const f32, r: *mut f32) {
+    for_each_element(n, |i| unsafe {
+        *r.add(i) = vector::residual(*b.add(i), *r.add(i))
+    });
+}
+
+/// `r[i] = r[i] w[i]`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_mul(n: u64, w: *const f32, r: *mut f32) {
+    for_each_element(n, |i| unsafe { *r.add(i) *= *w.add(i) });
+}
+
+/// `s[i] = weight(s[i], scale)`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_weights(n: u64, scale: f32, s: *mut f32) {
+    for_each_element(n, |i| unsafe {
+        *s.add(i) = vector::weight(*s.add(i), scale)
+    });
+}
+
+/// `x[i] = sirt_step(x[i], c[i], u[i], nonnegative != 0)`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_sirt_step(
+    n: u64,
+    c: *const f32,
+    u: *const f32,
+    nonnegative: u32,
+    x: *mut f32,
+) {
+    let nonnegative = nonnegative != 0;
+    for_each_element(n, |i| unsafe {
+        *x.add(i) = vector::sirt_step(*x.add(i), *c.add(i), *u.add(i), nonnegative)
+    });
+}
+
+/// `x[i] = max(x[i], 0)`.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_clip(n: u64, x: *mut f32) {
+    for_each_element(n, |i| unsafe { *x.add(i) = vector::clip(*x.add(i)) });
+}
+
+/// `partials[t]` = the compensated sum of `x[i] y[i]` over this thread's elements
+/// (launched with exactly `DOT_PARTIALS` threads, so `t` covers `0..DOT_PARTIALS`).
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn xray_vec_dot_partials(
+    n: u64,
+    x: *const f32,
+    y: *const f32,
+    partials: *mut f32,
+) {
+    let (first, _) = grid_stride();
+    let mut sum = Compensated::default();
+    let mut i = first;
+    while i < n {
+        // SAFETY: i < n, the arrays' length by the launch contract.
+        unsafe { sum.add(*x.add(i as usize) * *y.add(i as usize)) };
+        i += vector::DOT_PARTIALS as u64;
+    }
+    if (first as usize) < vector::DOT_PARTIALS {
+        // SAFETY: first < DOT_PARTIALS, the length of `partials`.
+        unsafe { *partials.add(first as usize) = sum.value() };
+    }
 }

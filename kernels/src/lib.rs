@@ -10,6 +10,8 @@
 //! * [`pixel`]: one pixel's line integral, the function both backends call.
 //! * [`fdk`]: the voxel-driven, distance-weighted backprojection of filtered
 //!   backprojection (FDK), one voxel at a time.
+//! * [`vector`]: the element-wise steps of SIRT and CGLS and the compensated partial
+//!   sums of the GPU's deterministic dot products.
 //! * `entry` (only when compiled for `nvptx64-nvidia-cuda`): the `extern "ptx-kernel"`
 //!   entry points: one thread per detector pixel (projectors) or per voxel (FDK), all
 //!   views in one launch.
@@ -50,6 +52,7 @@ pub mod params;
 pub mod pixel;
 pub mod ray;
 pub mod siddon;
+pub mod vector;
 pub mod voxels;
 
 #[cfg(target_arch = "nvptx64")]
