@@ -57,7 +57,10 @@ pub(crate) fn product3(field: &str, [a, b, c]: [usize; 3]) -> Result<usize, Geom
         .and_then(|p| p.checked_mul(c))
         .ok_or_else(|| GeometryError::TooLarge {
             field: field.into(),
-            value: a as u128 * b as u128 * c as u128,
+            // Saturating: three axes near 2^63 overflow even u128.
+            value: (a as u128)
+                .saturating_mul(b as u128)
+                .saturating_mul(c as u128),
             limit: usize::MAX as u128,
         })
 }

@@ -14,8 +14,11 @@ mod dicom_guard;
 mod metaimage;
 mod nifti;
 mod npy;
+#[cfg(unix)]
+mod npy_stream;
 mod png;
 mod samples;
+mod slab_source;
 mod tiff;
 mod volume;
 
@@ -24,8 +27,11 @@ pub use dicom::parse_dicom_slice;
 pub use metaimage::{parse_metaimage, write_metaimage};
 pub use nifti::{parse_nifti, write_nifti};
 pub use npy::{parse_npy, read_volume_npy, write_npy};
+#[cfg(unix)]
+pub use npy_stream::NpyStream;
 pub use png::{write_png, BitDepth, Window};
 pub use samples::{ByteOrder, SampleType};
+pub use slab_source::SlabSource;
 pub use tiff::write_tiff;
 pub use volume::{
     detect_format, read_raw, read_volume, LoadedVolume, RawLayout, ReadOptions, VolumeFormat,

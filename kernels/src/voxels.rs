@@ -3,7 +3,8 @@
 
 /// A volume in `[z, y, x]` order (x fastest) that the traversals read by linear index.
 ///
-/// The traversals only ever pass indices `< nx * ny * nz` of the grid they were given;
+/// The traversals only ever pass indices `< grid.voxel_count()` of the grid they were given
+/// (`nx * ny * z_count`: the slab its buffer holds);
 /// implementations may rely on that (the GPU one does, the slice one checks anyway).
 pub trait Voxels {
     /// The attenuation coefficient of the voxel at linear index `index`.

@@ -26,16 +26,15 @@
 //! index reached: the last voxel 2^36 - 1, or the last slice from 2^36 - 2^24 on, which
 //! an index truncated to 32 bits could not reach.
 //!
-//! Each ray takes at most a few thousand steps (the 4096^3 diagonals about 12,000), so
-//! the file runs in well under a second in release builds.
+//! No ray takes more than about 12,000 steps (the 4096^3 diagonals), so the tests are fast
+//! even unoptimised.
 #![cfg(target_pointer_width = "64")]
 
 use std::cell::Cell;
 
 use xray_kernels::ray::Ray;
 use xray_kernels::{
-    backproject_pixel, line_integral, Beam, DetectorParams, GridParams, Method, ViewParams,
-    Voxels,
+    backproject_pixel, line_integral, Beam, DetectorParams, GridParams, Method, ViewParams, Voxels,
 };
 
 /// Unit voxels along the axes: index space is world space (mm).
@@ -89,7 +88,8 @@ impl Voxels for Recording {
     fn voxel(&self, index: usize) -> f32 {
         assert!(
             index < self.count,
-            "the forward projection read voxel index {index}, past the end of a buffer of {} voxels",
+            "the forward projection read voxel index {index}, past the end of a buffer of \
+             {} voxels",
             self.count
         );
         self.reads.set(self.reads.get() + 1);
@@ -125,6 +125,7 @@ impl Pixel {
         Pixel::new(direction, point, Beam::Parallel)
     }
 
+    /// The one-pixel view with the given `ViewParams::source` and detector centre.
     fn new(source: [f32; 3], detector_centre: [f32; 3], beam: Beam) -> Pixel {
         Pixel {
             view: ViewParams {
@@ -151,6 +152,7 @@ impl Pixel {
 /// What one method did with one pixel's ray on an all-ones volume.
 #[derive(Debug)]
 struct Traced {
+    /// The method traced.
     method: Method,
     /// The forward line integral of the all-ones volume.
     forward: f32,
@@ -200,7 +202,8 @@ fn trace(name: &str, method: Method, grid: &GridParams, pixel: &Pixel) -> Traced
         |index, weight| {
             assert!(
                 index < count,
-                "{name} {method:?}: the adjoint added to voxel index {index}, past the end of a buffer of {count} voxels"
+                "{name} {method:?}: the adjoint added to voxel index {index}, past the end \
+                 of a buffer of {count} voxels"
             );
             assert!(
                 weight.is_finite(),
@@ -214,8 +217,9 @@ fn trace(name: &str, method: Method, grid: &GridParams, pixel: &Pixel) -> Traced
     let expected = f64::from(forward) * f64::from(VALUE);
     let mismatch = relative_error(weights, expected);
     eprintln!(
-        "{name} {method:?}: forward {forward} from {} reads in {:?}; adjoint: {adds} adds in \
-         {add_range:?}, weights summing to {weights} ({mismatch:.1e} relative from {VALUE} x forward)",
+        "{name} {method:?}: forward {forward} from {} reads in {:?}; adjoint: {adds} adds \
+         in {add_range:?}, weights summing to {weights} ({mismatch:.1e} relative from \
+         {VALUE} x forward)",
         volume.reads.get(),
         volume.range.get(),
     );
@@ -258,7 +262,7 @@ fn chord(grid: &GridParams, ray: &Ray, lo: [f64; 3], hi: [f64; 3]) -> f64 {
     }
     let m = grid.index_to_world.map(f64::from);
     let d = ray.direction.map(f64::from);
-    let w = [0, 1, 2].map(|r| m[3 * r] * d[0] + m[3 * r + 1] * d[1] + m[3 * r + 2] * d[2]);
+    let w = [0usize, 1, 2].map(|r| m[3 * r] * d[0] + m[3 * r + 1] * d[1] + m[3 * r + 2] * d[2]);
     (t_exit - t_enter) * (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt()
 }
 
@@ -267,7 +271,11 @@ fn chord(grid: &GridParams, ray: &Ray, lo: [f64; 3], hi: [f64; 3]) -> f64 {
 fn buffer_box(grid: &GridParams) -> ([f64; 3], [f64; 3]) {
     (
         [0.0, 0.0, f64::from(grid.z_first)],
-        [f64::from(grid.nx), f64::from(grid.ny), f64::from(grid.z_end())],
+        [
+            f64::from(grid.nx),
+            f64::from(grid.ny),
+            f64::from(grid.z_end()),
+        ],
     )
 }
 
@@ -289,7 +297,7 @@ fn assert_chord(name: &str, traced: &Traced, expected: f64) {
 }
 
 /// What a test may assert of Joseph's value on an all-ones volume.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum JosephValue {
     /// The chord: the ray crosses every slice of its dominant axis and every sample lies
     /// in the uniform grid (at most at the centres of its outer voxels), where the docs
@@ -376,7 +384,13 @@ fn cube_index(voxel: [usize; 3]) -> usize {
 /// Corner `i` (bit a set: high on axis a) of the box `[-1, 4097]^3`, one voxel around the
 /// cube; corner `7 ^ i` is the opposite one.
 fn outer_corner(i: usize) -> [f32; 3] {
-    [0, 1, 2].map(|a| if (i >> a) & 1 == 1 { N as f32 + 1.0 } else { -1.0 })
+    [0usize, 1, 2].map(|a| {
+        if (i >> a) & 1 == 1 {
+            N as f32 + 1.0
+        } else {
+            -1.0
+        }
+    })
 }
 
 /// The two axes other than `axis`, in order.
@@ -434,7 +448,7 @@ fn space_diagonals_of_a_4096_cubed_grid_reach_its_last_slice() {
 #[test]
 fn rays_along_each_axis_of_a_4096_cubed_grid_cover_its_far_faces_and_edges() {
     // Cross-section positions (p, q) in the order of `other_axes`, and what Joseph gives.
-    let positions = [
+    let positions: [(f32, f32, JosephValue); 7] = [
         // The far edge: the centres of the voxels on both far faces.
         (4095.5, 4095.5, JosephValue::Chord),
         // The other edges of the far faces.
@@ -559,7 +573,10 @@ fn rays_from_sources_inside_a_4096_cubed_grid_integrate_only_their_segment() {
         .map(|(name, pixel)| both(name, &grid, pixel, JosephValue::Sane))
         .collect();
     for ((name, _), (siddon, joseph)) in rays.iter().zip(&traced) {
-        assert!(siddon.forward > 0.0 && joseph.forward > 0.0, "{name}: misses");
+        assert!(
+            siddon.forward > 0.0 && joseph.forward > 0.0,
+            "{name}: misses"
+        );
     }
     // The segment wholly inside integrates its whole length.
     let ray = rays[1].1.ray();
@@ -636,7 +653,10 @@ fn a_96_slice_slab_of_a_4096_cubed_grid_is_indexed_within_its_buffer() {
     ];
     for (name, pixel) in &rays {
         let (siddon, joseph) = both(name, &grid, pixel, JosephValue::Sane);
-        assert!(siddon.forward > 0.0 && joseph.forward > 0.0, "{name}: misses");
+        assert!(
+            siddon.forward > 0.0 && joseph.forward > 0.0,
+            "{name}: misses"
+        );
     }
 
     // Far below the slab: nothing for either method.

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use xray_projector::io::{read_volume_npy, DEFAULT_MAX_BYTES};
 
-use crate::inputs::{projector, BackendName, GridArgs, MethodName, ScannerArgs};
+use crate::inputs::{projector, BackendArgs, GridArgs, MethodName, ScannerArgs};
 use crate::outputs::{self, format_of, Format};
 
 /// Options of `xray backproject`.
@@ -25,9 +25,8 @@ pub struct BackprojectArgs {
     /// Ray tracer whose transpose to apply.
     #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
     method: MethodName,
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
-    backend: BackendName,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Output: float32 [z, y, x] as .npy, .nii/.nii.gz or .mha/.mhd (these two with
     /// the grid's position).
     #[arg(long, value_name = "FILE", default_value = "backprojection.npy")]
@@ -46,7 +45,7 @@ pub fn run(args: BackprojectArgs) -> Result<()> {
     let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
     let views = projections.dim().0;
     let geometry = args.scanner.geometry(views)?;
-    let projector = projector(args.backend)?;
+    let projector = projector(&args.backend)?;
     let start = Instant::now();
     let volume = projector
         .backward(&projections, &geometry, &grid, args.method.into())

@@ -8,7 +8,7 @@ use serde::Serialize;
 use xray_projector::cases::StandardCase;
 use xray_projector::BackendKind;
 
-use crate::inputs::{projector, BackendName, MethodName};
+use crate::inputs::{projector, BackendArgs, MethodName};
 
 /// Views used on the CPU when --views is not given.
 const CPU_DEFAULT_VIEWS: usize = 8;
@@ -39,9 +39,8 @@ pub struct BenchArgs {
     /// Views per case (default: the case's own on CUDA, 8 on the CPU).
     #[arg(long, value_name = "N")]
     views: Option<usize>,
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
-    backend: BackendName,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Ray tracer.
     #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
     method: MethodName,
@@ -79,7 +78,7 @@ struct Record {
 
 /// Runs the cases and prints the results.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let projector = projector(args.backend)?;
+    let projector = projector(&args.backend)?;
     let method = args.method.into();
     let repeats = args.repeats.max(1);
     let resident_repeats = args

@@ -341,9 +341,29 @@ pub enum BackendName {
     Cuda,
 }
 
-/// Opens a projector on the named backend, telling on stderr when Auto falls back.
-pub fn projector(name: BackendName) -> Result<Projector> {
-    let backend = match name {
+/// Where to compute: `--backend`, and `--devices` for several GPUs.
+#[derive(Clone, Debug, Args)]
+pub struct BackendArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
+    pub backend: BackendName,
+    /// CUDA devices to share the work between, by ordinal (`0,1,2,3`): a projection's
+    /// views are split between them, a backprojection's slices. Implies `--backend cuda`.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1..)]
+    pub devices: Option<Vec<u32>>,
+}
+
+/// Opens a projector on the named backend (or devices), telling on stderr when Auto
+/// falls back.
+pub fn projector(args: &BackendArgs) -> Result<Projector> {
+    if let Some(devices) = &args.devices {
+        if args.backend == BackendName::Cpu {
+            bail!("--devices needs the CUDA backend, not --backend cpu");
+        }
+        return Projector::on_devices(devices)
+            .with_context(|| format!("opening CUDA devices {devices:?}"));
+    }
+    let backend = match args.backend {
         BackendName::Auto => Backend::Auto,
         BackendName::Cpu => Backend::Cpu,
         BackendName::Cuda => Backend::Cuda,

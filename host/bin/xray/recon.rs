@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use xray_projector::io::{read_volume_npy, DEFAULT_MAX_BYTES};
 use xray_projector::recon::{self, Filter, IterativeOptions, Progress};
 
-use crate::inputs::{projector, BackendName, GridArgs, MethodName, ScannerArgs};
+use crate::inputs::{projector, BackendArgs, GridArgs, MethodName, ScannerArgs};
 use crate::outputs::{self, format_of, Format};
 
 /// Reconstruction algorithms.
@@ -80,9 +80,8 @@ pub struct ReconArgs {
     /// SIRT/CGLS: allow negative attenuation (by default it is clipped at 0).
     #[arg(long)]
     allow_negative: bool,
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
-    backend: BackendName,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Output: float32 [z, y, x] of attenuation in 1/mm as .npy, .nii/.nii.gz or .mha/.mhd (these two with
     /// the grid's position).
     #[arg(long, value_name = "FILE", default_value = "recon.npy")]
@@ -99,7 +98,7 @@ pub fn run(args: ReconArgs) -> Result<()> {
     let grid = args.grid.geometry()?;
     let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
     let views = projections.dim().0;
-    let projector = projector(args.backend)?;
+    let projector = projector(&args.backend)?;
     let context = || format!("reconstructing from {}", args.projections.display());
     let start = Instant::now();
     let volume = match args.algorithm {

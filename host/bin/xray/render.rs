@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array3};
 use xray_projector::intensity::{add_poisson_noise, beer_lambert};
 
-use crate::inputs::{projector, BackendName, MethodName, ScannerArgs, VolumeArgs};
+use crate::inputs::{projector, BackendArgs, MethodName, ScannerArgs, VolumeArgs};
 use crate::outputs::{self, format_of, Format, PngArgs};
 
 /// Options of `xray drr`.
@@ -53,9 +53,8 @@ struct CommonArgs {
     /// Ray tracer.
     #[arg(long, value_enum, default_value_t = MethodName::Siddon)]
     method: MethodName,
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = BackendName::Auto)]
-    backend: BackendName,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Write detected intensities I0 * exp(-p) for this many photons per pixel instead
     /// of line integrals p.
     #[arg(long, value_name = "PHOTONS", allow_negative_numbers = true)]
@@ -97,7 +96,7 @@ pub fn drr(args: DrrArgs) -> Result<()> {
         );
     }
     let (volume, grid) = args.volume.load()?;
-    let projector = projector(args.common.backend)?;
+    let projector = projector(&args.common.backend)?;
     let start = Instant::now();
     let p = projector
         .forward(&volume, &grid, &geometry, args.common.method.into())
@@ -133,7 +132,7 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     let overwrite = outputs::overwrite(args.common.force);
     let geometry = args.scanner.geometry(args.views)?;
     let (volume, grid) = args.volume.load()?;
-    let projector = projector(args.common.backend)?;
+    let projector = projector(&args.common.backend)?;
     let bar = ProgressBar::new(geometry.views.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} views, {elapsed} elapsed, ETA {eta}")
             .expect("the template is valid"),
