@@ -62,6 +62,8 @@ pub mod io;
 pub mod phantom;
 mod projector;
 pub mod recon;
+#[cfg(unix)]
+pub mod streaming;
 
 pub use backend::{backend_statuses, Backend, BackendKind, BackendStatus};
 pub use cancel::Cancel;

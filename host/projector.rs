@@ -350,6 +350,46 @@ impl Projector {
         Ok(out)
     }
 
+    /// Projects the slices `slices` of a volume on `volume_geometry` (`voxels`, their
+    /// `[slices, ny, nx]` values; the grid and `geometry` already validated) into `out`:
+    /// the part of each line integral inside that slab, for [`crate::streaming`].
+    ///
+    /// # Errors
+    /// As [`Projector::forward`]; a non-finite voxel is named by its index in the whole
+    /// volume.
+    pub(crate) fn forward_slab(
+        &self,
+        voxels: &[f32],
+        volume_geometry: &VolumeGeometry,
+        slices: std::ops::Range<usize>,
+        geometry: &ProjectionGeometry,
+        method: Method,
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.cancel.check()?;
+        self.check_launchable(geometry)?;
+        let [_, ny, nx] = volume_geometry.shape;
+        check_finite(voxels, [slices.len(), ny, nx]).map_err(|error| match error {
+            Error::NonFiniteVolume { index, value } => Error::NonFiniteVolume {
+                index: [index[0] + slices.start, index[1], index[2]],
+                value,
+            },
+            other => other,
+        })?;
+        let task = ForwardTask {
+            voxels,
+            volume_geometry,
+            slices,
+            geometry,
+            method,
+            view_done: &|| {},
+            cancel: &self.cancel,
+        };
+        self.run("projecting", |executor| {
+            executor.forward(&task, Output::Store, out)
+        })
+    }
+
     /// Refuses, on a GPU, a detector beyond its launch grid (before anything is
     /// uploaded). Nothing to check on the CPU.
     fn check_launchable(&self, geometry: &ProjectionGeometry) -> Result<()> {

@@ -128,6 +128,7 @@ mod avx2 {
         let mut stride_step = [[0i32; LANES]; 3];
         let mut t_next = [[0.0f32; LANES]; 3];
         let mut t_delta = [[0.0f32; LANES]; 3];
+        let mut t_first = [[0.0f32; LANES]; 3];
         let mut origin = [[0.0f32; LANES]; 3];
         let mut direction = [[0.0f32; LANES]; 3];
         let mut t_now = [0.0f32; LANES];
@@ -151,6 +152,7 @@ mod avx2 {
                 stride_step[a][lane] = axis.step * strides[a];
                 t_next[a][lane] = axis.t_next;
                 t_delta[a][lane] = axis.t_delta;
+                t_first[a][lane] = axis.t_first;
                 origin[a][lane] = ray.origin[a];
                 direction[a][lane] = ray.direction[a];
                 linear_start[lane] += axis.index * strides[a];
@@ -171,6 +173,9 @@ mod avx2 {
         let [lx, ly, lz] = stride_step.each_ref().map(load_i);
         let [mut tx, mut ty, mut tz] = t_next.each_ref().map(load_f);
         let [dx, dy, dz] = t_delta.each_ref().map(load_f);
+        let [fx, fy, fz] = t_first.each_ref().map(load_f);
+        // Faces crossed per axis (`Axis::crossed`), for the next crossings.
+        let [mut cx, mut cy, mut cz] = [_mm256_setzero_si256(); 3];
         let origin = origin.each_ref().map(load_f);
         let direction = direction.each_ref().map(load_f);
         let strides = strides.map(|s| _mm256_set1_epi32(s));
@@ -222,10 +227,18 @@ mod avx2 {
             let mx = _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, tx);
             let my = _mm256_andnot_ps(mx, _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, ty));
             let mxy = _mm256_or_ps(mx, my);
-            tx = _mm256_blendv_ps(tx, _mm256_add_ps(tx, dx), mx);
-            ty = _mm256_blendv_ps(ty, _mm256_add_ps(ty, dy), my);
-            tz = _mm256_blendv_ps(_mm256_add_ps(tz, dz), tz, mxy);
             let [mxi, myi, mxyi] = [mx, my, mxy].map(|m| _mm256_castps_si256(m));
+            // `Axis::advance`: the next crossing from the count of faces crossed,
+            // `t_first + crossed * t_delta`.
+            cx = _mm256_sub_epi32(cx, mxi);
+            cy = _mm256_sub_epi32(cy, myi);
+            cz = _mm256_add_epi32(cz, _mm256_andnot_si256(mxyi, _mm256_set1_epi32(1)));
+            let next = |first, crossed, delta| {
+                _mm256_add_ps(first, _mm256_mul_ps(_mm256_cvtepi32_ps(crossed), delta))
+            };
+            tx = _mm256_blendv_ps(tx, next(fx, cx, dx), mx);
+            ty = _mm256_blendv_ps(ty, next(fy, cy, dy), my);
+            tz = _mm256_blendv_ps(next(fz, cz, dz), tz, mxy);
             // A mask lane is -1 where it is set: adding it counts one crossing off.
             rx = _mm256_or_si256(_mm256_add_epi32(rx, mxi), _mm256_castps_si256(stop));
             ry = _mm256_add_epi32(ry, myi);

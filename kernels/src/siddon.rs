@@ -18,10 +18,28 @@ pub struct Axis {
     pub index: i32,
     /// +1, -1, or 0 when the ray does not move along this axis.
     pub step: i32,
-    /// Ray parameter of the next face crossing on this axis (infinite when `step == 0`).
+    /// Ray parameter of the next face crossing on this axis (infinite when `step == 0`):
+    /// `t_first + crossed * t_delta`.
     pub t_next: f32,
     /// Parameter increment between successive face crossings.
     pub t_delta: f32,
+    /// Ray parameter of the first face crossing after the entry.
+    pub t_first: f32,
+    /// Faces crossed on this axis so far.
+    pub crossed: i32,
+}
+
+impl Axis {
+    /// Moves to the next voxel on this axis: the index by `step`, and the next crossing
+    /// computed from the number of faces crossed, `t_first + crossed * t_delta` (one
+    /// rounding of a product and a sum, however long the ray), not by adding `t_delta`
+    /// to the last one, which drifts by a rounding per face.
+    #[inline(always)]
+    pub fn advance(&mut self) {
+        self.index += self.step;
+        self.crossed += 1;
+        self.t_next = self.t_first + self.crossed as f32 * self.t_delta;
+    }
 }
 
 /// Where a ray's walk through the grid starts: the entry voxel, the per-axis crossing
@@ -32,8 +50,8 @@ pub struct Axis {
 /// step, with `t_cross` the smallest `t_next` (ties go to x, then y, then z): if
 /// `t_cross >= t_exit`, add `mu * (t_exit - t)` and stop; otherwise add
 /// `mu * (t_cross - t)`, move the crossed axis (stop if no `t_next` equals `t_cross`,
-/// which only NaN allows), and stop once its index leaves the grid. Finally scale the
-/// sum by `GridParams::world_length(ray.direction)`.
+/// which only NaN allows, with [`Axis::advance`]), and stop once its index leaves the
+/// grid. Finally scale the sum by `GridParams::world_length(ray.direction)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WalkStart {
     /// The x axis (fastest in memory).
@@ -78,27 +96,24 @@ fn axis(origin: f32, direction: f32, entry: f32, first: u32, end: u32) -> Axis {
     // Clamp the entry voxel: the entry point lies on a face up to rounding. (Written
     // with max/min, not `clamp`, which would leave a panic path in the PTX.)
     let index = floor_i32(entry).min(end as i32 - 1).max(first as i32);
-    if direction > 0.0 {
-        Axis {
-            index,
-            step: 1,
-            t_next: ((index + 1) as f32 - origin) / direction,
-            t_delta: 1.0 / direction,
-        }
+    let (step, t_first, t_delta) = if direction > 0.0 {
+        (
+            1,
+            ((index + 1) as f32 - origin) / direction,
+            1.0 / direction,
+        )
     } else if direction < 0.0 {
-        Axis {
-            index,
-            step: -1,
-            t_next: (index as f32 - origin) / direction,
-            t_delta: -1.0 / direction,
-        }
+        (-1, (index as f32 - origin) / direction, -1.0 / direction)
     } else {
-        Axis {
-            index,
-            step: 0,
-            t_next: f32::INFINITY,
-            t_delta: f32::INFINITY,
-        }
+        (0, f32::INFINITY, f32::INFINITY)
+    };
+    Axis {
+        index,
+        step,
+        t_next: t_first,
+        t_delta,
+        t_first,
+        crossed: 0,
     }
 }
 
@@ -163,22 +178,19 @@ fn siddon_walk<F: FnMut(usize, f32)>(grid: &GridParams, ray: &Ray, mut visit: F)
         visit(linear as usize, t_cross - t);
         t = t_cross;
         if t_cross == x.t_next {
-            x.index += x.step;
-            x.t_next += x.t_delta;
+            x.advance();
             linear += step_x;
             if x.index as u32 >= nx {
                 break;
             }
         } else if t_cross == y.t_next {
-            y.index += y.step;
-            y.t_next += y.t_delta;
+            y.advance();
             linear += step_y;
             if y.index as u32 >= ny {
                 break;
             }
         } else if t_cross == z.t_next {
-            z.index += z.step;
-            z.t_next += z.t_delta;
+            z.advance();
             linear += step_z;
             if (z.index as u32).wrapping_sub(z_first) >= z_count {
                 break;

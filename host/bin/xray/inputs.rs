@@ -134,6 +134,17 @@ impl VolumeArgs {
 
     /// Reads `--volume` with the options given.
     fn read(&self, path: &Path) -> Result<(Array3<f32>, VolumeGeometry)> {
+        let loaded = read_volume(path, &self.read_options()?)
+            .with_context(|| format!("reading the volume {}", path.display()))?;
+        let mut data = loaded.data;
+        if let Some(conversion) = self.hu_conversion() {
+            conversion.apply(&mut data).context("--hu")?;
+        }
+        Ok((data, self.placed(loaded.grid)))
+    }
+
+    /// The reader's options from `--spacing`, `--raw` and its companions, `--max-bytes`.
+    pub fn read_options(&self) -> Result<ReadOptions> {
         let spacing = match self.spacing.as_deref() {
             None => None,
             Some(&[sx, sy, sz]) => Some([sx, sy, sz]),
@@ -153,29 +164,48 @@ impl VolumeArgs {
             }),
             Some(other) => bail!("--raw needs three values NZ,NY,NX, got {}", other.len()),
         };
-        let options = ReadOptions {
+        Ok(ReadOptions {
             max_bytes: self.max_bytes,
             spacing,
             raw,
-        };
-        let loaded = read_volume(path, &options)
-            .with_context(|| format!("reading the volume {}", path.display()))?;
-        let mut data = loaded.data;
-        if self.hu {
-            HuToMu {
-                mu_water: self.mu_water,
-                bone_scale: self.bone_scale,
-            }
-            .apply(&mut data)
-            .context("--hu")?;
-        }
-        let grid = if self.world {
-            loaded.grid
-        } else {
-            loaded.grid.recentred()
-        };
-        Ok((data, grid))
+        })
     }
+
+    /// The conversion of CT numbers `--hu` asks for, if it does.
+    pub fn hu_conversion(&self) -> Option<HuToMu> {
+        self.hu.then_some(HuToMu {
+            mu_water: self.mu_water,
+            bone_scale: self.bone_scale,
+        })
+    }
+
+    /// The file's grid where `--world` says: as stored, or centred on the origin.
+    pub fn placed(&self, grid: VolumeGeometry) -> VolumeGeometry {
+        if self.world {
+            grid
+        } else {
+            grid.recentred()
+        }
+    }
+}
+
+/// Parses a size in bytes: `4096`, or with a binary suffix `512K`, `64M`, `2G`, `1T`.
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.chars().last() {
+        Some('k' | 'K') => (&text[..text.len() - 1], 10),
+        Some('m' | 'M') => (&text[..text.len() - 1], 20),
+        Some('g' | 'G') => (&text[..text.len() - 1], 30),
+        Some('t' | 'T') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("expected a positive size like 4096, 512M or 2G, got `{text}`"))
 }
 
 /// The scanner: a circular-scan position or a geometry file.

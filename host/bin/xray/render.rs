@@ -45,6 +45,12 @@ pub struct ProjectArgs {
     /// stack.
     #[arg(long, value_name = "FILE", default_value = "projections.npy")]
     out: PathBuf,
+    /// Hold at most this much of the volume and the projections in memory (4096, 512M,
+    /// 2G): the --volume file (.npy, raw, .nii, .mha/.mhd, uncompressed) is read by
+    /// slabs of slices from a memory map and the .npy output written by batches of
+    /// views, for volumes larger than RAM. Prints the peak resident set.
+    #[arg(long, value_name = "SIZE", value_parser = crate::inputs::parse_bytes, requires = "volume")]
+    max_memory: Option<u64>,
 }
 
 /// Options shared by `drr` and `project`.
@@ -128,6 +134,9 @@ pub fn drr(args: DrrArgs) -> Result<()> {
 
 /// `xray project`.
 pub fn project(args: ProjectArgs) -> Result<()> {
+    if let Some(max_memory) = args.max_memory {
+        return project_streamed(&args, max_memory);
+    }
     let format = format_of(&args.out, &[Format::Npy, Format::Tiff, Format::Nifti])?;
     let overwrite = outputs::overwrite(args.common.force);
     let geometry = args.scanner.geometry(args.views)?;
@@ -162,4 +171,82 @@ pub fn project(args: ProjectArgs) -> Result<()> {
         elapsed.as_secs_f64()
     );
     Ok(())
+}
+
+/// `xray project --max-memory`: the volume by slabs, the projections by batches.
+fn project_streamed(args: &ProjectArgs, max_memory: u64) -> Result<()> {
+    use xray_projector::io::{NpyStream, SlabSource};
+    format_of(&args.out, &[Format::Npy]).context("--max-memory writes .npy only")?;
+    if args.common.i0.is_some() {
+        bail!("--max-memory writes line integrals: --i0 is not available with it");
+    }
+    let path = args
+        .volume
+        .volume
+        .as_deref()
+        .context("--max-memory needs --volume")?;
+    let options = args.volume.read_options()?;
+    let source = SlabSource::open(path, &options)
+        .with_context(|| format!("opening the volume {} for reading by slabs", path.display()))?;
+    let grid = args.volume.placed(source.geometry().clone());
+    let conversion = args.volume.hu_conversion();
+    let prepare = |slab: &mut ndarray::ArrayViewMut3<'_, f32>| match &conversion {
+        Some(conversion) => conversion.apply(slab),
+        None => Ok(()),
+    };
+    let geometry = args.scanner.geometry(args.views)?;
+    let projector = projector(&args.common.backend)?;
+    let mut out = NpyStream::create(
+        &args.out,
+        geometry.shape(),
+        outputs::overwrite(args.common.force),
+    )
+    .with_context(|| format!("creating {}", args.out.display()))?;
+    let bar = ProgressBar::new(geometry.views.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} views, {elapsed} elapsed, ETA {eta}")
+            .expect("the template is valid"),
+    );
+    let start = Instant::now();
+    let run = xray_projector::streaming::project_streamed(
+        &projector,
+        &source,
+        &grid,
+        &prepare,
+        &geometry,
+        args.common.method.into(),
+        max_memory,
+        &mut out,
+        &|| bar.inc(1),
+    )
+    .context("projecting by slabs")?;
+    out.finish()
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "wrote {} ({} views of {} x {}, {:?} on {}, {:.2} s; {} slabs of at most {} slices, \
+         {} views per batch)",
+        args.out.display(),
+        geometry.views.len(),
+        geometry.rows,
+        geometry.cols,
+        args.common.method,
+        projector.backend(),
+        start.elapsed().as_secs_f64(),
+        run.slabs,
+        run.slab_slices,
+        run.view_batch,
+    );
+    if let Some(peak) = peak_resident_bytes() {
+        eprintln!("peak resident set: {} KiB", peak >> 10);
+    }
+    Ok(())
+}
+
+/// This process's peak resident set (`VmHWM` of `/proc/self/status`), where Linux
+/// tells it.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
 }
