@@ -9,6 +9,11 @@
 //!   projections resident, timed with CUDA events; compare with ASTRA's BP3D_CUDA.
 //! * `cuda_fdk/fp256`: FDK of 256^3 from 360 views of 256^2 end to end, host arrays
 //!   in and out (weights and filter on the CPU, backprojection on the GPU).
+//! * `cuda_slabs_<method>/fp256`: `Projector::forward` from host arrays with the device
+//!   memory limited to a third of the volume, so that it runs in slabs;
+//!   compare with `cuda_from_host_<method>` for the cost of the split.
+//! * `cuda_devices_<method>/fp256` (with two GPUs or more): the same on all the GPUs
+//!   there are, views split for the projection.
 //!
 //! The kernel benches take 20 samples (`--sample-size N` overrides that), the others 10.
 //! A case's inputs (its volume voxelised and uploaded, the projections to backproject)
@@ -117,6 +122,7 @@ fn cuda_forward(c: &mut Criterion) {
             }
         }
         if name == "fp256" {
+            scale_benches(c, &mut shared, &gpu, &case, &geometry, rays, &id);
             let mut projections = None;
             let mut group = c.benchmark_group("cuda_fdk");
             group.sample_size(10);
@@ -136,6 +142,47 @@ fn cuda_forward(c: &mut Criterion) {
                         Filter::RamLak,
                     )
                     .expect("FDK runs")
+                })
+            });
+            group.finish();
+        }
+    }
+}
+
+/// `cuda_slabs_*` and `cuda_devices_*` (see the module docs) on `case`.
+fn scale_benches(
+    c: &mut Criterion,
+    shared: &mut Option<Inputs>,
+    gpu: &Arc<CudaBackend>,
+    case: &StandardCase,
+    geometry: &ProjectionGeometry,
+    rays: u64,
+    id: &BenchmarkId,
+) {
+    let volume_bytes = case.volume.voxel_count().expect("a standard case") as u64 * 4;
+    let slabbed = Projector::on_devices(&[gpu.ordinal()])
+        .expect("the GPU opened above")
+        .with_device_memory(volume_bytes / 3);
+    let all: Vec<u32> = (0..16)
+        .take_while(|&ordinal| CudaBackend::on_device(ordinal).is_ok())
+        .collect();
+    let devices = (all.len() >= 2).then(|| Projector::on_devices(&all).expect("they opened"));
+    for (label, method) in [("siddon", Method::Siddon), ("joseph", Method::Joseph)] {
+        let runs = [
+            ("cuda_slabs", Some(&slabbed)),
+            ("cuda_devices", devices.as_ref()),
+        ];
+        for (group_name, projector) in runs {
+            let Some(projector) = projector else { continue };
+            let mut group = c.benchmark_group(format!("{group_name}_{label}"));
+            group.throughput(Throughput::Elements(rays));
+            group.sample_size(10);
+            group.bench_function(id.clone(), |b| {
+                let volume = &inputs(shared, gpu, case, geometry).volume;
+                b.iter(|| {
+                    projector
+                        .forward(volume, &case.volume, geometry, method)
+                        .expect("the projection runs")
                 })
             });
             group.finish();

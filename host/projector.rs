@@ -108,17 +108,7 @@ impl Projector {
     fn on_gpus(requested: Backend, gpus: Gpus) -> Projector {
         #[cfg(feature = "cuda")]
         {
-            let mut members: Vec<Arc<dyn Executor>> = gpus
-                .iter()
-                .map(|gpu| {
-                    Arc::new(crate::cuda::CudaExecutor::new(Arc::clone(gpu))) as Arc<dyn Executor>
-                })
-                .collect();
-            let executor = if members.len() == 1 {
-                members.remove(0)
-            } else {
-                Arc::new(Devices::new(members))
-            };
+            let executor = gpu_executor(&gpus, None);
             Projector {
                 kind: BackendKind::Cuda,
                 requested,
@@ -142,6 +132,20 @@ impl Projector {
     /// GPU call (a GPU call itself runs to its end).
     pub fn with_cancel(mut self, cancel: Cancel) -> Projector {
         self.cancel = cancel;
+        self
+    }
+
+    /// The same projector, using at most `bytes` of each GPU's memory per call (as
+    /// if that were all the free memory): larger volumes then run in slabs and larger
+    /// projections in batches. For sharing a GPU with other work, and for testing
+    /// the slabs on any GPU. No effect on the CPU.
+    pub fn with_device_memory(self, bytes: u64) -> Projector {
+        #[cfg(feature = "cuda")]
+        if !self.gpus.is_empty() {
+            let executor = gpu_executor(&self.gpus, Some(bytes));
+            return Projector { executor, ..self };
+        }
+        let _ = bytes;
         self
     }
 
@@ -415,6 +419,23 @@ impl Projector {
             other => other,
         }?;
         self.cancel.check()
+    }
+}
+
+/// The executor on `gpus`: one GPU's, or several together; each using at most
+/// `limit` bytes of its memory when given.
+#[cfg(feature = "cuda")]
+fn gpu_executor(gpus: &[Arc<crate::cuda::CudaBackend>], limit: Option<u64>) -> Arc<dyn Executor> {
+    let mut members: Vec<Arc<dyn Executor>> = gpus
+        .iter()
+        .map(|gpu| {
+            Arc::new(crate::cuda::CudaExecutor::new(Arc::clone(gpu), limit)) as Arc<dyn Executor>
+        })
+        .collect();
+    if members.len() == 1 {
+        members.remove(0)
+    } else {
+        Arc::new(Devices::new(members))
     }
 }
 

@@ -601,3 +601,81 @@ fn recon_and_project_write_volumes_and_stacks_in_the_other_formats() {
         );
     }
 }
+
+#[test]
+fn project_with_max_memory_streams_a_volume_larger_than_its_budget() {
+    // A 64 MiB volume projected with a 8 MiB budget: read by slabs of slices from the
+    // mapped file, written by batches of views. The resident set stays far below the
+    // volume (the binary and its threads take the rest), and the result is the
+    // in-memory projection's to the slab bound of host/executor/tests.rs.
+    let dir = tempfile::tempdir().unwrap();
+    let shape = (256, 256, 256);
+    let mut volume = Array3::<f32>::from_elem(shape, 0.01);
+    volume
+        .slice_mut(ndarray::s![40..200, 60..180, 30..220])
+        .fill(0.03);
+    write_npy(dir.path().join("big.npy"), &volume).unwrap();
+    drop(volume);
+    let common = [
+        "project",
+        "--volume",
+        "big.npy",
+        "--spacing",
+        "1,1,1",
+        "--views",
+        "5",
+        "--det",
+        "24x40",
+        "--pixel",
+        "10",
+        "--sod",
+        "600",
+        "--sdd",
+        "900",
+        "--backend",
+        "cpu",
+    ];
+    let streamed = xray(
+        &[
+            &common[..],
+            &["--max-memory", "8M", "--out", "streamed.npy"],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    ok(&streamed);
+    let log = String::from_utf8_lossy(&streamed.stderr);
+    let peak_kib: u64 = log
+        .lines()
+        .find_map(|line| line.strip_prefix("peak resident set: "))
+        .and_then(|rest| rest.trim_end_matches(" KiB").parse().ok())
+        .unwrap_or_else(|| panic!("no peak resident set in: {log}"));
+    eprintln!("streamed 64 MiB with --max-memory 8M: peak resident set {peak_kib} KiB");
+    assert!(log.contains("slabs of at most"), "{log}");
+    assert!(
+        peak_kib < 40 << 10,
+        "peak resident set {peak_kib} KiB: the 64 MiB volume must not be held"
+    );
+    ok(&xray(
+        &[&common[..], &["--out", "whole.npy"]].concat(),
+        dir.path(),
+    ));
+    let streamed: Array3<f32> = read_npy(dir.path().join("streamed.npy")).unwrap();
+    let whole: Array3<f32> = read_npy(dir.path().join("whole.npy")).unwrap();
+    assert_eq!(streamed.shape(), &[5, 24, 40]);
+    let scale = whole.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let worst = streamed
+        .iter()
+        .zip(&whole)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(scale > 1.0 && worst <= 1e-5 * scale, "{worst} of {scale}");
+    // A budget below one slice and one view is refused, naming the option.
+    fails_with(
+        &xray(
+            &[&common[..], &["--max-memory", "4K", "--out", "tiny.npy"]].concat(),
+            dir.path(),
+        ),
+        "max_memory",
+    );
+    assert!(!dir.path().join("tiny.npy").exists());
+}

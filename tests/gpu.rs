@@ -1073,8 +1073,8 @@ const SCALE_CHILD_DONE: &str = "slabs and several GPUs: equal to one GPU and to 
 fn slabs_and_several_gpus_give_the_whole_volumes_result() {
     // In a child process whose software driver has 4 GPUs of 64.5 MiB: after the 64 MiB
     // margin, 512 KiB each, less than the test volume (on a real machine the variables
-    // have no effect: the child then checks the same results without slabs, on the GPUs
-    // there are).
+    // have no effect: the projectors' device memory limit makes the slabs there, on
+    // the GPUs there are).
     if gpu("slabs and several GPUs").is_none() {
         return;
     }
@@ -1113,11 +1113,16 @@ fn scale_child() {
         );
     }
     let cpu = Projector::new(Backend::Cpu).unwrap();
-    let one = Projector::on_devices(&[0]).unwrap();
+    // Half the volume's bytes per GPU, so that slabs are used on any GPU (the software
+    // one has less than that free anyway).
+    let limit = (volume.len() * 4 / 2) as u64;
+    let one = Projector::on_devices(&[0])
+        .unwrap()
+        .with_device_memory(limit);
     let several: Vec<Projector> = [&[0, 1][..], &[0, 1, 2, 3][..]]
         .into_iter()
         .filter_map(|ordinals| match Projector::on_devices(ordinals) {
-            Ok(projector) => Some(projector),
+            Ok(projector) => Some(projector.with_device_memory(limit)),
             Err(error) if !emulated => {
                 eprintln!("several GPUs: {ordinals:?} not here ({error})");
                 None

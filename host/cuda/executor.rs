@@ -34,12 +34,22 @@ pub(super) struct Batches<'a> {
 #[derive(Debug)]
 pub(crate) struct CudaExecutor {
     gpu: Arc<CudaBackend>,
+    /// Most device memory a call may plan for (`Projector::with_device_memory`).
+    limit: Option<u64>,
 }
 
 impl CudaExecutor {
-    /// The executor on `gpu`.
-    pub(crate) fn new(gpu: Arc<CudaBackend>) -> CudaExecutor {
-        CudaExecutor { gpu }
+    /// The executor on `gpu`, planning for at most `limit` bytes when given.
+    pub(crate) fn new(gpu: Arc<CudaBackend>, limit: Option<u64>) -> CudaExecutor {
+        CudaExecutor { gpu, limit }
+    }
+
+    /// What a call may plan for: the free device memory less [`FREE_MEMORY_MARGIN`],
+    /// at most the limit.
+    fn budget(&self, gpu: &CudaBackend) -> Result<u64> {
+        let (free, _) = gpu.memory_info()?;
+        let budget = free.saturating_sub(FREE_MEMORY_MARGIN) as u64;
+        Ok(self.limit.map_or(budget, |limit| budget.min(limit)))
     }
 
     /// The GPU, reopened if its context faulted since the last call.
@@ -49,9 +59,9 @@ impl CudaExecutor {
 }
 
 /// The split of a projection or backprojection of `geometry` with `slices` slices of a
-/// grid of `shape` that fits in `gpu`'s free memory (less the margin left to others).
+/// grid of `shape` that fits in `budget` bytes.
 fn plan_rays(
-    gpu: &CudaBackend,
+    budget: u64,
     shape: [usize; 3],
     slices: usize,
     geometry: &ProjectionGeometry,
@@ -65,7 +75,7 @@ fn plan_rays(
             as u64,
         fixed_bytes: size_of::<GridParams>() as u64,
     };
-    plan(&footprint, budget(gpu)?)
+    plan(&footprint, budget)
 }
 
 /// `plan`'s slabs of the slices `slices`.
@@ -76,18 +86,12 @@ fn slabs_of(plan: &Plan, slices: &std::ops::Range<usize>) -> Vec<std::ops::Range
         .collect()
 }
 
-/// Free device memory less [`FREE_MEMORY_MARGIN`].
-fn budget(gpu: &CudaBackend) -> Result<u64> {
-    let (free, _) = gpu.memory_info()?;
-    Ok(free.saturating_sub(FREE_MEMORY_MARGIN) as u64)
-}
-
 impl Executor for CudaExecutor {
     fn forward(&self, task: &ForwardTask<'_>, output: Output, out: &mut [f32]) -> Result<()> {
         let gpu = self.gpu()?;
         let slices = task.slices.clone();
         let plan = plan_rays(
-            &gpu,
+            self.budget(&gpu)?,
             task.volume_geometry.shape,
             slices.len(),
             task.geometry,
@@ -110,7 +114,7 @@ impl Executor for CudaExecutor {
         let gpu = self.gpu()?;
         let slices = task.slices.clone();
         let plan = plan_rays(
-            &gpu,
+            self.budget(&gpu)?,
             task.volume_geometry.shape,
             slices.len(),
             task.geometry,
@@ -133,7 +137,7 @@ impl Executor for CudaExecutor {
             view_bytes: (task.rows * task.cols * size_of::<f32>()) as u64,
             fixed_bytes: std::mem::size_of_val(task.views) as u64,
         };
-        let plan = plan(&footprint, budget(&gpu)?)?;
+        let plan = plan(&footprint, self.budget(&gpu)?)?;
         if plan.slab_slices < task.slices.len() {
             return slabs::fdk_backproject(self, task, &slabs_of(&plan, &task.slices), out);
         }

@@ -381,6 +381,10 @@ pub struct BackendArgs {
     /// views are split between them, a backprojection's slices. Implies `--backend cuda`.
     #[arg(long, value_name = "LIST", value_delimiter = ',', num_args = 1..)]
     pub devices: Option<Vec<u32>>,
+    /// Use at most this much memory of each GPU (4096, 512M, 2G): larger volumes run in
+    /// slabs of slices, larger projections in batches of views.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub device_memory: Option<u64>,
 }
 
 /// Opens a projector on the named backend (or devices), telling on stderr when Auto
@@ -390,8 +394,9 @@ pub fn projector(args: &BackendArgs) -> Result<Projector> {
         if args.backend == BackendName::Cpu {
             bail!("--devices needs the CUDA backend, not --backend cpu");
         }
-        return Projector::on_devices(devices)
-            .with_context(|| format!("opening CUDA devices {devices:?}"));
+        let projector = Projector::on_devices(devices)
+            .with_context(|| format!("opening CUDA devices {devices:?}"))?;
+        return Ok(limited(projector, args.device_memory));
     }
     let backend = match args.backend {
         BackendName::Auto => Backend::Auto,
@@ -402,5 +407,13 @@ pub fn projector(args: &BackendArgs) -> Result<Projector> {
     if let Some(reason) = projector.fallback_reason() {
         eprintln!("note: using the CPU backend ({reason})");
     }
-    Ok(projector)
+    Ok(limited(projector, args.device_memory))
+}
+
+/// `projector` with `--device-memory` applied, if given.
+fn limited(projector: Projector, device_memory: Option<u64>) -> Projector {
+    match device_memory {
+        Some(bytes) => projector.with_device_memory(bytes),
+        None => projector,
+    }
 }
