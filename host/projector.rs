@@ -48,6 +48,8 @@ pub struct Projector {
     /// The GPUs the executor uses, in the order of their shares.
     #[cfg(feature = "cuda")]
     gpus: Vec<Arc<crate::cuda::CudaBackend>>,
+    /// Most memory of each GPU a call may plan for ([`Projector::with_device_memory`]).
+    device_memory: Option<u64>,
 }
 
 impl Projector {
@@ -77,14 +79,16 @@ impl Projector {
             executor: Arc::new(CpuExecutor),
             #[cfg(feature = "cuda")]
             gpus: Vec::new(),
+            device_memory: None,
         })
     }
 
     /// A projector on the CUDA devices `ordinals` together: a forward projection splits
     /// its views between them, a backprojection (and FDK) the volume's slices, each part
     /// planned on its device as one GPU's call is (slabs and batches when it does not fit).
-    /// The results equal one device's (forward and FDK bit for bit, the ray-driven
-    /// backprojection to f32 rounding), whatever the timing.
+    /// The results equal one device's whatever the timing: FDK bit for bit, the
+    /// forward projection bit for bit unless a device splits the volume into slabs, the
+    /// ray-driven backprojection within the slab bound (see `crate::executor::slabs`).
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for no ordinal or one given twice;
@@ -116,6 +120,7 @@ impl Projector {
                 cancel: Cancel::new(),
                 executor,
                 gpus,
+                device_memory: None,
             }
         }
         #[cfg(not(feature = "cuda"))]
@@ -143,10 +148,20 @@ impl Projector {
         #[cfg(feature = "cuda")]
         if !self.gpus.is_empty() {
             let executor = gpu_executor(&self.gpus, Some(bytes));
-            return Projector { executor, ..self };
+            return Projector {
+                executor,
+                device_memory: Some(bytes),
+                ..self
+            };
         }
         let _ = bytes;
         self
+    }
+
+    /// The limit set by [`Projector::with_device_memory`], if any.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn device_memory_limit(&self) -> Option<u64> {
+        self.device_memory
     }
 
     /// Whether this projector's [`Cancel`] flag is set.
@@ -355,12 +370,12 @@ impl Projector {
     }
 
     /// Projects the slices `slices` of a volume on `volume_geometry` (`voxels`, their
-    /// `[slices, ny, nx]` values; the grid and `geometry` already validated) into `out`:
-    /// the part of each line integral inside that slab, for [`crate::streaming`].
+    /// `[slices, ny, nx]` values, already checked finite; the grid and `geometry`
+    /// validated) into `out`: the part of each line integral inside that slab, for
+    /// [`crate::streaming`].
     ///
     /// # Errors
-    /// As [`Projector::forward`]; a non-finite voxel is named by its index in the whole
-    /// volume.
+    /// As [`Projector::forward`].
     pub(crate) fn forward_slab(
         &self,
         voxels: &[f32],
@@ -372,14 +387,6 @@ impl Projector {
     ) -> Result<()> {
         self.cancel.check()?;
         self.check_launchable(geometry)?;
-        let [_, ny, nx] = volume_geometry.shape;
-        check_finite(voxels, [slices.len(), ny, nx]).map_err(|error| match error {
-            Error::NonFiniteVolume { index, value } => Error::NonFiniteVolume {
-                index: [index[0] + slices.start, index[1], index[2]],
-                value,
-            },
-            other => other,
-        })?;
         let task = ForwardTask {
             voxels,
             volume_geometry,

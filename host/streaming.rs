@@ -3,8 +3,9 @@
 //! batch of views by batch of views to a `.npy` file ([`NpyStream`]), so that the
 //! process holds one slab and one batch (at most the budget it is given), whatever the
 //! sizes. Each slab is projected on the projector's backend (a GPU splits it again if
-//! it does not fit there) and added to the file in slab order, so the result is the
-//! in-memory projection's to the bound of a slabbed one (`crate::executor::slabs`).
+//! it does not fit there; it is uploaded once per batch of views) and added to the file
+//! in slab order, so the result is the in-memory projection's to the bound of a
+//! slabbed one (`crate::executor::slabs`). Progress is reported during the last slab.
 
 use std::ops::Range;
 
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::executor::plan::{plan, Footprint};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use crate::io::{NpyStream, SlabSource};
-use crate::projector::{Method, Projector};
+use crate::projector::{check_finite, Method, Projector};
 
 /// How [`project_streamed`] split the work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +105,14 @@ pub fn project_streamed(
                 }
             })?;
         prepare(&mut view)?;
+        // Once per slab; a bad voxel is named by its index in the whole volume.
+        check_finite(part, [slab.len(), ny, nx]).map_err(|error| match error {
+            Error::NonFiniteVolume { index, value } => Error::NonFiniteVolume {
+                index: [index[0] + slab.start, index[1], index[2]],
+                value,
+            },
+            other => other,
+        })?;
         let last = index + 1 == slabs.len();
         for batch in &batches {
             let views = geometry.view_range(batch.clone());

@@ -1069,9 +1069,15 @@ impl CudaBackend {
         let data = self.allocate::<f32>(batch * pixels_per_view, "the projections")?;
         let views_buffer =
             self.allocate::<u8>(batch * size_of::<ViewParams>(), "the view records")?;
+        // Adding goes through a host buffer of at most `ADD_CHUNK` values, whatever the
+        // batch, so that a slab's part costs no second copy of the projections.
+        const ADD_CHUNK: usize = 4 << 20;
         let mut staging = match batches.output {
             Output::Store => Vec::new(),
-            Output::Add => zeroed(batch * pixels_per_view, "a batch of projections")?,
+            Output::Add => zeroed(
+                (batch * pixels_per_view).min(ADD_CHUNK),
+                "a chunk of projections",
+            )?,
         };
         for (views_batch, host_batch) in views
             .chunks(batch)
@@ -1101,19 +1107,22 @@ impl CudaBackend {
                     )?;
                 }
                 self.synchronize()?;
-                let target = match batches.output {
-                    Output::Store => &mut *host_batch,
-                    Output::Add => &mut staging[..host_batch.len()],
-                };
-                data.index(..target.len())
-                    .copy_to(target)
-                    .map_err(self.cuda_error("copying the projections from the GPU"))?;
-            }
-            if batches.output == Output::Add {
-                host_batch
-                    .iter_mut()
-                    .zip(&staging)
-                    .for_each(|(o, part)| *o += part);
+                match batches.output {
+                    Output::Store => data
+                        .index(..host_batch.len())
+                        .copy_to(&mut *host_batch)
+                        .map_err(self.cuda_error("copying the projections from the GPU"))?,
+                    Output::Add => {
+                        for (index, chunk) in host_batch.chunks_mut(staging.len()).enumerate() {
+                            let first = index * staging.len();
+                            let part = &mut staging[..chunk.len()];
+                            data.index(first..first + chunk.len())
+                                .copy_to(&mut *part)
+                                .map_err(self.cuda_error("copying the projections from the GPU"))?;
+                            chunk.iter_mut().zip(&*part).for_each(|(o, p)| *o += p);
+                        }
+                    }
+                }
             }
             views_batch.iter().for_each(|_| (batches.view_done)());
         }

@@ -55,7 +55,11 @@ pub(crate) fn resident_workspace<'a>(
     };
     let bytes = arrays * (voxels * 4 + rays * 4 + records + 64) + DOT_PARTIALS as u128 * 4;
     let (free, _) = gpu.memory_info()?;
-    if bytes > free.saturating_sub(FREE_MEMORY_MARGIN) as u128 {
+    let budget = free.saturating_sub(FREE_MEMORY_MARGIN) as u128;
+    let budget = projector
+        .device_memory_limit()
+        .map_or(budget, |limit| budget.min(limit as u128));
+    if bytes > budget {
         log::info!("SIRT/CGLS on host arrays: their {bytes} bytes do not fit on the GPU");
         return Ok(None);
     }
@@ -64,7 +68,11 @@ pub(crate) fn resident_workspace<'a>(
         Err(Error::DeviceOutOfMemory { .. }) => return Ok(None),
         Err(other) => return Err(other),
     };
-    let partials = gpu.allocate_partials()?;
+    let partials = match gpu.allocate_partials() {
+        Ok(partials) => partials,
+        Err(Error::DeviceOutOfMemory { .. }) => return Ok(None),
+        Err(other) => return Err(other),
+    };
     Ok(Some(GpuWorkspace {
         gpu,
         projector,

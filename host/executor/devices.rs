@@ -3,12 +3,15 @@
 //!
 //! * Forward: the views are split into balanced consecutive ranges, one per device;
 //!   each ray is computed exactly as one device would, so the result equals one
-//!   device's bit for bit.
+//!   device's bit for bit when no device splits the volume into slabs. A device that
+//!   must (each plans its own slabs, from its own memory and share of views) gives its
+//!   rays within the slab bound of `super::slabs` instead.
 //! * Backprojection and FDK: the volume is split into balanced slabs along z, one per
 //!   device; each device backprojects every view onto its slab with the whole grid's
-//!   rays and weights. No partial volumes are summed, so the result does not depend on
-//!   timing and equals one device's (FDK's bit for bit; the ray-driven backprojection's
-//!   up to the order of its atomic adds, which on a GPU already varies between runs).
+//!   rays. No partial volumes are summed, so the result does not depend on timing:
+//!   FDK's equals one device's bit for bit, the ray-driven backprojection's within the
+//!   slab bound of `super::slabs` (a slab's Siddon walk restarts its crossings, and
+//!   Joseph's first sample of a slab is placed afresh, to a rounding).
 //!
 //! Balanced static ranges, not work stealing: the devices of one node are alike, and
 //! each range is one call that plans its own slabs and batches.

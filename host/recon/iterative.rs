@@ -18,12 +18,15 @@
 //! falls to `tolerance`, or when the callback says so.
 //!
 //! On a projector with one GPU, when the volume, the projections and the work vectors
-//! (three of each) fit in its free memory, the iterations run resident on the GPU: `A`,
+//! (three of each, four for a moment in SIRT) fit in its free memory (at most its
+//! `Projector::with_device_memory` limit), the iterations run resident on the GPU: `A`,
 //! `A^T` and the vector steps (`xray_kernels::vector`, the same element operations as
 //! on the CPU) on device buffers, with deterministic dot products (fixed partial sums,
 //! added in f64 on the host); only the progress scalars cross to the host per
 //! iteration. Otherwise the loops run on host arrays, `A` and `A^T` going through the
-//! projector (slabs, batches, several GPUs).
+//! projector (slabs, batches, several GPUs); also when the GPU runs out of memory
+//! during the resident iterations (they then start again on host arrays, and the
+//! callback sees iteration 0 again).
 
 use std::ops::ControlFlow;
 
@@ -124,7 +127,12 @@ where
     let (system, b, b_norm) = prepare(projector, projections, geometry, volume_geometry, options)?;
     #[cfg(feature = "cuda")]
     if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Sirt)? {
-        return run_sirt(&space, b_norm, options, &mut on_progress);
+        match run_sirt(&space, b_norm, options, &mut on_progress) {
+            Err(error @ Error::DeviceOutOfMemory { .. }) => {
+                log::warn!("SIRT on host arrays after all: {error}");
+            }
+            done => return done,
+        }
     }
     run_sirt(
         &HostWorkspace { system, b },
@@ -153,7 +161,12 @@ where
     let (system, b, b_norm) = prepare(projector, projections, geometry, volume_geometry, options)?;
     #[cfg(feature = "cuda")]
     if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Cgls)? {
-        return run_cgls(&space, b_norm, options, &mut on_progress);
+        match run_cgls(&space, b_norm, options, &mut on_progress) {
+            Err(error @ Error::DeviceOutOfMemory { .. }) => {
+                log::warn!("CGLS on host arrays after all: {error}");
+            }
+            done => return done,
+        }
     }
     run_cgls(
         &HostWorkspace { system, b },

@@ -12,7 +12,7 @@
 //!
 //! # Safety contract (upheld by the host's launch wrapper)
 //!
-//! * `volume` points to `grid.nx * grid.ny * grid.nz` `f32`s: readable for the forward
+//! * `volume` points to `grid.voxel_count()` (`nx * ny * z_count`) `f32`s: readable for the forward
 //!   kernels, writable (and zeroed by the host) for the backprojection kernels.
 //! * `grid` points to one [`GridParams`]; `views` to `n_views` [`ViewParams`].
 //! * `out` (forward) points to `n_views * rows * cols` writable `f32`s and

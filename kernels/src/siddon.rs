@@ -67,11 +67,11 @@ pub struct WalkStart {
 }
 
 /// The start of `ray`'s walk through `grid`, or `None` when it misses the grid.
-#[inline(always)]
 ///
 /// The walk covers the slab of slices the grid's buffer holds (`z_first..z_end()`, the
 /// whole grid for a whole volume): the ray is clipped to that slab's box in the whole
 /// grid's index space.
+#[inline(always)]
 pub fn walk_start(grid: &GridParams, ray: &Ray) -> Option<WalkStart> {
     let (nx, ny) = (grid.nx, grid.ny);
     let (z_first, z_end) = (grid.z_first, grid.z_end());
