@@ -174,8 +174,15 @@ mod avx2 {
         let [mut tx, mut ty, mut tz] = t_next.each_ref().map(load_f);
         let [dx, dy, dz] = t_delta.each_ref().map(load_f);
         let [fx, fy, fz] = t_first.each_ref().map(load_f);
-        // Faces crossed per axis (`Axis::crossed`), for the next crossings.
+        // `Axis::advance`: a crossing is `t_first + crossed * t_delta`. Faces crossed
+        // per axis, and each axis's crossing after the next one, computed a step ahead so
+        // that the walk's chain of dependent instructions stays one blend per step.
+        let one = _mm256_set1_epi32(1);
+        let next = |first, crossed, delta| {
+            _mm256_add_ps(first, _mm256_mul_ps(_mm256_cvtepi32_ps(crossed), delta))
+        };
         let [mut cx, mut cy, mut cz] = [_mm256_setzero_si256(); 3];
+        let [mut ux, mut uy, mut uz] = [(fx, dx), (fy, dy), (fz, dz)].map(|(f, d)| next(f, one, d));
         let origin = origin.each_ref().map(load_f);
         let direction = direction.each_ref().map(load_f);
         let strides = strides.map(|s| _mm256_set1_epi32(s));
@@ -228,17 +235,15 @@ mod avx2 {
             let my = _mm256_andnot_ps(mx, _mm256_cmp_ps::<_CMP_EQ_OQ>(t_cross, ty));
             let mxy = _mm256_or_ps(mx, my);
             let [mxi, myi, mxyi] = [mx, my, mxy].map(|m| _mm256_castps_si256(m));
-            // `Axis::advance`: the next crossing from the count of faces crossed,
-            // `t_first + crossed * t_delta`.
+            tx = _mm256_blendv_ps(tx, ux, mx);
+            ty = _mm256_blendv_ps(ty, uy, my);
+            tz = _mm256_blendv_ps(uz, tz, mxy);
             cx = _mm256_sub_epi32(cx, mxi);
             cy = _mm256_sub_epi32(cy, myi);
-            cz = _mm256_add_epi32(cz, _mm256_andnot_si256(mxyi, _mm256_set1_epi32(1)));
-            let next = |first, crossed, delta| {
-                _mm256_add_ps(first, _mm256_mul_ps(_mm256_cvtepi32_ps(crossed), delta))
-            };
-            tx = _mm256_blendv_ps(tx, next(fx, cx, dx), mx);
-            ty = _mm256_blendv_ps(ty, next(fy, cy, dy), my);
-            tz = _mm256_blendv_ps(next(fz, cz, dz), tz, mxy);
+            cz = _mm256_add_epi32(cz, _mm256_andnot_si256(mxyi, one));
+            ux = next(fx, _mm256_add_epi32(cx, one), dx);
+            uy = next(fy, _mm256_add_epi32(cy, one), dy);
+            uz = next(fz, _mm256_add_epi32(cz, one), dz);
             // A mask lane is -1 where it is set: adding it counts one crossing off.
             rx = _mm256_or_si256(_mm256_add_epi32(rx, mxi), _mm256_castps_si256(stop));
             ry = _mm256_add_epi32(ry, myi);
