@@ -113,6 +113,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The processes of a [`crate::distributed::Communicator`] could not compute
+    /// together: a message failed, another rank failed, or the ranks disagree.
+    #[error("distributed computation: {reason}")]
+    Communication {
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The computation was stopped through its [`crate::Cancel`] flag; its partial
     /// output was dropped.
     #[error("the computation was cancelled")]

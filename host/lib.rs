@@ -53,6 +53,7 @@ mod cancel;
 pub mod cases;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod distributed;
 mod error;
 mod executor;
 pub mod geometry;

@@ -339,27 +339,29 @@ impl Projector {
     }
 
     /// FDK's voxel-driven backprojection of `filtered` (`[views, rows, cols]`, already
-    /// weighted and filtered) with one [`VoxelView`] per view, on this projector's
-    /// backend.
+    /// weighted and filtered) with one [`VoxelView`] per view into the slices `slices`
+    /// of the volume (`[slices, ny, nx]`), on this projector's backend.
     pub(crate) fn backproject_filtered(
         &self,
         filtered: &Array3<f32>,
         views: &[VoxelView],
         volume_geometry: &VolumeGeometry,
+        slices: std::ops::Range<usize>,
     ) -> Result<Array3<f32>> {
         let (_, rows, cols) = filtered.dim();
         let values = filtered
             .as_slice()
             .expect("FDK's filtered projections are contiguous");
         self.cancel.check()?;
-        let mut out = zeroed_array(volume_geometry.shape, "the reconstructed volume")?;
+        let [_, ny, nx] = volume_geometry.shape;
+        let mut out = zeroed_array([slices.len(), ny, nx], "the reconstructed volume")?;
         let task = FdkTask {
             filtered: values,
             rows,
             cols,
             views,
             shape: volume_geometry.shape,
-            slices: 0..volume_geometry.shape[0],
+            slices,
             cancel: &self.cancel,
         };
         let target = out.as_slice_mut().expect("a new array is contiguous");

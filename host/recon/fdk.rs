@@ -66,6 +66,34 @@ pub fn fdk<S>(
 where
     S: Data<Elem = f32>,
 {
+    fdk_slices(
+        projector,
+        projections,
+        scan,
+        volume_geometry,
+        window,
+        0..volume_geometry.shape[0],
+    )
+}
+
+/// The slices `slices` (`[slices, ny, nx]`) of [`fdk`]'s reconstruction, bit for bit
+/// those of the whole volume (each voxel sums the same views in the same order): for
+/// [`crate::distributed`], where each rank reconstructs its own slab. `slices` lies
+/// within `0..volume_geometry.shape[0]`.
+///
+/// # Errors
+/// As [`fdk`].
+pub(crate) fn fdk_slices<S>(
+    projector: &Projector,
+    projections: &ArrayBase<S, Ix3>,
+    scan: &CircularScan,
+    volume_geometry: &VolumeGeometry,
+    window: Filter,
+    slices: std::ops::Range<usize>,
+) -> Result<Array3<f32>>
+where
+    S: Data<Elem = f32>,
+{
     let geometry = scan.geometry()?;
     volume_geometry.validate()?;
     // A grid the GPU cannot be launched over is refused before the filtering's work.
@@ -98,7 +126,7 @@ where
             .expect("a new array is contiguous"),
     )?;
     let voxel_views = voxel_views(&wide_scan.geometry()?, volume_geometry, scan);
-    projector.backproject_filtered(&filtered, &voxel_views, volume_geometry)
+    projector.backproject_filtered(&filtered, &voxel_views, volume_geometry, slices)
 }
 
 /// The scan with its detector widened by columns of zeros on its narrow side, so that

@@ -34,6 +34,7 @@ use ndarray::{Array3, ArrayBase, Data, Ix3, Zip};
 use xray_kernels::vector;
 
 use crate::alloc::zeroed_array;
+use crate::distributed::{self, Communicator, Partition};
 use crate::error::{Error, Result};
 use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 use crate::projector::{Method, Projector};
@@ -115,16 +116,9 @@ pub fn sirt<S>(
 where
     S: Data<Elem = f32>,
 {
-    if !(options.relaxation > 0.0 && options.relaxation < 2.0) {
-        return Err(Error::InvalidParameter {
-            name: "relaxation",
-            reason: format!(
-                "SIRT converges for 0 < lambda < 2, got {}",
-                options.relaxation
-            ),
-        });
-    }
-    let (system, b, b_norm) = prepare(projector, projections, geometry, volume_geometry, options)?;
+    check_relaxation(options)?;
+    let (system, b, b_norm) =
+        prepare(projector, projections, geometry, volume_geometry, options, None)?;
     #[cfg(feature = "cuda")]
     if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Sirt)? {
         match run_sirt(&space, b_norm, options, &mut on_progress) {
@@ -135,7 +129,11 @@ where
         }
     }
     run_sirt(
-        &HostWorkspace { system, b },
+        &HostWorkspace {
+            system,
+            b,
+            ranks: None,
+        },
         b_norm,
         options,
         &mut on_progress,
@@ -158,7 +156,8 @@ pub fn cgls<S>(
 where
     S: Data<Elem = f32>,
 {
-    let (system, b, b_norm) = prepare(projector, projections, geometry, volume_geometry, options)?;
+    let (system, b, b_norm) =
+        prepare(projector, projections, geometry, volume_geometry, options, None)?;
     #[cfg(feature = "cuda")]
     if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Cgls)? {
         match run_cgls(&space, b_norm, options, &mut on_progress) {
@@ -169,11 +168,101 @@ where
         }
     }
     run_cgls(
-        &HostWorkspace { system, b },
+        &HostWorkspace {
+            system,
+            b,
+            ranks: None,
+        },
         b_norm,
         options,
         &mut on_progress,
     )
+}
+
+/// [`sirt`] over the ranks `ranks`, with this rank's projections `local` of its views
+/// `local_geometry` (for [`crate::distributed::sirt`]).
+pub(crate) fn sirt_on_ranks<S>(
+    ranks: Ranks<'_>,
+    projector: &Projector,
+    local: &ArrayBase<S, Ix3>,
+    local_geometry: &ProjectionGeometry,
+    volume_geometry: &VolumeGeometry,
+    options: &IterativeOptions,
+    mut on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Reconstruction>
+where
+    S: Data<Elem = f32>,
+{
+    check_relaxation(options)?;
+    let (system, b, b_norm) = prepare(
+        projector,
+        local,
+        local_geometry,
+        volume_geometry,
+        options,
+        Some(&ranks),
+    )?;
+    let space = HostWorkspace {
+        system,
+        b,
+        ranks: Some(ranks),
+    };
+    run_sirt(&space, b_norm, options, &mut on_progress)
+}
+
+/// [`cgls`] over the ranks `ranks` (for [`crate::distributed::cgls`]); arguments as
+/// [`sirt_on_ranks`].
+pub(crate) fn cgls_on_ranks<S>(
+    ranks: Ranks<'_>,
+    projector: &Projector,
+    local: &ArrayBase<S, Ix3>,
+    local_geometry: &ProjectionGeometry,
+    volume_geometry: &VolumeGeometry,
+    options: &IterativeOptions,
+    mut on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Reconstruction>
+where
+    S: Data<Elem = f32>,
+{
+    let (system, b, b_norm) = prepare(
+        projector,
+        local,
+        local_geometry,
+        volume_geometry,
+        options,
+        Some(&ranks),
+    )?;
+    let space = HostWorkspace {
+        system,
+        b,
+        ranks: Some(ranks),
+    };
+    run_cgls(&space, b_norm, options, &mut on_progress)
+}
+
+/// Refuses a SIRT step outside `(0, 2)`.
+fn check_relaxation(options: &IterativeOptions) -> Result<()> {
+    if options.relaxation > 0.0 && options.relaxation < 2.0 {
+        return Ok(());
+    }
+    Err(Error::InvalidParameter {
+        name: "relaxation",
+        reason: format!(
+            "SIRT converges for 0 < lambda < 2, got {}",
+            options.relaxation
+        ),
+    })
+}
+
+/// The processes a [`HostWorkspace`] shares its problem with: its projections are this
+/// rank's views of `geometry`, its volumes are whole on every rank.
+pub(crate) struct Ranks<'a> {
+    /// The group.
+    pub comm: &'a dyn Communicator,
+    /// All the views.
+    pub geometry: &'a ProjectionGeometry,
+    /// Which of them are this rank's.
+    pub partition: Partition,
 }
 
 /// The problem both methods solve: `A x = b`.
@@ -249,10 +338,13 @@ pub(crate) trait Workspace {
 }
 
 /// [`Workspace`] on host arrays: `A` and `A^T` through the projector (any backend, with
-/// its slabs and batches), the element steps with rayon.
+/// its slabs and batches), the element steps with rayon. With `ranks`, the projections
+/// are this rank's views only: `A^T` and the projections' norms combine the ranks'
+/// parts (`crate::distributed`), the volumes' steps are the same on every rank.
 struct HostWorkspace<'a> {
     system: System<'a>,
     b: Array3<f32>,
+    ranks: Option<Ranks<'a>>,
 }
 
 impl Workspace for HostWorkspace<'_> {
@@ -279,6 +371,10 @@ impl Workspace for HostWorkspace<'_> {
 
     fn forward(&self, x: &Array3<f32>, out: &mut Array3<f32>) -> Result<()> {
         let s = &self.system;
+        if s.geometry.views.is_empty() {
+            // A rank without views (more ranks than units).
+            return Ok(());
+        }
         *out = s
             .projector
             .forward(x, s.volume_geometry, s.geometry, s.method)?;
@@ -287,6 +383,18 @@ impl Workspace for HostWorkspace<'_> {
 
     fn backward(&self, y: &Array3<f32>, out: &mut Array3<f32>) -> Result<()> {
         let s = &self.system;
+        if let Some(ranks) = &self.ranks {
+            *out = distributed::backward_checked(
+                ranks.comm,
+                s.projector,
+                &ranks.partition,
+                y.as_slice().expect("work vectors are contiguous"),
+                ranks.geometry,
+                s.volume_geometry,
+                s.method,
+            )?;
+            return Ok(());
+        }
         *out = s
             .projector
             .backward(y, s.geometry, s.volume_geometry, s.method)?;
@@ -356,7 +464,10 @@ impl Workspace for HostWorkspace<'_> {
     }
 
     fn projections_norm2(&self, a: &Array3<f32>) -> Result<f64> {
-        Ok(norm(a).powi(2))
+        match &self.ranks {
+            Some(ranks) => projections_norm2_on_ranks(ranks, a),
+            None => Ok(norm(a).powi(2)),
+        }
     }
 
     fn check_cancelled(&self) -> Result<()> {
@@ -466,13 +577,15 @@ pub(crate) enum Solver {
     Cgls,
 }
 
-/// Checks the options and projections; returns the system, `b` and `||b||`.
+/// Checks the options and projections (`geometry`'s; with `ranks`, this rank's part of
+/// theirs); returns the system, `b` and `||b||`.
 fn prepare<'a, S>(
     projector: &'a Projector,
     projections: &ArrayBase<S, Ix3>,
     geometry: &'a ProjectionGeometry,
     volume_geometry: &'a VolumeGeometry,
     options: &IterativeOptions,
+    ranks: Option<&Ranks<'_>>,
 ) -> Result<(System<'a>, Array3<f32>, f64)>
 where
     S: Data<Elem = f32>,
@@ -484,18 +597,25 @@ where
         });
     }
     volume_geometry.validate()?;
-    geometry.validate()?;
+    ranks.map_or(geometry, |r| r.geometry).validate()?;
     let contiguous = projections.as_standard_layout();
-    crate::projector::check_projections(
+    let checked = crate::projector::check_projections(
         contiguous
             .as_slice()
             .expect("as_standard_layout gives a contiguous array"),
         projections.shape(),
         geometry,
-    )?;
+    );
+    match ranks {
+        Some(ranks) => distributed::agree(ranks.comm, checked)?,
+        None => checked?,
+    }
     let mut b = zeroed_array(geometry.shape(), "a copy of the projections")?;
     b.assign(&contiguous);
-    let b_norm = norm(&b);
+    let b_norm = match ranks {
+        Some(ranks) => projections_norm2_on_ranks(ranks, &b)?.sqrt(),
+        None => norm(&b),
+    };
     if b_norm == 0.0 {
         return Err(Error::InvalidParameter {
             name: "projections",
@@ -540,6 +660,17 @@ fn filled(shape: [usize; 3], value: f32, what: &'static str) -> Result<Array3<f3
         array.fill(value);
     }
     Ok(array)
+}
+
+/// `<a, a>` of this rank's projections `a`, combined over `ranks`.
+fn projections_norm2_on_ranks(ranks: &Ranks<'_>, a: &Array3<f32>) -> Result<f64> {
+    let (_, rows, cols) = a.dim();
+    distributed::projections_norm2(
+        ranks.comm,
+        &ranks.partition,
+        a.as_slice().expect("work vectors are contiguous"),
+        rows * cols,
+    )
 }
 
 /// Euclidean norm, accumulated in f64.

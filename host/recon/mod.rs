@@ -6,7 +6,7 @@
 //!   ([`Projector::forward`](crate::Projector::forward) and its exact transpose), for
 //!   any geometry, with non-negativity and a stopping rule.
 
-mod fdk;
+pub(crate) mod fdk;
 mod filter;
 pub(crate) mod iterative;
 mod weights;
