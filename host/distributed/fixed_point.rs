@@ -156,7 +156,10 @@ mod tests {
         for bound in [1e-30, 0.7, 1.0, 3.0, 4.0, 1e6, 1e30] {
             let e = quantum_exponent(bound);
             assert!(bound / pow2(e) < pow2(61), "bound {bound}, e {e}");
-            assert!(bound / pow2(e) >= pow2(59), "bound {bound}, e {e}: too coarse");
+            assert!(
+                bound / pow2(e) >= pow2(59),
+                "bound {bound}, e {e}: too coarse"
+            );
         }
     }
 
@@ -170,7 +173,9 @@ mod tests {
         let parts: Vec<Vec<f32>> = (0..12)
             .map(|_| {
                 (0..len)
-                    .map(|_| random.random_range(-1.0f32..1.0) * 10f32.powi(random.random_range(-9..3)))
+                    .map(|_| {
+                        random.random_range(-1.0f32..1.0) * 10f32.powi(random.random_range(-9..3))
+                    })
                     .collect()
             })
             .collect();
@@ -194,7 +199,8 @@ mod tests {
         let quantum = pow2(quantum_exponent(bound));
         for (i, &got) in reference.iter().enumerate() {
             let exact: f64 = parts.iter().map(|p| p[i] as f64).sum();
-            let allowed = 12.0 * quantum / 2.0 + (exact.abs() + 12.0 * quantum) * f32::EPSILON as f64;
+            let allowed =
+                12.0 * quantum / 2.0 + (exact.abs() + 12.0 * quantum) * f32::EPSILON as f64;
             assert!(
                 (got as f64 - exact).abs() <= allowed + 1e-300,
                 "element {i}: {got} against {exact}"
@@ -206,7 +212,11 @@ mod tests {
     fn sums_split_over_accumulators_equal_one_accumulator() {
         // What the ranks do: each adds its own parts, then the integers are summed.
         let parts: Vec<Vec<f32>> = (0..6)
-            .map(|k| (0..64).map(|i| ((i * 7 + k * 13) % 17) as f32 * 0.1 - 0.8).collect())
+            .map(|k| {
+                (0..64)
+                    .map(|i| ((i * 7 + k * 13) % 17) as f32 * 0.1 - 0.8)
+                    .collect()
+            })
             .collect();
         let mut one = FixedPointSum::new(64, 100.0).unwrap();
         parts.iter().for_each(|p| one.add(p).unwrap());

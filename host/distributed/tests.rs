@@ -106,7 +106,12 @@ impl Communicator for ThreadGroup {
 
 const RANK_COUNTS: [usize; 4] = [1, 2, 3, 5];
 
-fn problem() -> (Array3<f32>, VolumeGeometry, CircularScan, ProjectionGeometry) {
+fn problem() -> (
+    Array3<f32>,
+    VolumeGeometry,
+    CircularScan,
+    ProjectionGeometry,
+) {
     let grid = VolumeGeometry::centered([20, 24, 22], [1.0, 1.0, 1.0]);
     let volume = Phantom::shepp_logan(22.0).voxelize(&grid, 1).unwrap();
     // 36 views: 5 units of 8 views (the last of 4), so 5 ranks get one unit each.
@@ -152,7 +157,10 @@ fn the_partition_covers_every_view_and_slice_once_in_order() {
                 assert_eq!(local.start, next, "{views} views on {ranks} ranks");
                 next = local.end;
                 for unit in part.local_units() {
-                    assert!(part.unit_views(unit).len() >= super::partition::MIN_UNIT_VIEWS.min(views) || unit + 1 == part.units());
+                    assert!(
+                        part.unit_views(unit).len() >= super::partition::MIN_UNIT_VIEWS.min(views)
+                            || unit + 1 == part.units()
+                    );
                 }
             }
             assert_eq!(next, views);
@@ -176,7 +184,11 @@ fn projections_on_any_rank_count_are_the_single_process_stack() {
             let results = ThreadGroup::run(ranks, |comm| {
                 super::project(comm, &cpu(), &volume, &grid, &geometry, method).unwrap()
             });
-            assert_eq!(results[0].as_ref(), Some(&single), "{method:?}, {ranks} ranks");
+            assert_eq!(
+                results[0].as_ref(),
+                Some(&single),
+                "{method:?}, {ranks} ranks"
+            );
             assert!(results[1..].iter().all(Option::is_none));
         }
     }
@@ -205,7 +217,12 @@ fn backprojections_are_the_same_bits_on_any_rank_count() {
             }
         }
         // Against the single process: the same terms added in another order.
-        assert_close(&format!("{method:?} backprojection"), first.as_ref().unwrap(), &single, 1e-5);
+        assert_close(
+            &format!("{method:?} backprojection"),
+            first.as_ref().unwrap(),
+            &single,
+            1e-5,
+        );
     }
 }
 
@@ -272,10 +289,16 @@ fn sirt_and_cgls_are_the_same_bits_on_any_rank_count() {
     assert_close("SIRT, 4 iterations", &sirt, &single_sirt.volume, 1e-4);
     assert_close("CGLS, 4 iterations", &cgls, &single_cgls.volume, 1e-3);
     for (got, want) in sirt_residuals.iter().zip(&single_sirt.residuals) {
-        assert!((got - want).abs() <= 1e-4 * want, "SIRT residual {got} against {want}");
+        assert!(
+            (got - want).abs() <= 1e-4 * want,
+            "SIRT residual {got} against {want}"
+        );
     }
     for (got, want) in cgls_residuals.iter().zip(&single_cgls.residuals) {
-        assert!((got - want).abs() <= 1e-4 * want, "CGLS residual {got} against {want}");
+        assert!(
+            (got - want).abs() <= 1e-4 * want,
+            "CGLS residual {got} against {want}"
+        );
     }
 }
 

@@ -117,8 +117,14 @@ where
     S: Data<Elem = f32>,
 {
     check_relaxation(options)?;
-    let (system, b, b_norm) =
-        prepare(projector, projections, geometry, volume_geometry, options, None)?;
+    let (system, b, b_norm) = prepare(
+        projector,
+        projections,
+        geometry,
+        volume_geometry,
+        options,
+        None,
+    )?;
     #[cfg(feature = "cuda")]
     if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Sirt)? {
         match run_sirt(&space, b_norm, options, &mut on_progress) {
@@ -156,8 +162,14 @@ pub fn cgls<S>(
 where
     S: Data<Elem = f32>,
 {
-    let (system, b, b_norm) =
-        prepare(projector, projections, geometry, volume_geometry, options, None)?;
+    let (system, b, b_norm) = prepare(
+        projector,
+        projections,
+        geometry,
+        volume_geometry,
+        options,
+        None,
+    )?;
     #[cfg(feature = "cuda")]
     if let Some(space) = crate::cuda::resident_workspace(&system, &b, Solver::Cgls)? {
         match run_cgls(&space, b_norm, options, &mut on_progress) {

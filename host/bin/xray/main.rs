@@ -5,6 +5,7 @@ mod bench;
 mod info;
 mod inputs;
 mod outputs;
+mod ranks;
 mod recon;
 mod render;
 

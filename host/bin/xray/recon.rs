@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use xray_projector::distributed;
 use xray_projector::io::{read_volume_npy, DEFAULT_MAX_BYTES};
 use xray_projector::recon::{self, Filter, IterativeOptions, Progress};
 
 use crate::inputs::{projector, BackendArgs, GridArgs, MethodName, ScannerArgs};
 use crate::outputs::{self, format_of, Format};
+use crate::ranks;
 
 /// Reconstruction algorithms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -96,19 +98,29 @@ pub fn run(args: ReconArgs) -> Result<()> {
     let format = format_of(&args.out, &[Format::Npy, Format::Nifti, Format::MetaImage])?;
     let overwrite = outputs::overwrite(args.force);
     let grid = args.grid.geometry()?;
-    let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
-    let views = projections.dim().0;
+    let comm = ranks::communicator()?;
+    let comm = comm.as_deref();
+    let root = comm.is_none_or(|c| c.is_root());
     let projector = projector(&args.backend)?;
     let context = || format!("reconstructing from {}", args.projections.display());
     let start = Instant::now();
-    let volume = match args.algorithm {
+    let (volume, views) = match args.algorithm {
         Algorithm::Fdk => {
+            // FDK needs every view on every rank (each reconstructs its own slices).
+            let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
+            let views = projections.dim().0;
             let scan = args.scanner.circular_scan(views)?;
-            recon::fdk(&projector, &projections, &scan, &grid, args.filter.into())
-                .with_context(context)?
+            let filter = args.filter.into();
+            let volume = match comm {
+                Some(comm) => {
+                    distributed::fdk(comm, &projector, &projections, &scan, &grid, filter)
+                }
+                None => recon::fdk(&projector, &projections, &scan, &grid, filter).map(Some),
+            }
+            .with_context(context)?;
+            (volume, views)
         }
         Algorithm::Sirt | Algorithm::Cgls => {
-            let geometry = args.scanner.geometry(views)?;
             let options = IterativeOptions {
                 method: args.method.into(),
                 iterations: args.iterations,
@@ -117,30 +129,55 @@ pub fn run(args: ReconArgs) -> Result<()> {
                 relaxation: args.relaxation,
             };
             let report = |progress: &Progress| {
-                eprintln!(
-                    "iteration {:>4}: residual {:.4e}",
-                    progress.iteration, progress.residual
-                );
+                if root {
+                    eprintln!(
+                        "iteration {:>4}: residual {:.4e}",
+                        progress.iteration, progress.residual
+                    );
+                }
                 ControlFlow::Continue(())
             };
-            let result = if args.algorithm == Algorithm::Sirt {
-                recon::sirt(&projector, &projections, &geometry, &grid, &options, report)
-            } else {
-                recon::cgls(&projector, &projections, &geometry, &grid, &options, report)
+            let sirt = args.algorithm == Algorithm::Sirt;
+            let (result, views) = match comm {
+                Some(comm) => {
+                    // Each rank holds its own views; every rank ends with the volume.
+                    let (local, views) = ranks::read_local_views(&args.projections, comm)?;
+                    let geometry = args.scanner.geometry(views)?;
+                    let run = if sirt {
+                        distributed::sirt
+                    } else {
+                        distributed::cgls
+                    };
+                    let result = run(comm, &projector, &local, &geometry, &grid, &options, report);
+                    (result, views)
+                }
+                None => {
+                    let projections = read_volume_npy(&args.projections, DEFAULT_MAX_BYTES)?;
+                    let views = projections.dim().0;
+                    let geometry = args.scanner.geometry(views)?;
+                    let run = if sirt { recon::sirt } else { recon::cgls };
+                    let result = run(&projector, &projections, &geometry, &grid, &options, report);
+                    (result, views)
+                }
+            };
+            let result = result.with_context(context)?;
+            if root {
+                eprintln!("stopped: {:?}", result.stopped);
             }
-            .with_context(context)?;
-            eprintln!("stopped: {:?}", result.stopped);
-            result.volume
+            (root.then_some(result.volume), views)
         }
     };
+    // Under mpirun, the root writes.
+    let Some(volume) = volume else { return Ok(()) };
     let elapsed = start.elapsed();
     outputs::volume(&args.out, format, volume.view(), &grid, overwrite)?;
     let [nz, ny, nx] = grid.shape;
     eprintln!(
-        "wrote {} ({nx} x {ny} x {nz} voxels from {views} views, {:?} on {}, {:.2} s)",
+        "wrote {} ({nx} x {ny} x {nz} voxels from {views} views, {:?} on {}{}, {:.2} s)",
         args.out.display(),
         args.algorithm,
         projector.backend(),
+        ranks::on_ranks(comm),
         elapsed.as_secs_f64()
     );
     Ok(())

@@ -7,10 +7,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array3};
+use xray_projector::distributed;
 use xray_projector::intensity::{add_poisson_noise, beer_lambert};
 
 use crate::inputs::{projector, BackendArgs, MethodName, ScannerArgs, VolumeArgs};
 use crate::outputs::{self, format_of, Format, PngArgs};
+use crate::ranks;
 
 /// Options of `xray drr`.
 #[derive(Args, Debug)]
@@ -134,7 +136,11 @@ pub fn drr(args: DrrArgs) -> Result<()> {
 
 /// `xray project`.
 pub fn project(args: ProjectArgs) -> Result<()> {
+    let comm = ranks::communicator()?;
     if let Some(max_memory) = args.max_memory {
+        if comm.is_some() {
+            bail!("--max-memory is not available under mpirun yet: run it alone");
+        }
         return project_streamed(&args, max_memory);
     }
     let format = format_of(&args.out, &[Format::Npy, Format::Tiff, Format::Nifti])?;
@@ -142,32 +148,39 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     let geometry = args.scanner.geometry(args.views)?;
     let (volume, grid) = args.volume.load()?;
     let projector = projector(&args.common.backend)?;
-    let bar = ProgressBar::new(geometry.views.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} views, {elapsed} elapsed, ETA {eta}")
-            .expect("the template is valid"),
-    );
+    let method = args.common.method.into();
     let start = Instant::now();
-    let p = projector
-        .forward_with_progress(
-            &volume,
-            &grid,
-            &geometry,
-            args.common.method.into(),
-            &|| bar.inc(1),
-        )
-        .context("projecting")?;
-    bar.finish_and_clear();
+    let p = match comm.as_deref() {
+        Some(comm) => distributed::project(comm, &projector, &volume, &grid, &geometry, method)
+            .context("projecting")?,
+        None => {
+            let bar = ProgressBar::new(geometry.views.len() as u64).with_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} views, {elapsed} elapsed, ETA {eta}",
+                )
+                .expect("the template is valid"),
+            );
+            let p = projector
+                .forward_with_progress(&volume, &grid, &geometry, method, &|| bar.inc(1))
+                .context("projecting")?;
+            bar.finish_and_clear();
+            Some(p)
+        }
+    };
+    // Under mpirun, the root writes.
+    let Some(p) = p else { return Ok(()) };
     let elapsed = start.elapsed();
     let signal = args.common.detector_signal(p)?;
     outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?;
     eprintln!(
-        "wrote {} ({} views of {} x {}, {:?} on {}, {:.2} s)",
+        "wrote {} ({} views of {} x {}, {:?} on {}{}, {:.2} s)",
         args.out.display(),
         geometry.views.len(),
         geometry.rows,
         geometry.cols,
         args.common.method,
         projector.backend(),
+        ranks::on_ranks(comm.as_deref()),
         elapsed.as_secs_f64()
     );
     Ok(())
