@@ -679,3 +679,29 @@ fn project_with_max_memory_streams_a_volume_larger_than_its_budget() {
     );
     assert!(!dir.path().join("tiny.npy").exists());
 }
+
+/// Started by `mpirun -n 3` (as its environment tells), an `xray` built without feature
+/// `mpi` refuses, rather than have three processes each write the whole output.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_to_run_as_one_of_several_mpi_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    for variable in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xray"))
+            .args(["project", "--views", "2", "--size", "16", "--out", "p.npy"])
+            .current_dir(dir.path())
+            .env(variable, "3")
+            .output()
+            .unwrap();
+        fails_with(&output, "built without the `mpi` feature");
+        assert!(!dir.path().join("p.npy").exists());
+    }
+    // As the only process (`mpirun -n 1`), it runs as it would alone.
+    let output = Command::new(env!("CARGO_BIN_EXE_xray"))
+        .args(["project", "--views", "2", "--size", "16", "--out", "p.npy"])
+        .current_dir(dir.path())
+        .env("OMPI_COMM_WORLD_SIZE", "1")
+        .output()
+        .unwrap();
+    ok(&output);
+}
