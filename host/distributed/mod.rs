@@ -1,7 +1,7 @@
 //! Work split over processes (MPI ranks), with results that do not depend on how many.
 //!
 //! A [`Communicator`] is the group of processes; [`SingleProcess`] is the group of one,
-//! and with feature `mpi`, [`MpiCommunicator`] is `MPI_COMM_WORLD` (rsmpi). Every rank
+//! and with feature `mpi`, `MpiCommunicator` is `MPI_COMM_WORLD` (rsmpi). Every rank
 //! holds the whole volume; the views are dealt to the ranks by [`Partition`]:
 //!
 //! ```text
@@ -46,7 +46,7 @@ pub use fixed_point::FixedPointSum;
 pub use mpi::MpiCommunicator;
 pub use operators::{backward, cgls, fdk, project, sirt};
 pub(crate) use operators::{backward_checked, projections_norm2};
-pub use partition::Partition;
+pub use partition::{Partition, MAX_UNITS, MIN_UNIT_VIEWS};
 
 use crate::error::{Error, Result};
 
