@@ -4,7 +4,7 @@
 use mpi::collective::SystemOperation;
 use mpi::environment::{Threading, Universe};
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::{Communicator as _, CommunicatorCollectives, Destination, Source};
+use mpi::traits::{Communicator as _, CommunicatorCollectives, Destination, Equivalence, Source};
 
 use super::Communicator;
 use crate::error::{Error, Result};
@@ -54,6 +54,18 @@ impl MpiCommunicator {
     }
 }
 
+impl MpiCommunicator {
+    /// Replaces `values` by their sum over the ranks, chunk by chunk (each chunk copied
+    /// once as the send buffer).
+    fn sum_in_place<T: Equivalence + Copy>(&self, values: &mut [T]) {
+        for chunk in values.chunks_mut(CHUNK) {
+            let send = chunk.to_vec();
+            self.world
+                .all_reduce_into(&send[..], chunk, SystemOperation::sum());
+        }
+    }
+}
+
 impl Communicator for MpiCommunicator {
     fn rank(&self) -> usize {
         self.world.rank() as usize
@@ -64,20 +76,12 @@ impl Communicator for MpiCommunicator {
     }
 
     fn sum_i64(&self, values: &mut [i64]) -> Result<()> {
-        for chunk in values.chunks_mut(CHUNK) {
-            let send = chunk.to_vec();
-            self.world
-                .all_reduce_into(&send[..], chunk, SystemOperation::sum());
-        }
+        self.sum_in_place(values);
         Ok(())
     }
 
     fn sum_f64(&self, values: &mut [f64]) -> Result<()> {
-        for chunk in values.chunks_mut(CHUNK) {
-            let send = chunk.to_vec();
-            self.world
-                .all_reduce_into(&send[..], chunk, SystemOperation::sum());
-        }
+        self.sum_in_place(values);
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use crate::alloc::zeroed_array;
 use crate::error::{Error, Result};
 use crate::geometry::{CircularScan, ProjectionGeometry, VolumeGeometry};
 use crate::projector::{check_projections, Method, Projector};
-use crate::recon::iterative::{self, IterativeOptions, Progress, Ranks, Reconstruction};
+use crate::recon::iterative::{self, IterativeOptions, Progress, Ranks, Reconstruction, Solver};
 use crate::recon::Filter;
 
 /// Projects `volume` (every rank holds all of it) with the views of `geometry` dealt by
@@ -232,22 +232,8 @@ pub fn sirt<S>(
 where
     S: Data<Elem = f32>,
 {
-    let partition = Partition::of(geometry.views.len(), comm);
-    let local_geometry = geometry.view_range(partition.local_views());
-    let ranks = Ranks {
-        comm,
-        geometry,
-        partition,
-    };
-    iterative::sirt_on_ranks(
-        ranks,
-        projector,
-        local,
-        &local_geometry,
-        volume_geometry,
-        options,
-        on_progress,
-    )
+    let problem = (comm, projector, local, geometry, volume_geometry);
+    solve(Solver::Sirt, problem, options, on_progress)
 }
 
 /// CGLS ([`crate::recon::cgls`]) over the ranks; arguments and results as [`sirt`].
@@ -266,6 +252,30 @@ pub fn cgls<S>(
 where
     S: Data<Elem = f32>,
 {
+    let problem = (comm, projector, local, geometry, volume_geometry);
+    solve(Solver::Cgls, problem, options, on_progress)
+}
+
+/// What [`sirt`] and [`cgls`] are given: the group, the projector, this rank's
+/// projections, all the views and the grid.
+type Problem<'a, S> = (
+    &'a dyn Communicator,
+    &'a Projector,
+    &'a ArrayBase<S, Ix3>,
+    &'a ProjectionGeometry,
+    &'a VolumeGeometry,
+);
+
+/// [`sirt`] or [`cgls`] on `problem`.
+fn solve<S>(
+    solver: Solver,
+    (comm, projector, local, geometry, volume_geometry): Problem<'_, S>,
+    options: &IterativeOptions,
+    on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Reconstruction>
+where
+    S: Data<Elem = f32>,
+{
     let partition = Partition::of(geometry.views.len(), comm);
     let local_geometry = geometry.view_range(partition.local_views());
     let ranks = Ranks {
@@ -273,7 +283,8 @@ where
         geometry,
         partition,
     };
-    iterative::cgls_on_ranks(
+    iterative::solve_on_ranks(
+        solver,
         ranks,
         projector,
         local,

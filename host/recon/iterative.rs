@@ -191,9 +191,12 @@ where
     )
 }
 
-/// [`sirt`] over the ranks `ranks`, with this rank's projections `local` of its views
-/// `local_geometry` (for [`crate::distributed::sirt`]).
-pub(crate) fn sirt_on_ranks<S>(
+/// [`sirt`] or [`cgls`] (`solver`) over the ranks `ranks`, with this rank's projections
+/// `local` of its views `local_geometry` (for [`crate::distributed::sirt`] and
+/// [`crate::distributed::cgls`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn solve_on_ranks<S>(
+    solver: Solver,
     ranks: Ranks<'_>,
     projector: &Projector,
     local: &ArrayBase<S, Ix3>,
@@ -205,7 +208,9 @@ pub(crate) fn sirt_on_ranks<S>(
 where
     S: Data<Elem = f32>,
 {
-    check_relaxation(options)?;
+    if solver == Solver::Sirt {
+        check_relaxation(options)?;
+    }
     let (system, b, b_norm) = prepare(
         projector,
         local,
@@ -219,37 +224,10 @@ where
         b,
         ranks: Some(ranks),
     };
-    run_sirt(&space, b_norm, options, &mut on_progress)
-}
-
-/// [`cgls`] over the ranks `ranks` (for [`crate::distributed::cgls`]); arguments as
-/// [`sirt_on_ranks`].
-pub(crate) fn cgls_on_ranks<S>(
-    ranks: Ranks<'_>,
-    projector: &Projector,
-    local: &ArrayBase<S, Ix3>,
-    local_geometry: &ProjectionGeometry,
-    volume_geometry: &VolumeGeometry,
-    options: &IterativeOptions,
-    mut on_progress: impl FnMut(&Progress) -> ControlFlow<()>,
-) -> Result<Reconstruction>
-where
-    S: Data<Elem = f32>,
-{
-    let (system, b, b_norm) = prepare(
-        projector,
-        local,
-        local_geometry,
-        volume_geometry,
-        options,
-        Some(&ranks),
-    )?;
-    let space = HostWorkspace {
-        system,
-        b,
-        ranks: Some(ranks),
-    };
-    run_cgls(&space, b_norm, options, &mut on_progress)
+    match solver {
+        Solver::Sirt => run_sirt(&space, b_norm, options, &mut on_progress),
+        Solver::Cgls => run_cgls(&space, b_norm, options, &mut on_progress),
+    }
 }
 
 /// Refuses a SIRT step outside `(0, 2)`.
@@ -580,7 +558,6 @@ fn run_cgls<W: Workspace>(
 }
 
 /// Which method a workspace is for (how many vectors of each kind it keeps).
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Solver {
     /// SIRT: `x`, `C`, the update; `R`, `r` (and `b`).
