@@ -1,8 +1,9 @@
 //! The CPU backend: rayon over tiles of detector pixels, each pixel's line integral (or
 //! its transpose) computed by the same `xray-kernels` function the GPU runs.
 //!
-//! The forward projection runs eight rays at once in SIMD lanes where the CPU has AVX2
-//! ([`super::siddon_lanes`], [`super::joseph_lanes`]), with results identical to the
+//! The forward projection runs 16 rays at once in SIMD lanes where the CPU has AVX-512,
+//! 8 where it has AVX2 ([`super::siddon_lanes`], [`super::joseph_lanes`]), and FDK's
+//! backprojection as many voxels ([`super::fdk_lanes`]), with results identical to the
 //! scalar kernels'.
 //!
 //! Work is split into tiles of [`TILE_ROWS`] rows x [`TILE_COLS`] columns of one view:
@@ -17,12 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 use xray_kernels::ray::Ray;
 use xray_kernels::{
-    backproject_pixel, fdk_sample, line_integral, DetectorParams, GridParams, Method, ViewParams,
+    backproject_pixel, line_integral, DetectorParams, GridParams, Method, ViewParams,
 };
 
+use super::fdk_lanes::FdkRows;
 use super::joseph_lanes::JosephLanes;
-use super::lanes::LANES;
-use super::siddon_lanes::SiddonLanes;
+use super::lanes::{LanePath, MAX_LANES};
+use super::siddon_lanes::{SiddonAdjointLanes, SiddonLanes};
+use super::span::Span;
 use crate::alloc::zeroed;
 use crate::error::Result;
 use crate::executor::FdkTask;
@@ -66,6 +69,23 @@ pub(crate) fn forward(
     out: &mut [f32],
     watch: &Watch<'_>,
 ) {
+    let path = LanePath::in_use();
+    forward_on(path, volume, grid, views, detector, method, out, watch)
+}
+
+/// [`forward`] with the lanes of `path` (the scalar kernels where `path` is scalar or
+/// the CPU does not run it).
+#[allow(clippy::too_many_arguments)]
+fn forward_on(
+    path: LanePath,
+    volume: &[f32],
+    grid: &GridParams,
+    views: &[ViewParams],
+    detector: &DetectorParams,
+    method: Method,
+    out: &mut [f32],
+    watch: &Watch<'_>,
+) {
     let Watch { view_done, stop } = *watch;
     debug_assert_eq!(volume.len(), grid.voxel_count());
     let rows = detector.rows as usize;
@@ -76,10 +96,11 @@ pub(crate) fn forward(
         return;
     }
     let tracer = BandTracer {
-        // Eight rays at a time where the CPU allows (same numbers as one at a time).
+        // A vector's lanes of rays at a time where the CPU allows (same numbers as one
+        // at a time).
         lanes: match method {
-            Method::Siddon => SiddonLanes::new(volume, grid).map(Lanes::Siddon),
-            Method::Joseph => JosephLanes::new(volume, grid).map(Lanes::Joseph),
+            Method::Siddon => SiddonLanes::new(volume, grid, path).map(Lanes::Siddon),
+            Method::Joseph => JosephLanes::new(volume, grid, path).map(Lanes::Joseph),
         },
         method,
         volume,
@@ -170,8 +191,8 @@ enum Lanes<'a> {
     Joseph(JosephLanes<'a>),
 }
 
-/// Line integrals of the pixels `first_col..` of `row` into `line`, [`LANES`] rays at
-/// a time.
+/// Line integrals of the pixels `first_col..` of `row` into `line`, a vector's lanes of
+/// rays at a time.
 fn trace_in_lanes(
     lanes: &Lanes,
     view: &ViewParams,
@@ -180,9 +201,13 @@ fn trace_in_lanes(
     first_col: usize,
     line: &mut [f32],
 ) {
-    for (chunk_index, values) in line.chunks_mut(LANES).enumerate() {
-        let first = first_col + chunk_index * LANES;
-        let mut rays = [Ray::through_pixel(view, detector, row, first as u32); LANES];
+    let width = match lanes {
+        Lanes::Siddon(siddon) => siddon.lanes(),
+        Lanes::Joseph(joseph) => joseph.lanes(),
+    };
+    for (chunk_index, values) in line.chunks_mut(width).enumerate() {
+        let first = first_col + chunk_index * width;
+        let mut rays = [Ray::through_pixel(view, detector, row, first as u32); MAX_LANES];
         for (offset, ray) in rays.iter_mut().enumerate().take(values.len()).skip(1) {
             *ray = Ray::through_pixel(view, detector, row, (first + offset) as u32);
         }
@@ -203,14 +228,35 @@ const PARTIAL_VOLUME_BUDGET: usize = 2 << 30;
 /// `[nz, ny, nx]`): the exact transpose of [`forward`].
 ///
 /// Rays that cross the same voxel would race, so the work units (one band of
-/// [`TILE_ROWS`] detector rows of one view) are dealt round-robin to `K` partial volumes,
-/// each filled by one task, and the partials are then summed voxel by voxel in a fixed
-/// order. `K` depends only on the problem's size (at most 8, and at most 2 GiB of extra
-/// partials), never on the thread count, so the result is the same on any machine.
+/// [`TILE_ROWS`] detector rows of one view) are dealt to `K` partial volumes, each
+/// filled by one task, and the partials are then summed voxel by voxel in a fixed order.
+/// Each partial takes a contiguous run of bands (of every view), whose rays cross one
+/// slab of the volume: its pages elsewhere stay untouched (lazily zeroed memory) and the
+/// sum skips them. `K` depends only on the problem's size (at most 8, and at most 2 GiB
+/// of extra partials), never on the thread count, so the result is the same on any
+/// machine. Siddon runs a vector's lanes of rays at a time where the CPU allows
+/// ([`SiddonAdjointLanes`]).
 ///
 /// # Errors
 /// [`crate::Error::Allocation`] if the partial volumes cannot be allocated.
 pub(crate) fn backward(
+    projections: &[f32],
+    grid: &GridParams,
+    views: &[ViewParams],
+    detector: &DetectorParams,
+    method: Method,
+    out: &mut [f32],
+    stop: &AtomicBool,
+) -> Result<()> {
+    let path = LanePath::in_use();
+    backward_on(path, projections, grid, views, detector, method, out, stop)
+}
+
+/// [`backward`] with the lanes of `path` (the scalar kernels where `path` is scalar or
+/// the CPU does not run it).
+#[allow(clippy::too_many_arguments)]
+fn backward_on(
+    path: LanePath,
     projections: &[f32],
     grid: &GridParams,
     views: &[ViewParams],
@@ -230,26 +276,46 @@ pub(crate) fn backward(
         .min(units)
         .min(1 + PARTIAL_VOLUME_BUDGET / volume_bytes)
         .max(1);
+    // A vector's lanes of rays at a time for Siddon where the CPU allows.
+    let siddon_lanes = match method {
+        Method::Siddon => SiddonAdjointLanes::new(grid, path),
+        Method::Joseph => None,
+    };
+    // Zeroed lazily by the system: a partial's pages outside its rays' slab are never
+    // touched.
     let mut extra = (1..partial_count)
         .map(|_| zeroed(out.len(), "backprojection partial volumes"))
         .collect::<Result<Vec<_>>>()?;
-    {
+    let view_count = views.len();
+    let spans: Vec<Span> = {
         let mut targets: Vec<&mut [f32]> = std::iter::once(&mut *out)
             .chain(extra.iter_mut().map(Vec::as_mut_slice))
             .collect();
         targets
             .par_iter_mut()
             .enumerate()
-            .for_each(|(first_unit, target)| {
-                for unit in (first_unit..units).step_by(partial_count) {
+            .map(|(partial, target)| {
+                // The units in band-major order (`order = band * views + view`), dealt in
+                // contiguous runs: a partial's rays come from neighbouring detector rows,
+                // so they cross (and write) one slab of the volume.
+                let mut span = Span::EMPTY;
+                let first = units * partial / partial_count;
+                let last = units * (partial + 1) / partial_count;
+                for order in first..last {
                     if stop.load(Ordering::Relaxed) {
-                        return;
+                        break;
                     }
-                    let view_index = unit / bands_per_view;
-                    let first_row = unit % bands_per_view * TILE_ROWS;
+                    let (band, view_index) = (order / view_count, order % view_count);
+                    let first_row = band * TILE_ROWS;
                     let view = &views[view_index];
                     for row in first_row..(first_row + TILE_ROWS).min(rows) {
                         let line = &projections[(view_index * rows + row) * cols..][..cols];
+                        if let Some(lanes) = &siddon_lanes {
+                            let written =
+                                scatter_in_lanes(lanes, view, detector, row as u32, line, target);
+                            span = span.union(written);
+                            continue;
+                        }
                         for (col, &value) in line.iter().enumerate() {
                             if value == 0.0 {
                                 continue;
@@ -262,21 +328,31 @@ pub(crate) fn backward(
                                 row as u32,
                                 col as u32,
                                 value,
-                                |index, weight| target[index] += weight,
+                                |index, weight| {
+                                    target[index] += weight;
+                                    span.include(index);
+                                },
                             );
                         }
                     }
                 }
-            });
-    }
+                span
+            })
+            .collect()
+    };
     if !extra.is_empty() {
+        // Each voxel adds the partials in their order; a partial's voxels outside its
+        // span are +0.0, and adding +0.0 changes no sum (none is -0.0), so they are
+        // skipped.
         const CHUNK: usize = 1 << 16;
         out.par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(chunk_index, chunk)| {
-                let range = chunk_index * CHUNK..chunk_index * CHUNK + chunk.len();
-                for partial in &extra {
-                    for (o, p) in chunk.iter_mut().zip(&partial[range.clone()]) {
+                let start = chunk_index * CHUNK;
+                for (partial, span) in extra.iter().zip(&spans[1..]) {
+                    let range = span.clip(start..start + chunk.len());
+                    let here = range.start - start..range.end - start;
+                    for (o, p) in chunk[here].iter_mut().zip(&partial[range]) {
                         *o += p;
                     }
                 }
@@ -285,18 +361,60 @@ pub(crate) fn backward(
     Ok(())
 }
 
+/// Backprojects the non-zero pixels of detector row `row` of `view` (`line`) into
+/// `target`, a vector's lanes of rays at a time.
+fn scatter_in_lanes(
+    lanes: &SiddonAdjointLanes,
+    view: &ViewParams,
+    detector: &DetectorParams,
+    row: u32,
+    line: &[f32],
+    target: &mut [f32],
+) -> Span {
+    let mut span = Span::EMPTY;
+    let width = lanes.lanes();
+    let mut rays = [Ray::through_pixel(view, detector, row, 0); MAX_LANES];
+    let mut values = [0.0f32; MAX_LANES];
+    let mut filled = 0;
+    for (col, &value) in line.iter().enumerate() {
+        // A zero pixel adds nothing (as in the one-ray-at-a-time loop).
+        if value == 0.0 {
+            continue;
+        }
+        rays[filled] = Ray::through_pixel(view, detector, row, col as u32);
+        values[filled] = value;
+        filled += 1;
+        if filled == width {
+            span = span.union(lanes.scatter(&rays[..width], &values[..width], target));
+            filled = 0;
+        }
+    }
+    if filled > 0 {
+        span = span.union(lanes.scatter(&rays[..filled], &values[..filled], target));
+    }
+    span
+}
+
 /// FDK's voxel-driven backprojection of `task` into `out` (its slices, `[slices, ny,
-/// nx]`, added to): rayon over rows of voxels, each row summing the views in order, so
-/// each voxel adds the same terms in the same order as on the GPU, whatever slab it is
-/// computed in.
+/// nx]`, added to): rayon over rows of voxels, each row summing the views in order
+/// ([`FdkRows`], in SIMD lanes where the CPU has them), so each voxel adds the same
+/// terms in the same order as on the GPU, whatever slab it is computed in.
 pub(crate) fn fdk_backproject(task: &FdkTask<'_>, out: &mut [f32]) {
     let [_, ny, nx] = task.shape;
-    let (rows, cols) = (task.rows, task.cols);
-    let image = rows * cols;
-    debug_assert_eq!(task.filtered.len(), task.views.len() * image);
+    debug_assert_eq!(
+        task.filtered.len(),
+        task.views.len() * task.rows * task.cols
+    );
     debug_assert_eq!(out.len(), task.slices.len() * ny * nx);
     let first_slice = task.slices.start;
     let stop = task.cancel.flag();
+    let rows = FdkRows::new(
+        task.filtered,
+        task.rows,
+        task.cols,
+        task.views,
+        LanePath::in_use(),
+    );
     out.par_chunks_mut(nx.max(1))
         .enumerate()
         .for_each(|(line, voxels)| {
@@ -304,22 +422,7 @@ pub(crate) fn fdk_backproject(task: &FdkTask<'_>, out: &mut [f32]) {
                 return;
             }
             let (iy, iz) = ((line % ny) as f32, (first_slice + line / ny) as f32);
-            let mut sums = vec![0.0f32; voxels.len()];
-            for (k, view) in task.views.iter().enumerate() {
-                for (ix, sum) in sums.iter_mut().enumerate() {
-                    *sum += fdk_sample(
-                        task.filtered,
-                        k * image,
-                        rows as u32,
-                        cols as u32,
-                        view,
-                        [ix as f32, iy, iz],
-                    );
-                }
-            }
-            for (voxel, sum) in voxels.iter_mut().zip(sums) {
-                *voxel += sum;
-            }
+            rows.add_row(iy, iz, voxels);
         });
 }
 
@@ -331,7 +434,8 @@ mod tests {
 
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use super::{forward, Watch, VIEWS_PER_PASS};
+    use super::super::lanes::LanePath;
+    use super::{forward, forward_on, Watch, VIEWS_PER_PASS};
 
     /// An `n`^3 grid of 1 mm x 1 mm x `z_step` mm voxels.
     fn cube(n: u32, z_step: f32) -> GridParams {
@@ -385,38 +489,50 @@ mod tests {
             let views: Vec<ViewParams> = (0..view_count)
                 .map(|k| view(n as f32, 0.7 + 2.3 * k as f32, n as f32 / 30.0))
                 .collect();
-            let mut out = vec![f32::NAN; views.len() * 11 * 37];
-            let views_done = AtomicUsize::new(0);
-            let no_stop = AtomicBool::new(false);
-            let count_view = || {
-                views_done.fetch_add(1, Ordering::Relaxed);
-            };
-            let watch = Watch {
-                view_done: &count_view,
-                stop: &no_stop,
-            };
-            forward(&volume, &grid, &views, &detector, method, &mut out, &watch);
-            assert_eq!(views_done.into_inner(), views.len());
-            let mut hits = 0;
-            for (k, view) in views.iter().enumerate() {
-                for row in 0..11 {
-                    for col in 0..37 {
-                        let want =
-                            line_integral(method, &volume[..], &grid, view, &detector, row, col);
-                        let got = out[(k * 11 + row as usize) * 37 + col as usize];
-                        assert_eq!(
-                            got.to_bits(),
-                            want.to_bits(),
-                            "{method:?} n={n} view {k} ({row}, {col})"
-                        );
-                        hits += usize::from(want > 0.0);
+            for path in LanePath::ALL.into_iter().filter(|p| p.is_supported()) {
+                println!("{method:?} n={n}: the {path} path");
+                let mut out = vec![f32::NAN; views.len() * 11 * 37];
+                let views_done = AtomicUsize::new(0);
+                let no_stop = AtomicBool::new(false);
+                let count_view = || {
+                    views_done.fetch_add(1, Ordering::Relaxed);
+                };
+                let watch = Watch {
+                    view_done: &count_view,
+                    stop: &no_stop,
+                };
+                forward_on(
+                    path, &volume, &grid, &views, &detector, method, &mut out, &watch,
+                );
+                assert_eq!(views_done.into_inner(), views.len());
+                let mut hits = 0;
+                for (k, view) in views.iter().enumerate() {
+                    for row in 0..11 {
+                        for col in 0..37 {
+                            let want = line_integral(
+                                method,
+                                &volume[..],
+                                &grid,
+                                view,
+                                &detector,
+                                row,
+                                col,
+                            );
+                            let got = out[(k * 11 + row as usize) * 37 + col as usize];
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{method:?} {path} n={n} view {k} ({row}, {col})"
+                            );
+                            hits += usize::from(want > 0.0);
+                        }
                     }
                 }
+                assert!(
+                    hits > views.len() * 11 * 37 / 2,
+                    "most rays must cross the volume"
+                );
             }
-            assert!(
-                hits > views.len() * 11 * 37 / 2,
-                "most rays must cross the volume"
-            );
         }
     }
 

@@ -1,57 +1,74 @@
-//! Joseph's method for [`LANES`] rays at once, in the lanes of AVX2 vectors: the CPU
-//! forward projector's fast path for Joseph on x86-64.
+//! Joseph's method for a vector's lanes of rays at once (8 with AVX2, 16 with AVX-512):
+//! the CPU forward projector's fast path for Joseph on x86-64.
 //!
-//! Neighbouring rays almost always share their dominant axis, so eight of them sample
-//! the same slice at each step: one vector computes their eight sample positions,
-//! bilinear weights and tap indices, and 32 scalar loads read their taps (taps outside
-//! the grid read as 0). A group whose rays do not share a dominant axis is sampled one
-//! ray at a time by the scalar kernel.
+//! Neighbouring rays almost always share their dominant axis, so the lanes' rays sample
+//! the same slice at each step: one vector computes their sample positions, bilinear
+//! weights and tap indices, and four loads per lane read their taps (taps outside the
+//! grid read as 0). A group whose rays do not share a dominant axis is sampled one ray
+//! at a time by the scalar kernel.
 //!
-//! Every lane starts from `xray_kernels::joseph::joseph_start` and does the same `f32`
-//! operations in the same order as `xray_kernels::joseph::joseph`, so the results are
-//! bit for bit the scalar kernel's; the unit tests below, and those of [`super::cpu`],
-//! check that.
+//! The sampling is written once, over [`Simd`]; [`JosephLanes::trace`] runs it compiled
+//! for the chosen [`LanePath`]. Every lane starts from
+//! `xray_kernels::joseph::joseph_start` and does the same `f32` operations in the same
+//! order as `xray_kernels::joseph::joseph`, so the results are bit for bit the scalar
+//! kernel's on every path; the unit tests below, and those of [`super::cpu`], check
+//! that.
 
 use xray_kernels::joseph::{joseph, joseph_start, JosephStart};
 use xray_kernels::ray::Ray;
 use xray_kernels::GridParams;
 
-use super::lanes::{cpu_has_avx2, LANES};
+use super::lanes::{LanePath, Simd, MAX_LANES};
 
-/// The lockstep sampler for one volume: it exists only when this CPU has AVX2 and the
-/// volume's linear indices fit in the `i32` lanes.
+/// The lockstep sampler for one volume: it exists only when the lane path is a vector
+/// one and the volume's linear indices fit in the `i32` lanes.
 #[derive(Clone, Copy)]
 pub(crate) struct JosephLanes<'a> {
     volume: &'a [f32],
     grid: &'a GridParams,
+    path: LanePath,
 }
 
 impl<'a> JosephLanes<'a> {
-    /// The sampler for `volume` on `grid`, or `None` when this CPU lacks AVX2, the volume
-    /// has `2^31` voxels or more or none, or `volume` does not hold exactly the whole
-    /// grid's voxels (a slab of it goes one ray at a time).
-    pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams) -> Option<Self> {
+    /// The sampler for `volume` on `grid` on `path`, or `None` when `path` is scalar or
+    /// this CPU does not run it, the volume has `2^31` voxels or more or none, or
+    /// `volume` does not hold exactly the whole grid's voxels (a slab of it goes one ray
+    /// at a time).
+    pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams, path: LanePath) -> Option<Self> {
         let fits = grid.is_whole()
             && volume.len() == grid.voxel_count()
             && !volume.is_empty()
             && volume.len() <= i32::MAX as usize;
-        (fits && cpu_has_avx2()).then_some(JosephLanes { volume, grid })
+        let vector = path != LanePath::Scalar && path.is_supported();
+        (fits && vector).then_some(JosephLanes { volume, grid, path })
     }
 
-    /// Writes the Joseph line integral of `rays[i]` to `out[i]`, for up to [`LANES`]
-    /// rays: exactly what `xray_kernels::joseph::joseph` gives for each.
+    /// Rays per call of [`JosephLanes::trace`].
+    pub(crate) fn lanes(&self) -> usize {
+        self.path.lanes()
+    }
+
+    /// Writes the Joseph line integral of `rays[i]` to `out[i]`, for up to
+    /// [`JosephLanes::lanes`] rays: exactly what `xray_kernels::joseph::joseph` gives
+    /// for each.
     pub(crate) fn trace(&self, rays: &[Ray], out: &mut [f32]) {
-        debug_assert!(rays.len() <= LANES && rays.len() == out.len());
-        let mut starts = [None; LANES];
+        debug_assert!(rays.len() <= self.lanes() && rays.len() == out.len());
+        let mut starts = [None; MAX_LANES];
         for (start, ray) in starts.iter_mut().zip(rays) {
             *start = joseph_start(self.grid, ray);
         }
         #[cfg(target_arch = "x86_64")]
         if share_a_frame(&starts) {
-            // SAFETY: `new` checked that the CPU has AVX2, that `volume` holds exactly
-            // the grid's voxels (at least one), and that their count fits in `i32`; all
-            // started lanes share one frame.
-            unsafe { avx2::trace(self.volume, &starts, out) };
+            // SAFETY: `new` checked that the CPU runs `path` (a vector path), that
+            // `volume` holds exactly the grid's voxels (at least one), and that their
+            // count fits in `i32`; all started lanes share one frame, and lanes past
+            // `rays.len()` are `None`.
+            unsafe {
+                match self.path {
+                    LanePath::Avx512 => on_avx512(self.volume, &starts, out),
+                    _ => on_avx2(self.volume, &starts, out),
+                }
+            }
             return;
         }
         for (ray, value) in rays.iter().zip(out) {
@@ -61,7 +78,7 @@ impl<'a> JosephLanes<'a> {
 }
 
 /// Per-lane start state, `None` for a lane without a ray or whose ray samples nothing.
-type Starts = [Option<JosephStart>; LANES];
+type Starts = [Option<JosephStart>; MAX_LANES];
 
 /// Whether all started lanes have the same dominant axis (and so the same frame).
 #[cfg(target_arch = "x86_64")]
@@ -71,123 +88,144 @@ fn share_a_frame(starts: &Starts) -> bool {
     strides.all(|stride| Some(stride) == first)
 }
 
+/// [`sample`] compiled for AVX2.
+///
+/// # Safety
+/// As [`sample`], on a CPU with AVX2.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+#[target_feature(enable = "avx2")]
+unsafe fn on_avx2(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+    sample::<super::lanes::avx2::Avx2>(volume, starts, out)
+}
 
-    use super::super::lanes::avx2::load_lanes;
-    use super::{Starts, LANES};
+/// [`sample`] compiled for AVX-512.
+///
+/// # Safety
+/// As [`sample`], on a CPU with AVX-512 F, BW, DQ and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn on_avx512(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+    sample::<super::lanes::avx512::Avx512>(volume, starts, out)
+}
 
-    /// The sampling of up to [`LANES`] rays in lockstep; see the module docs.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2, `starts` must come from `joseph_start` on the grid of
-    /// `volume`, `volume` must hold exactly that grid's voxels (at least one), that
-    /// count must fit in `i32`, and every `Some` in `starts` must have the same frame
-    /// axes. Then every tap read is inside `volume`: a tap is read only when its slice,
-    /// `b` and `c` indices are inside the grid, and other taps read voxel 0 and are
-    /// masked to 0.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn trace(volume: &[f32], starts: &Starts, out: &mut [f32]) {
-        let Some(frame) = starts.iter().flatten().next().map(|s| s.frame) else {
-            // No ray has a sample: each gives exactly 0, as in the scalar kernel.
-            out.fill(0.0);
-            return;
-        };
-        let mut k_first = [i32::MAX; LANES];
-        let mut k_last = [i32::MIN; LANES];
-        let mut b_first = [0.0f32; LANES];
-        let mut c_first = [0.0f32; LANES];
-        let mut slope_b = [0.0f32; LANES];
-        let mut slope_c = [0.0f32; LANES];
-        for (lane, start) in starts.iter().enumerate() {
-            if let Some(s) = start {
-                k_first[lane] = s.k_first;
-                k_last[lane] = s.k_last;
-                b_first[lane] = s.b_first;
-                c_first[lane] = s.c_first;
-                slope_b[lane] = s.slope_b;
-                slope_c[lane] = s.slope_c;
-            }
-        }
-        let first = k_first.iter().copied().min().unwrap_or(0);
-        let last = k_last.iter().copied().max().unwrap_or(-1);
-        let load_i = |v: &[i32; LANES]| _mm256_loadu_si256(v.as_ptr().cast());
-        let load_f = |v: &[f32; LANES]| _mm256_loadu_ps(v.as_ptr());
-        let (k_first, k_last) = (load_i(&k_first), load_i(&k_last));
-        let (b_first, c_first) = (load_f(&b_first), load_f(&c_first));
-        let (slope_b, slope_c) = (load_f(&slope_b), load_f(&slope_c));
-        let [count_b, count_c] =
-            [frame.count[1], frame.count[2]].map(|n| _mm256_set1_epi32(n as i32));
-        let [stride_b, stride_c] =
-            [frame.stride[1], frame.stride[2]].map(|s| _mm256_set1_epi32(s as i32));
-        let half = _mm256_set1_ps(0.5);
-        let one = _mm256_set1_epi32(1);
-        let below = _mm256_set1_epi32(-1);
-        let mut sum = _mm256_setzero_ps();
-
-        for k in first..=last {
-            let kv = _mm256_set1_epi32(k);
-            // Lanes whose ray samples slice k: k_first <= k <= k_last.
-            let active = _mm256_andnot_si256(
-                _mm256_or_si256(
-                    _mm256_cmpgt_epi32(k_first, kv),
-                    _mm256_cmpgt_epi32(kv, k_last),
-                ),
-                _mm256_set1_epi32(-1),
-            );
-            let steps = _mm256_cvtepi32_ps(_mm256_sub_epi32(kv, k_first));
-            let b = _mm256_add_ps(b_first, _mm256_mul_ps(steps, slope_b));
-            let c = _mm256_add_ps(c_first, _mm256_mul_ps(steps, slope_c));
-            // The taps around (b, c), voxel centres at i + 0.5 (the kernel's `Taps::at`).
-            let fb = _mm256_sub_ps(b, half);
-            let fc = _mm256_sub_ps(c, half);
-            let flb = _mm256_floor_ps(fb);
-            let flc = _mm256_floor_ps(fc);
-            let (ib, ic) = (_mm256_cvttps_epi32(flb), _mm256_cvttps_epi32(flc));
-            let (wb, wc) = (_mm256_sub_ps(fb, flb), _mm256_sub_ps(fc, flc));
-            let within = |i: __m256i, n: __m256i| {
-                _mm256_and_si256(_mm256_cmpgt_epi32(i, below), _mm256_cmpgt_epi32(n, i))
-            };
-            let (ib1, ic1) = (_mm256_add_epi32(ib, one), _mm256_add_epi32(ic, one));
-            let (b0, b1) = (within(ib, count_b), within(ib1, count_b));
-            let (c0, c1) = (within(ic, count_c), within(ic1, count_c));
-            let base = _mm256_add_epi32(
-                _mm256_set1_epi32((k as usize * frame.stride[0]) as i32),
-                _mm256_add_epi32(
-                    _mm256_mullo_epi32(ib, stride_b),
-                    _mm256_mullo_epi32(ic, stride_c),
-                ),
-            );
-            let tap = |offset: __m256i, valid: __m256i| {
-                let valid = _mm256_and_si256(valid, active);
-                let index = _mm256_and_si256(_mm256_add_epi32(base, offset), valid);
-                _mm256_and_ps(load_lanes(volume, index), _mm256_castsi256_ps(valid))
-            };
-            let zero = _mm256_setzero_si256();
-            let v00 = tap(zero, _mm256_and_si256(b0, c0));
-            let v10 = tap(stride_b, _mm256_and_si256(b1, c0));
-            let v01 = tap(stride_c, _mm256_and_si256(b0, c1));
-            let v11 = tap(
-                _mm256_add_epi32(stride_b, stride_c),
-                _mm256_and_si256(b1, c1),
-            );
-            // The kernel's `bilinear`, operation for operation.
-            let low = _mm256_add_ps(v00, _mm256_mul_ps(wb, _mm256_sub_ps(v10, v00)));
-            let high = _mm256_add_ps(v01, _mm256_mul_ps(wb, _mm256_sub_ps(v11, v01)));
-            let value = _mm256_add_ps(low, _mm256_mul_ps(wc, _mm256_sub_ps(high, low)));
-            // Lanes not on this slice add +0.0, which leaves the sum unchanged bit for
-            // bit (a sum that starts at +0.0 is never -0.0).
-            sum = _mm256_add_ps(sum, _mm256_and_ps(value, _mm256_castsi256_ps(active)));
-        }
-
-        let mut sums = [0.0f32; LANES];
-        _mm256_storeu_ps(sums.as_mut_ptr(), sum);
-        for ((value, start), lane_sum) in out.iter_mut().zip(starts).zip(sums) {
-            // A ray without samples gives exactly 0, as in the scalar kernel.
-            *value = start.map_or(0.0, |s| lane_sum * s.length_per_slice);
+/// The sampling of up to `S::LANES` rays in lockstep; see the module docs.
+///
+/// # Safety
+/// Must run compiled for `S`'s instruction set, on a CPU that has it. `starts` must
+/// come from `joseph_start` on the grid of `volume`, with `None` past the first
+/// `S::LANES`; `volume` must hold exactly that grid's voxels (at least one), that count
+/// must fit in `i32`, and every `Some` in `starts` must have the same frame axes. Then
+/// every tap read is inside `volume`: a tap is read only when its slice, `b` and `c`
+/// indices are inside the grid, and other taps read voxel 0 and are masked to 0.
+#[inline(always)]
+unsafe fn sample<S: Simd>(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+    let Some(frame) = starts.iter().flatten().next().map(|s| s.frame) else {
+        // No ray has a sample: each gives exactly 0, as in the scalar kernel.
+        out.fill(0.0);
+        return;
+    };
+    let mut k_first = [i32::MAX; MAX_LANES];
+    let mut k_last = [i32::MIN; MAX_LANES];
+    let mut b_first = [0.0f32; MAX_LANES];
+    let mut c_first = [0.0f32; MAX_LANES];
+    let mut slope_b = [0.0f32; MAX_LANES];
+    let mut slope_c = [0.0f32; MAX_LANES];
+    for (lane, start) in starts.iter().enumerate() {
+        if let Some(s) = start {
+            k_first[lane] = s.k_first;
+            k_last[lane] = s.k_last;
+            b_first[lane] = s.b_first;
+            c_first[lane] = s.c_first;
+            slope_b[lane] = s.slope_b;
+            slope_c[lane] = s.slope_c;
         }
     }
+    let first = k_first.iter().copied().min().unwrap_or(0);
+    let last = k_last.iter().copied().max().unwrap_or(-1);
+    let (k_first, k_last) = (S::load_i(&k_first), S::load_i(&k_last));
+    let (b_first, c_first) = (S::load_f(&b_first), S::load_f(&c_first));
+    let (slope_b, slope_c) = (S::load_f(&slope_b), S::load_f(&slope_c));
+    let [count_b, count_c] = [frame.count[1], frame.count[2]].map(|n| S::splat_i(n as i32));
+    let [stride_b, stride_c] = [frame.stride[1], frame.stride[2]].map(|s| S::splat_i(s as i32));
+    let half = S::splat_f(0.5);
+    let one = S::splat_i(1);
+    let mut sum = S::splat_f(0.0);
+
+    for k in first..=last {
+        let kv = S::splat_i(k);
+        // Lanes whose ray samples slice k: k_first <= k <= k_last.
+        let active = S::not_m(S::or_m(S::gt_i(k_first, kv), S::gt_i(kv, k_last)));
+        let steps = S::to_f(S::sub_i(kv, k_first));
+        let b = S::add_f(b_first, S::mul_f(steps, slope_b));
+        let c = S::add_f(c_first, S::mul_f(steps, slope_c));
+        // The taps around (b, c), voxel centres at i + 0.5 (the kernel's `Taps::at`).
+        let fb = S::sub_f(b, half);
+        let fc = S::sub_f(c, half);
+        let flb = S::floor_f(fb);
+        let flc = S::floor_f(fc);
+        let (ib, ic) = (S::trunc_i(flb), S::trunc_i(flc));
+        let (wb, wc) = (S::sub_f(fb, flb), S::sub_f(fc, flc));
+        let (ib1, ic1) = (S::add_i(ib, one), S::add_i(ic, one));
+        let (b0, b1) = (within::<S>(ib, count_b), within::<S>(ib1, count_b));
+        let (c0, c1) = (within::<S>(ic, count_c), within::<S>(ic1, count_c));
+        let base = S::add_i(
+            S::splat_i((k as usize * frame.stride[0]) as i32),
+            S::add_i(S::mul_i(ib, stride_b), S::mul_i(ic, stride_c)),
+        );
+        let v00 = tap::<S>(volume, base, S::splat_i(0), S::and_m(b0, c0), active);
+        let v10 = tap::<S>(volume, base, stride_b, S::and_m(b1, c0), active);
+        let v01 = tap::<S>(volume, base, stride_c, S::and_m(b0, c1), active);
+        let v11 = tap::<S>(
+            volume,
+            base,
+            S::add_i(stride_b, stride_c),
+            S::and_m(b1, c1),
+            active,
+        );
+        // The kernel's `bilinear`, operation for operation.
+        let low = S::add_f(v00, S::mul_f(wb, S::sub_f(v10, v00)));
+        let high = S::add_f(v01, S::mul_f(wb, S::sub_f(v11, v01)));
+        let value = S::add_f(low, S::mul_f(wc, S::sub_f(high, low)));
+        // Lanes not on this slice add +0.0, which leaves the sum unchanged bit for bit
+        // (a sum that starts at +0.0 is never -0.0).
+        sum = S::add_f(sum, S::keep_f(active, value));
+    }
+
+    let sums = S::to_array(sum);
+    for ((value, start), lane_sum) in out.iter_mut().zip(starts).zip(sums) {
+        // A ray without samples gives exactly 0, as in the scalar kernel.
+        *value = start.map_or(0.0, |s| lane_sum * s.length_per_slice);
+    }
+}
+
+/// Lanes where `0 <= i < n`.
+///
+/// # Safety
+/// As [`Simd`]'s methods.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn within<S: Simd>(i: S::I, n: S::I) -> S::M {
+    S::and_m(S::gt_i(i, S::splat_i(-1)), S::gt_i(n, i))
+}
+
+/// `values[base + offset]` where `valid` and `active`, +0.0 elsewhere (reading index 0
+/// there instead).
+///
+/// # Safety
+/// As [`Simd`]'s methods; `base + offset` must index `values` in every lane where
+/// `valid` and `active` are both set.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn tap<S: Simd>(
+    values: &[f32],
+    base: S::I,
+    offset: S::I,
+    valid: S::M,
+    active: S::M,
+) -> S::F {
+    let valid = S::and_m(valid, active);
+    let index = S::keep_i(valid, S::add_i(base, offset));
+    S::keep_f(valid, S::gather(values, index))
 }
 
 #[cfg(test)]
@@ -201,9 +239,9 @@ mod tests {
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
-        assert_prefixes_match, between, grid, point_around_grid, segment,
+        assert_prefixes_match, between, grid, point_around_grid, segment, vector_paths,
     };
-    use super::{JosephLanes, LANES};
+    use super::JosephLanes;
 
     /// Checks every prefix of `rays` against the scalar kernel.
     fn assert_lanes_equal_scalar(
@@ -222,49 +260,47 @@ mod tests {
         let volume: Vec<f32> = (0..g.voxel_count())
             .map(|_| random.random_range(-1.0..2.0))
             .collect();
-        let Some(lanes) = JosephLanes::new(&volume, &g) else {
-            println!("SKIPPED: this CPU has no AVX2, the scalar kernel runs instead");
-            return;
-        };
-        let mut nonzero = 0;
-        for round in 0..2_000 {
-            // Even rounds: eight rays from one source to nearby points, which share a
-            // dominant axis (the lane path). Odd rounds: unrelated random segments,
-            // which mostly do not (the one-ray-at-a-time path).
-            let (source, target) = (
-                point_around_grid(&mut random),
-                point_around_grid(&mut random),
+        for path in vector_paths("joseph lanes, random rays") {
+            let lanes = JosephLanes::new(&volume, &g, path).expect("a supported path");
+            let mut nonzero = 0;
+            for round in 0..1_000 {
+                // Even rounds: rays from one source to nearby points, which share a
+                // dominant axis (the lane path). Odd rounds: unrelated random segments,
+                // which mostly do not (the one-ray-at-a-time path).
+                let (source, target) = (
+                    point_around_grid(&mut random),
+                    point_around_grid(&mut random),
+                );
+                let rays: Vec<Ray> = (0..lanes.lanes())
+                    .map(|lane| {
+                        if round % 2 == 0 {
+                            let shift = lane as f32 * 0.23;
+                            between(source, [target[0] + shift, target[1] - shift, target[2]])
+                        } else {
+                            between(
+                                point_around_grid(&mut random),
+                                point_around_grid(&mut random),
+                            )
+                        }
+                    })
+                    .collect();
+                assert_lanes_equal_scalar(&lanes, &volume, &g, &rays);
+                nonzero += rays
+                    .iter()
+                    .filter(|r| joseph(&volume[..], &g, r) != 0.0)
+                    .count();
+            }
+            assert!(
+                nonzero > 500 * lanes.lanes(),
+                "{path}: most random rays must hit the grid"
             );
-            let rays: Vec<Ray> = (0..LANES)
-                .map(|lane| {
-                    if round % 2 == 0 {
-                        let shift = lane as f32 * 0.37;
-                        between(source, [target[0] + shift, target[1] - shift, target[2]])
-                    } else {
-                        between(
-                            point_around_grid(&mut random),
-                            point_around_grid(&mut random),
-                        )
-                    }
-                })
-                .collect();
-            assert_lanes_equal_scalar(&lanes, &volume, &g, &rays);
-            nonzero += rays
-                .iter()
-                .filter(|r| joseph(&volume[..], &g, r) != 0.0)
-                .count();
         }
-        assert!(nonzero > 4_000, "most random rays must hit the grid");
     }
 
     #[test]
     fn lanes_equal_the_scalar_kernel_on_axis_and_edge_rays() {
         let g = grid([6, 5, 4], [1.0, 1.0, 1.0]);
         let volume: Vec<f32> = (0..120).map(|i| (i % 7) as f32 + 0.5).collect();
-        let Some(lanes) = JosephLanes::new(&volume, &g) else {
-            println!("SKIPPED: this CPU has no AVX2, the scalar kernel runs instead");
-            return;
-        };
         // Rays along x through voxel centres, faces and the half-voxel margin outside.
         let along_x: Vec<Ray> = [(0.5f32, 0.5f32), (2.0, 3.0), (-0.4, 1.5), (4.9, 3.999)]
             .iter()
@@ -288,8 +324,12 @@ mod tests {
             segment([f32::NAN, 1.0, 1.0], [1.0, 1.0, 1.0]),
             segment([2.5, -1.0, 1.5], [0.0, 7.0, 0.0]),
         ];
-        for chunk in along_x.chunks(LANES).chain(others.chunks(LANES)) {
-            assert_lanes_equal_scalar(&lanes, &volume, &g, chunk);
+        for path in vector_paths("joseph lanes, axis and edge rays") {
+            let lanes = JosephLanes::new(&volume, &g, path).expect("a supported path");
+            let width = lanes.lanes();
+            for chunk in along_x.chunks(width).chain(others.chunks(width)) {
+                assert_lanes_equal_scalar(&lanes, &volume, &g, chunk);
+            }
         }
     }
 }

@@ -3,9 +3,11 @@
 //! `xray-kernels`.
 
 pub(crate) mod cpu;
+pub(crate) mod fdk_lanes;
 pub(crate) mod joseph_lanes;
 pub(crate) mod lanes;
 pub(crate) mod siddon_lanes;
+pub(crate) mod span;
 
 use serde::Serialize;
 
@@ -59,15 +61,27 @@ pub fn backend_statuses() -> Vec<BackendStatus> {
         BackendStatus {
             kind: BackendKind::Cpu,
             usable: true,
-            detail: format!(
-                "rayon, {} threads; forward projection in {}",
-                rayon::current_num_threads(),
-                if lanes::cpu_has_avx2() {
-                    "AVX2 lanes, 8 rays per step"
+            detail: {
+                let path = lanes::LanePath::in_use();
+                let best = lanes::LanePath::best_supported();
+                let capped = if path < best {
+                    format!(
+                        " (capped by {}; the CPU has {best})",
+                        lanes::CPU_LANES_VARIABLE
+                    )
                 } else {
-                    "scalar code (no AVX2 on this CPU)"
-                }
-            ),
+                    String::new()
+                };
+                format!(
+                    "rayon, {} threads; {} lanes{capped}: {}",
+                    rayon::current_num_threads(),
+                    path,
+                    match path {
+                        lanes::LanePath::Scalar => "one ray or voxel per step".to_string(),
+                        _ => format!("{} rays or voxels per step", path.lanes()),
+                    }
+                )
+            },
         },
         cuda_status(),
     ]

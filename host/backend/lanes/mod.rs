@@ -1,0 +1,221 @@
+//! What the CPU's SIMD code ([`super::siddon_lanes`], [`super::joseph_lanes`],
+//! [`super::fdk_lanes`]) shares: which vector instruction set runs ([`LanePath`], chosen
+//! at run time), and the small set of vector operations ([`Simd`]) that the walkers are
+//! written in once, with one implementation per instruction set: [`avx2`] (8 lanes) and
+//! [`avx512`] (16 lanes).
+//!
+//! Every operation of [`Simd`] is the IEEE `f32` or two's-complement `i32` operation of
+//! the scalar kernels, lane by lane (no fused multiply-add, no approximate reciprocal),
+//! so code written in it gives the scalar kernels' results bit for bit on either set.
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::sync::OnceLock;
+
+/// The most lanes any instruction set has: per-lane start state is kept in arrays of
+/// this length, of which a set uses its first [`Simd::LANES`].
+pub(crate) const MAX_LANES: usize = 16;
+
+/// Environment variable that caps the CPU's vector path (`avx512`, `avx2` or `scalar`),
+/// to compare the paths on one machine. Results are the same on every path.
+pub const CPU_LANES_VARIABLE: &str = "XRAY_CPU_LANES";
+
+/// The vector instruction set the CPU backend's hot loops run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LanePath {
+    /// One ray (or voxel) at a time: CPUs without AVX2, and other architectures.
+    Scalar,
+    /// AVX2: 8 rays or voxels per step.
+    Avx2,
+    /// AVX-512 (F, BW, DQ, VL): 16 rays or voxels per step.
+    Avx512,
+}
+
+impl LanePath {
+    /// Every path, slowest first.
+    pub const ALL: [LanePath; 3] = [LanePath::Scalar, LanePath::Avx2, LanePath::Avx512];
+
+    /// Rays or voxels per step.
+    pub fn lanes(self) -> usize {
+        match self {
+            LanePath::Scalar => 1,
+            LanePath::Avx2 => 8,
+            LanePath::Avx512 => 16,
+        }
+    }
+
+    /// The name `XRAY_CPU_LANES` takes and `xray info` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            LanePath::Scalar => "scalar",
+            LanePath::Avx2 => "avx2",
+            LanePath::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether the running CPU executes this path (detected once, then cached by `std`).
+    pub fn is_supported(self) -> bool {
+        match self {
+            LanePath::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            LanePath::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            LanePath::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest path this CPU supports.
+    pub fn best_supported() -> LanePath {
+        LanePath::ALL
+            .into_iter()
+            .rev()
+            .find(|path| path.is_supported())
+            .unwrap_or(LanePath::Scalar)
+    }
+
+    /// The path the CPU backend uses: the fastest this CPU supports, capped by
+    /// [`CPU_LANES_VARIABLE`] when that is set (an unknown value is ignored with a
+    /// warning). Decided once per process.
+    pub fn in_use() -> LanePath {
+        static CHOSEN: OnceLock<LanePath> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let best = LanePath::best_supported();
+            match std::env::var(CPU_LANES_VARIABLE) {
+                Ok(value) => match LanePath::ALL.into_iter().find(|p| p.name() == value) {
+                    Some(cap) => cap.min(best),
+                    None => {
+                        log::warn!(
+                            "{CPU_LANES_VARIABLE}={value:?} is not one of scalar, avx2, \
+                             avx512: ignored"
+                        );
+                        best
+                    }
+                },
+                Err(_) => best,
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for LanePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Vector operations on [`Simd::LANES`] lanes of `f32` ([`Simd::F`]) and `i32`
+/// ([`Simd::I`]), with lane masks ([`Simd::M`]). Implemented by zero-sized types, one per
+/// instruction set; every method is `#[inline(always)]` and `unsafe` because it runs
+/// the set's instructions: call them only from a function compiled for that set (the
+/// walkers' `#[target_feature]` entry points), on a CPU that has it.
+///
+/// The `f32` operations round as the scalar ones do; comparisons are IEEE (ordered
+/// unless said otherwise, so a NaN compares false).
+#[allow(clippy::missing_safety_doc)]
+pub(crate) trait Simd: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// `f32` lanes.
+    type F: Copy;
+    /// `i32` lanes.
+    type I: Copy;
+    /// One bit (or all-ones lane) per lane.
+    type M: Copy;
+
+    /// The first [`Simd::LANES`] values of `v`.
+    unsafe fn load_f(v: &[f32; MAX_LANES]) -> Self::F;
+    /// The first [`Simd::LANES`] values of `v`.
+    unsafe fn load_i(v: &[i32; MAX_LANES]) -> Self::I;
+    /// The lanes, in the first [`Simd::LANES`] places of an array.
+    unsafe fn to_array(v: Self::F) -> [f32; MAX_LANES];
+    /// Every lane `x`.
+    unsafe fn splat_f(x: f32) -> Self::F;
+    /// Every lane `x`.
+    unsafe fn splat_i(x: i32) -> Self::I;
+    /// Lane `i` holds `i`.
+    unsafe fn iota() -> Self::I;
+
+    /// `a + b`.
+    unsafe fn add_f(a: Self::F, b: Self::F) -> Self::F;
+    /// `a - b`.
+    unsafe fn sub_f(a: Self::F, b: Self::F) -> Self::F;
+    /// `a * b`.
+    unsafe fn mul_f(a: Self::F, b: Self::F) -> Self::F;
+    /// `a / b`.
+    unsafe fn div_f(a: Self::F, b: Self::F) -> Self::F;
+    /// `if a < b { a } else { b }`: `b` on ties and when either is NaN, as
+    /// `xray_kernels::math::min`.
+    unsafe fn min_f(a: Self::F, b: Self::F) -> Self::F;
+    /// Rounded towards minus infinity.
+    unsafe fn floor_f(a: Self::F) -> Self::F;
+    /// `a as f32`.
+    unsafe fn to_f(a: Self::I) -> Self::F;
+    /// Truncated towards zero (`i32::MIN` where out of range or NaN).
+    unsafe fn trunc_i(a: Self::F) -> Self::I;
+
+    /// `a + b`, wrapping.
+    unsafe fn add_i(a: Self::I, b: Self::I) -> Self::I;
+    /// `a - b`, wrapping.
+    unsafe fn sub_i(a: Self::I, b: Self::I) -> Self::I;
+    /// `a * b`, wrapping.
+    unsafe fn mul_i(a: Self::I, b: Self::I) -> Self::I;
+
+    /// `a == b` (false where either is NaN).
+    unsafe fn eq_f(a: Self::F, b: Self::F) -> Self::M;
+    /// `a > b` (false where either is NaN).
+    unsafe fn gt_f(a: Self::F, b: Self::F) -> Self::M;
+    /// `a < b` (false where either is NaN).
+    unsafe fn lt_f(a: Self::F, b: Self::F) -> Self::M;
+    /// `!(a < b)`: true where `a >= b` or either is NaN.
+    unsafe fn not_lt_f(a: Self::F, b: Self::F) -> Self::M;
+    /// `a > b`.
+    unsafe fn gt_i(a: Self::I, b: Self::I) -> Self::M;
+    /// `a < 0`.
+    unsafe fn negative_i(a: Self::I) -> Self::M;
+
+    /// `a & b`.
+    unsafe fn and_m(a: Self::M, b: Self::M) -> Self::M;
+    /// `a | b`.
+    unsafe fn or_m(a: Self::M, b: Self::M) -> Self::M;
+    /// `!a & b`.
+    unsafe fn and_not_m(a: Self::M, b: Self::M) -> Self::M;
+    /// `!a`.
+    unsafe fn not_m(a: Self::M) -> Self::M;
+    /// Whether every lane is set.
+    unsafe fn all(m: Self::M) -> bool;
+    /// Bit `i` set where lane `i` is.
+    unsafe fn bits(m: Self::M) -> u32;
+
+    /// `if m { a } else { b }`, lane by lane.
+    unsafe fn select_f(m: Self::M, a: Self::F, b: Self::F) -> Self::F;
+    /// `if m { a } else { b }`, lane by lane.
+    unsafe fn select_i(m: Self::M, a: Self::I, b: Self::I) -> Self::I;
+    /// `if m { a } else { +0.0 }`.
+    unsafe fn keep_f(m: Self::M, a: Self::F) -> Self::F;
+    /// `if m { a } else { 0 }`.
+    unsafe fn keep_i(m: Self::M, a: Self::I) -> Self::I;
+    /// `a - 1` where `m`, else `a`.
+    unsafe fn decrement_where(m: Self::M, a: Self::I) -> Self::I;
+    /// `a + 1` where `m`, else `a`.
+    unsafe fn increment_where(m: Self::M, a: Self::I) -> Self::I;
+
+    /// Calls `f` with each lane of `v`, in lane order.
+    unsafe fn for_each_lane(v: Self::I, f: impl FnMut(i32));
+    /// `values[at[i]]` in lane `i`.
+    ///
+    /// # Safety
+    /// Every lane of `at` must be a valid index into `values` (a non-negative `i32`).
+    unsafe fn gather(values: &[f32], at: Self::I) -> Self::F;
+}
