@@ -22,7 +22,7 @@ use xray_kernels::{
 };
 
 use super::fdk_lanes::FdkRows;
-use super::joseph_lanes::JosephLanes;
+use super::joseph_lanes::{JosephAdjointLanes, JosephLanes};
 use super::lanes::{LanePath, MAX_LANES};
 use super::siddon_lanes::{SiddonAdjointLanes, SiddonLanes};
 use super::span::Span;
@@ -234,8 +234,8 @@ const PARTIAL_VOLUME_BUDGET: usize = 2 << 30;
 /// slab of the volume: its pages elsewhere stay untouched (lazily zeroed memory) and the
 /// sum skips them. `K` depends only on the problem's size (at most 8, and at most 2 GiB
 /// of extra partials), never on the thread count, so the result is the same on any
-/// machine. Siddon runs a vector's lanes of rays at a time where the CPU allows
-/// ([`SiddonAdjointLanes`]).
+/// machine. Rays run a vector's lanes at a time where the CPU allows
+/// ([`SiddonAdjointLanes`], [`JosephAdjointLanes`]).
 ///
 /// # Errors
 /// [`crate::Error::Allocation`] if the partial volumes cannot be allocated.
@@ -276,10 +276,10 @@ fn backward_on(
         .min(units)
         .min(1 + PARTIAL_VOLUME_BUDGET / volume_bytes)
         .max(1);
-    // A vector's lanes of rays at a time for Siddon where the CPU allows.
-    let siddon_lanes = match method {
-        Method::Siddon => SiddonAdjointLanes::new(grid, path),
-        Method::Joseph => None,
+    // A vector's lanes of rays at a time where the CPU allows.
+    let adjoint_lanes = match method {
+        Method::Siddon => SiddonAdjointLanes::new(grid, path).map(AdjointLanes::Siddon),
+        Method::Joseph => JosephAdjointLanes::new(grid, path).map(AdjointLanes::Joseph),
     };
     // Zeroed lazily by the system: a partial's pages outside its rays' slab are never
     // touched.
@@ -310,7 +310,7 @@ fn backward_on(
                     let view = &views[view_index];
                     for row in first_row..(first_row + TILE_ROWS).min(rows) {
                         let line = &projections[(view_index * rows + row) * cols..][..cols];
-                        if let Some(lanes) = &siddon_lanes {
+                        if let Some(lanes) = &adjoint_lanes {
                             let written =
                                 scatter_in_lanes(lanes, view, detector, row as u32, line, target);
                             span = span.union(written);
@@ -361,10 +361,34 @@ fn backward_on(
     Ok(())
 }
 
+/// A transpose lane walker of either method.
+enum AdjointLanes<'a> {
+    Siddon(SiddonAdjointLanes<'a>),
+    Joseph(JosephAdjointLanes<'a>),
+}
+
+impl AdjointLanes<'_> {
+    /// Rays per call of [`AdjointLanes::scatter`].
+    fn lanes(&self) -> usize {
+        match self {
+            AdjointLanes::Siddon(siddon) => siddon.lanes(),
+            AdjointLanes::Joseph(joseph) => joseph.lanes(),
+        }
+    }
+
+    /// Adds `values[i]` times ray `i`'s weights into `target`; returns what it wrote.
+    fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
+        match self {
+            AdjointLanes::Siddon(siddon) => siddon.scatter(rays, values, target),
+            AdjointLanes::Joseph(joseph) => joseph.scatter(rays, values, target),
+        }
+    }
+}
+
 /// Backprojects the non-zero pixels of detector row `row` of `view` (`line`) into
 /// `target`, a vector's lanes of rays at a time.
 fn scatter_in_lanes(
-    lanes: &SiddonAdjointLanes,
+    lanes: &AdjointLanes,
     view: &ViewParams,
     detector: &DetectorParams,
     row: u32,

@@ -14,11 +14,14 @@
 //! kernel's on every path; the unit tests below, and those of [`super::cpu`], check
 //! that.
 
-use xray_kernels::joseph::{joseph, joseph_start, JosephStart};
+use xray_kernels::joseph::{joseph, joseph_adjoint, joseph_start, JosephStart};
 use xray_kernels::ray::Ray;
 use xray_kernels::GridParams;
 
+#[cfg(target_arch = "x86_64")]
+use super::lanes::scatter_add;
 use super::lanes::{LanePath, Simd, MAX_LANES};
+use super::span::Span;
 
 /// The lockstep sampler for one volume: it exists only when the lane path is a vector
 /// one and the volume's linear indices fit in the `i32` lanes.
@@ -29,18 +32,25 @@ pub(crate) struct JosephLanes<'a> {
     path: LanePath,
 }
 
+/// Whether `grid` (of `voxels` voxels) can be walked in the lanes of `path`: a whole
+/// grid (a slab goes one ray at a time), at least one voxel and fewer than `2^31`, on a
+/// vector path this CPU runs.
+fn lanes_fit(grid: &GridParams, voxels: usize, path: LanePath) -> bool {
+    grid.is_whole()
+        && voxels == grid.voxel_count()
+        && voxels > 0
+        && voxels <= i32::MAX as usize
+        && path != LanePath::Scalar
+        && path.is_supported()
+}
+
 impl<'a> JosephLanes<'a> {
     /// The sampler for `volume` on `grid` on `path`, or `None` when `path` is scalar or
     /// this CPU does not run it, the volume has `2^31` voxels or more or none, or
     /// `volume` does not hold exactly the whole grid's voxels (a slab of it goes one ray
     /// at a time).
     pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams, path: LanePath) -> Option<Self> {
-        let fits = grid.is_whole()
-            && volume.len() == grid.voxel_count()
-            && !volume.is_empty()
-            && volume.len() <= i32::MAX as usize;
-        let vector = path != LanePath::Scalar && path.is_supported();
-        (fits && vector).then_some(JosephLanes { volume, grid, path })
+        lanes_fit(grid, volume.len(), path).then_some(JosephLanes { volume, grid, path })
     }
 
     /// Rays per call of [`JosephLanes::trace`].
@@ -53,10 +63,7 @@ impl<'a> JosephLanes<'a> {
     /// for each.
     pub(crate) fn trace(&self, rays: &[Ray], out: &mut [f32]) {
         debug_assert!(rays.len() <= self.lanes() && rays.len() == out.len());
-        let mut starts = [None; MAX_LANES];
-        for (start, ray) in starts.iter_mut().zip(rays) {
-            *start = joseph_start(self.grid, ray);
-        }
+        let starts = starts(self.grid, rays);
         #[cfg(target_arch = "x86_64")]
         if share_a_frame(&starts) {
             // SAFETY: `new` checked that the CPU runs `path` (a vector path), that
@@ -65,8 +72,8 @@ impl<'a> JosephLanes<'a> {
             // `rays.len()` are `None`.
             unsafe {
                 match self.path {
-                    LanePath::Avx512 => on_avx512(self.volume, &starts, out),
-                    _ => on_avx2(self.volume, &starts, out),
+                    LanePath::Avx512 => integrate_avx512(self.volume, &starts, out),
+                    _ => integrate_avx2(self.volume, &starts, out),
                 }
             }
             return;
@@ -77,8 +84,82 @@ impl<'a> JosephLanes<'a> {
     }
 }
 
+/// The lockstep sampler of the transpose (backprojection) on one grid: it exists only
+/// when the lane path is a vector one and the grid's linear indices fit in the `i32`
+/// lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct JosephAdjointLanes<'a> {
+    grid: &'a GridParams,
+    path: LanePath,
+}
+
+impl<'a> JosephAdjointLanes<'a> {
+    /// The sampler for volumes of the whole `grid` on `path`, or `None` when `path` is
+    /// scalar or this CPU does not run it, or the grid is a slab, empty, or has `2^31`
+    /// voxels or more.
+    pub(crate) fn new(grid: &'a GridParams, path: LanePath) -> Option<Self> {
+        lanes_fit(grid, grid.voxel_count(), path).then_some(JosephAdjointLanes { grid, path })
+    }
+
+    /// Rays per call of [`JosephAdjointLanes::scatter`].
+    pub(crate) fn lanes(&self) -> usize {
+        self.path.lanes()
+    }
+
+    /// Adds `values[i]` times ray `i`'s Joseph weights into `target` (the whole grid's
+    /// voxels), for up to [`JosephAdjointLanes::lanes`] rays: each ray adds exactly the
+    /// terms `xray_kernels::joseph::joseph_adjoint` adds, the rays' terms interleaved
+    /// slice by slice, tap by tap, lane by lane. Returns the span of voxels written.
+    pub(crate) fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
+        debug_assert!(rays.len() <= self.lanes() && rays.len() == values.len());
+        debug_assert_eq!(
+            target.len(),
+            self.grid.voxel_count(),
+            "a backprojection target"
+        );
+        let mut span = Span::EMPTY;
+        let starts = starts(self.grid, rays);
+        #[cfg(target_arch = "x86_64")]
+        if share_a_frame(&starts) && target.len() == self.grid.voxel_count() {
+            let mut weights = [0.0f32; MAX_LANES];
+            for ((weight, start), value) in weights.iter_mut().zip(&starts).zip(values) {
+                // The scalar kernel's `value * start.length_per_slice`.
+                *weight = start.map_or(0.0, |s| value * s.length_per_slice);
+            }
+            let span_ref = &mut span;
+            // SAFETY: `new` checked that the CPU runs `path` (a vector path) and that the
+            // grid's voxel count (at least one) fits in `i32`; `target` holds that many;
+            // all started lanes share one frame, and lanes past `rays.len()` are `None`.
+            unsafe {
+                match self.path {
+                    LanePath::Avx512 => scatter_avx512(&starts, &weights, target, span_ref),
+                    _ => scatter_avx2(&starts, &weights, target, span_ref),
+                }
+            }
+            return span;
+        }
+        // One ray at a time (a target of the wrong length fails on its first write).
+        for (ray, &value) in rays.iter().zip(values) {
+            joseph_adjoint(self.grid, ray, value, |i, w| {
+                target[i] += w;
+                span.include(i);
+            });
+        }
+        span
+    }
+}
+
 /// Per-lane start state, `None` for a lane without a ray or whose ray samples nothing.
 type Starts = [Option<JosephStart>; MAX_LANES];
+
+/// The start of each ray's walk, `None` past `rays.len()`.
+fn starts(grid: &GridParams, rays: &[Ray]) -> Starts {
+    let mut starts = [None; MAX_LANES];
+    for (start, ray) in starts.iter_mut().zip(rays) {
+        *start = joseph_start(grid, ray);
+    }
+    starts
+}
 
 /// Whether all started lanes have the same dominant axis (and so the same frame).
 #[cfg(target_arch = "x86_64")]
@@ -88,24 +169,188 @@ fn share_a_frame(starts: &Starts) -> bool {
     strides.all(|stride| Some(stride) == first)
 }
 
-/// [`sample`] compiled for AVX2.
+/// [`integrate`] compiled for AVX2.
 ///
 /// # Safety
-/// As [`sample`], on a CPU with AVX2.
+/// As [`integrate`], on a CPU with AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn on_avx2(volume: &[f32], starts: &Starts, out: &mut [f32]) {
-    sample::<super::lanes::avx2::Avx2>(volume, starts, out)
+unsafe fn integrate_avx2(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+    integrate::<super::lanes::avx2::Avx2>(volume, starts, out)
 }
 
-/// [`sample`] compiled for AVX-512.
+/// [`integrate`] compiled for AVX-512.
 ///
 /// # Safety
-/// As [`sample`], on a CPU with AVX-512 F, BW, DQ and VL.
+/// As [`integrate`], on a CPU with AVX-512 F, BW, DQ and VL.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn on_avx512(volume: &[f32], starts: &Starts, out: &mut [f32]) {
-    sample::<super::lanes::avx512::Avx512>(volume, starts, out)
+unsafe fn integrate_avx512(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+    integrate::<super::lanes::avx512::Avx512>(volume, starts, out)
+}
+
+/// [`scatter`] compiled for AVX2.
+///
+/// # Safety
+/// As [`scatter`], on a CPU with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scatter_avx2(
+    starts: &Starts,
+    weights: &[f32; MAX_LANES],
+    target: &mut [f32],
+    span: &mut Span,
+) {
+    scatter::<super::lanes::avx2::Avx2>(starts, weights, target, span)
+}
+
+/// [`scatter`] compiled for AVX-512.
+///
+/// # Safety
+/// As [`scatter`], on a CPU with AVX-512 F, BW, DQ and VL.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn scatter_avx512(
+    starts: &Starts,
+    weights: &[f32; MAX_LANES],
+    target: &mut [f32],
+    span: &mut Span,
+) {
+    scatter::<super::lanes::avx512::Avx512>(starts, weights, target, span)
+}
+
+/// The lanes' rays stepped slice by slice together: what the forward sampling and its
+/// transpose share.
+#[cfg(target_arch = "x86_64")]
+struct Lockstep<S: Simd> {
+    k_first: S::I,
+    k_last: S::I,
+    b_first: S::F,
+    c_first: S::F,
+    slope_b: S::F,
+    slope_c: S::F,
+    count_b: S::I,
+    count_c: S::I,
+    stride_b: S::I,
+    stride_c: S::I,
+    /// Voxels from one slice to the next.
+    stride_k: usize,
+    /// The first and last slice any lane samples.
+    first: i32,
+    last: i32,
+}
+
+/// The taps of one slice in every lane.
+#[cfg(target_arch = "x86_64")]
+struct SliceTaps<S: Simd> {
+    /// Lanes whose ray samples this slice.
+    active: S::M,
+    /// The linear index of tap (0, 0).
+    base: S::I,
+    /// Bilinear weights along the frame's `b` and `c` axes.
+    wb: S::F,
+    wc: S::F,
+    /// Taps (0, 0), (1, 0), (0, 1), (1, 1): offsets from `base`, and whether each is
+    /// inside the grid.
+    offset: [S::I; 4],
+    inside: [S::M; 4],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<S: Simd> Lockstep<S> {
+    /// The lockstep state of `starts`, or `None` when no lane has a sample.
+    ///
+    /// # Safety
+    /// As [`Simd`]'s methods; every `Some` in `starts` must have the same frame.
+    #[inline(always)]
+    unsafe fn new(starts: &Starts) -> Option<Self> {
+        let frame = starts.iter().flatten().next().map(|s| s.frame)?;
+        let mut k_first = [i32::MAX; MAX_LANES];
+        let mut k_last = [i32::MIN; MAX_LANES];
+        let mut b_first = [0.0f32; MAX_LANES];
+        let mut c_first = [0.0f32; MAX_LANES];
+        let mut slope_b = [0.0f32; MAX_LANES];
+        let mut slope_c = [0.0f32; MAX_LANES];
+        for (lane, start) in starts.iter().enumerate() {
+            if let Some(s) = start {
+                k_first[lane] = s.k_first;
+                k_last[lane] = s.k_last;
+                b_first[lane] = s.b_first;
+                c_first[lane] = s.c_first;
+                slope_b[lane] = s.slope_b;
+                slope_c[lane] = s.slope_c;
+            }
+        }
+        Some(Lockstep {
+            first: k_first.iter().copied().min().unwrap_or(0),
+            last: k_last.iter().copied().max().unwrap_or(-1),
+            k_first: S::load_i(&k_first),
+            k_last: S::load_i(&k_last),
+            b_first: S::load_f(&b_first),
+            c_first: S::load_f(&c_first),
+            slope_b: S::load_f(&slope_b),
+            slope_c: S::load_f(&slope_c),
+            count_b: S::splat_i(frame.count[1] as i32),
+            count_c: S::splat_i(frame.count[2] as i32),
+            stride_b: S::splat_i(frame.stride[1] as i32),
+            stride_c: S::splat_i(frame.stride[2] as i32),
+            stride_k: frame.stride[0],
+        })
+    }
+
+    /// The taps of slice `k` (between `first` and `last`), as the scalar kernel's
+    /// `Taps::at` computes them, operation for operation.
+    ///
+    /// # Safety
+    /// As [`Simd`]'s methods.
+    #[inline(always)]
+    unsafe fn taps(&self, k: i32) -> SliceTaps<S> {
+        let kv = S::splat_i(k);
+        // Lanes whose ray samples slice k: k_first <= k <= k_last.
+        let active = S::not_m(S::or_m(S::gt_i(self.k_first, kv), S::gt_i(kv, self.k_last)));
+        let steps = S::to_f(S::sub_i(kv, self.k_first));
+        let b = S::add_f(self.b_first, S::mul_f(steps, self.slope_b));
+        let c = S::add_f(self.c_first, S::mul_f(steps, self.slope_c));
+        // The taps around (b, c), voxel centres at i + 0.5.
+        let half = S::splat_f(0.5);
+        let fb = S::sub_f(b, half);
+        let fc = S::sub_f(c, half);
+        let flb = S::floor_f(fb);
+        let flc = S::floor_f(fc);
+        let (ib, ic) = (S::trunc_i(flb), S::trunc_i(flc));
+        let one = S::splat_i(1);
+        let (ib1, ic1) = (S::add_i(ib, one), S::add_i(ic, one));
+        let (b0, b1) = (
+            within::<S>(ib, self.count_b),
+            within::<S>(ib1, self.count_b),
+        );
+        let (c0, c1) = (
+            within::<S>(ic, self.count_c),
+            within::<S>(ic1, self.count_c),
+        );
+        let base = S::add_i(
+            S::splat_i((k as usize * self.stride_k) as i32),
+            S::add_i(S::mul_i(ib, self.stride_b), S::mul_i(ic, self.stride_c)),
+        );
+        SliceTaps {
+            active,
+            base,
+            wb: S::sub_f(fb, flb),
+            wc: S::sub_f(fc, flc),
+            offset: [
+                S::splat_i(0),
+                self.stride_b,
+                self.stride_c,
+                S::add_i(self.stride_b, self.stride_c),
+            ],
+            inside: [
+                S::and_m(b0, c0),
+                S::and_m(b1, c0),
+                S::and_m(b0, c1),
+                S::and_m(b1, c1),
+            ],
+        }
+    }
 }
 
 /// The sampling of up to `S::LANES` rays in lockstep; see the module docs.
@@ -117,84 +362,73 @@ unsafe fn on_avx512(volume: &[f32], starts: &Starts, out: &mut [f32]) {
 /// must fit in `i32`, and every `Some` in `starts` must have the same frame axes. Then
 /// every tap read is inside `volume`: a tap is read only when its slice, `b` and `c`
 /// indices are inside the grid, and other taps read voxel 0 and are masked to 0.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn sample<S: Simd>(volume: &[f32], starts: &Starts, out: &mut [f32]) {
-    let Some(frame) = starts.iter().flatten().next().map(|s| s.frame) else {
+unsafe fn integrate<S: Simd>(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+    let Some(lockstep) = Lockstep::<S>::new(starts) else {
         // No ray has a sample: each gives exactly 0, as in the scalar kernel.
         out.fill(0.0);
         return;
     };
-    let mut k_first = [i32::MAX; MAX_LANES];
-    let mut k_last = [i32::MIN; MAX_LANES];
-    let mut b_first = [0.0f32; MAX_LANES];
-    let mut c_first = [0.0f32; MAX_LANES];
-    let mut slope_b = [0.0f32; MAX_LANES];
-    let mut slope_c = [0.0f32; MAX_LANES];
-    for (lane, start) in starts.iter().enumerate() {
-        if let Some(s) = start {
-            k_first[lane] = s.k_first;
-            k_last[lane] = s.k_last;
-            b_first[lane] = s.b_first;
-            c_first[lane] = s.c_first;
-            slope_b[lane] = s.slope_b;
-            slope_c[lane] = s.slope_c;
-        }
-    }
-    let first = k_first.iter().copied().min().unwrap_or(0);
-    let last = k_last.iter().copied().max().unwrap_or(-1);
-    let (k_first, k_last) = (S::load_i(&k_first), S::load_i(&k_last));
-    let (b_first, c_first) = (S::load_f(&b_first), S::load_f(&c_first));
-    let (slope_b, slope_c) = (S::load_f(&slope_b), S::load_f(&slope_c));
-    let [count_b, count_c] = [frame.count[1], frame.count[2]].map(|n| S::splat_i(n as i32));
-    let [stride_b, stride_c] = [frame.stride[1], frame.stride[2]].map(|s| S::splat_i(s as i32));
-    let half = S::splat_f(0.5);
-    let one = S::splat_i(1);
     let mut sum = S::splat_f(0.0);
-
-    for k in first..=last {
-        let kv = S::splat_i(k);
-        // Lanes whose ray samples slice k: k_first <= k <= k_last.
-        let active = S::not_m(S::or_m(S::gt_i(k_first, kv), S::gt_i(kv, k_last)));
-        let steps = S::to_f(S::sub_i(kv, k_first));
-        let b = S::add_f(b_first, S::mul_f(steps, slope_b));
-        let c = S::add_f(c_first, S::mul_f(steps, slope_c));
-        // The taps around (b, c), voxel centres at i + 0.5 (the kernel's `Taps::at`).
-        let fb = S::sub_f(b, half);
-        let fc = S::sub_f(c, half);
-        let flb = S::floor_f(fb);
-        let flc = S::floor_f(fc);
-        let (ib, ic) = (S::trunc_i(flb), S::trunc_i(flc));
-        let (wb, wc) = (S::sub_f(fb, flb), S::sub_f(fc, flc));
-        let (ib1, ic1) = (S::add_i(ib, one), S::add_i(ic, one));
-        let (b0, b1) = (within::<S>(ib, count_b), within::<S>(ib1, count_b));
-        let (c0, c1) = (within::<S>(ic, count_c), within::<S>(ic1, count_c));
-        let base = S::add_i(
-            S::splat_i((k as usize * frame.stride[0]) as i32),
-            S::add_i(S::mul_i(ib, stride_b), S::mul_i(ic, stride_c)),
-        );
-        let v00 = tap::<S>(volume, base, S::splat_i(0), S::and_m(b0, c0), active);
-        let v10 = tap::<S>(volume, base, stride_b, S::and_m(b1, c0), active);
-        let v01 = tap::<S>(volume, base, stride_c, S::and_m(b0, c1), active);
-        let v11 = tap::<S>(
-            volume,
-            base,
-            S::add_i(stride_b, stride_c),
-            S::and_m(b1, c1),
-            active,
-        );
+    for k in lockstep.first..=lockstep.last {
+        let t = lockstep.taps(k);
+        // (Plain calls, not a closure: a closure would be compiled without the
+        // instruction set, and its vector operations would become calls.)
+        let v00 = tap::<S>(volume, t.base, t.offset[0], t.inside[0], t.active);
+        let v10 = tap::<S>(volume, t.base, t.offset[1], t.inside[1], t.active);
+        let v01 = tap::<S>(volume, t.base, t.offset[2], t.inside[2], t.active);
+        let v11 = tap::<S>(volume, t.base, t.offset[3], t.inside[3], t.active);
         // The kernel's `bilinear`, operation for operation.
-        let low = S::add_f(v00, S::mul_f(wb, S::sub_f(v10, v00)));
-        let high = S::add_f(v01, S::mul_f(wb, S::sub_f(v11, v01)));
-        let value = S::add_f(low, S::mul_f(wc, S::sub_f(high, low)));
+        let low = S::add_f(v00, S::mul_f(t.wb, S::sub_f(v10, v00)));
+        let high = S::add_f(v01, S::mul_f(t.wb, S::sub_f(v11, v01)));
+        let value = S::add_f(low, S::mul_f(t.wc, S::sub_f(high, low)));
         // Lanes not on this slice add +0.0, which leaves the sum unchanged bit for bit
         // (a sum that starts at +0.0 is never -0.0).
-        sum = S::add_f(sum, S::keep_f(active, value));
+        sum = S::add_f(sum, S::keep_f(t.active, value));
     }
-
     let sums = S::to_array(sum);
     for ((value, start), lane_sum) in out.iter_mut().zip(starts).zip(sums) {
         // A ray without samples gives exactly 0, as in the scalar kernel.
         *value = start.map_or(0.0, |s| lane_sum * s.length_per_slice);
+    }
+}
+
+/// The transpose of [`integrate`]: adds `weights[lane]` times each tap's bilinear
+/// weight to the tap's voxel, slice by slice, tap by tap, lane by lane, as
+/// `joseph_adjoint` does for one ray.
+///
+/// # Safety
+/// As [`integrate`], with `target` in place of `volume`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn scatter<S: Simd>(
+    starts: &Starts,
+    weights: &[f32; MAX_LANES],
+    target: &mut [f32],
+    span: &mut Span,
+) {
+    let Some(lockstep) = Lockstep::<S>::new(starts) else {
+        return;
+    };
+    let weight = S::load_f(weights);
+    let one = S::splat_f(1.0);
+    for k in lockstep.first..=lockstep.last {
+        let t = lockstep.taps(k);
+        // The scalar kernel's tap weights: (1 - wb)(1 - wc), wb (1 - wc), (1 - wb) wc,
+        // wb wc.
+        let (ub, uc) = (S::sub_f(one, t.wb), S::sub_f(one, t.wc));
+        let tap_weights = [
+            S::mul_f(ub, uc),
+            S::mul_f(t.wb, uc),
+            S::mul_f(ub, t.wc),
+            S::mul_f(t.wb, t.wc),
+        ];
+        for i in 0..4 {
+            let valid = S::and_m(t.inside[i], t.active);
+            let index = S::keep_i(valid, S::add_i(t.base, t.offset[i]));
+            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weights[i]), span);
+        }
     }
 }
 
@@ -234,14 +468,15 @@ mod tests {
 
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-    use xray_kernels::joseph::joseph;
+    use xray_kernels::joseph::{joseph, joseph_adjoint};
     use xray_kernels::ray::Ray;
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
-        assert_prefixes_match, between, grid, point_around_grid, segment, vector_paths,
+        assert_prefixes_match, assert_scatter_matches, between, grid, point_around_grid, segment,
+        vector_paths,
     };
-    use super::JosephLanes;
+    use super::{JosephAdjointLanes, JosephLanes};
 
     /// Checks every prefix of `rays` against the scalar kernel.
     fn assert_lanes_equal_scalar(
@@ -294,6 +529,48 @@ mod tests {
                 nonzero > 500 * lanes.lanes(),
                 "{path}: most random rays must hit the grid"
             );
+        }
+    }
+
+    #[test]
+    fn adjoint_lanes_add_the_scalar_kernels_terms() {
+        let g = grid([13, 9, 17], [0.7, 1.3, 2.1]);
+        let mut random = ChaCha8Rng::seed_from_u64(29);
+        for path in vector_paths("joseph adjoint lanes") {
+            let lanes = JosephAdjointLanes::new(&g, path).expect("a supported path");
+            for round in 0..60 {
+                // Even rounds: rays from one source through nearby points (one frame,
+                // the lane path, crossing the same voxels); odd rounds: unrelated
+                // segments (mostly one ray at a time).
+                let (source, target) = (
+                    point_around_grid(&mut random),
+                    point_around_grid(&mut random),
+                );
+                let rays: Vec<Ray> = (0..lanes.lanes())
+                    .map(|lane| {
+                        if round % 2 == 0 {
+                            let shift = lane as f32 * 0.13;
+                            between(source, [target[0] + shift, target[1] - shift, target[2]])
+                        } else {
+                            between(
+                                point_around_grid(&mut random),
+                                point_around_grid(&mut random),
+                            )
+                        }
+                    })
+                    .collect();
+                let values: Vec<f32> = rays
+                    .iter()
+                    .map(|_| random.random_range(-2.0..3.0))
+                    .collect();
+                assert_scatter_matches(
+                    g.voxel_count(),
+                    &rays,
+                    &values,
+                    |r, v, t| lanes.scatter(r, v, t),
+                    |ray, value, add| joseph_adjoint(&g, ray, value, add),
+                );
+            }
         }
     }
 

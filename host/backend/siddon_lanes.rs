@@ -20,6 +20,8 @@ use xray_kernels::ray::Ray;
 use xray_kernels::siddon::{siddon_adjoint, walk_start, Axis};
 use xray_kernels::GridParams;
 
+#[cfg(target_arch = "x86_64")]
+use super::lanes::scatter_add;
 use super::lanes::{LanePath, Simd, MAX_LANES};
 use super::span::Span;
 
@@ -230,19 +232,13 @@ impl<S: Simd> Visit<S> for Scatter<'_, S> {
 
     #[inline(always)]
     unsafe fn visit(&mut self, active: S::M, linear: S::I, length: S::F) {
-        let terms = S::to_array(S::mul_f(self.weight, length));
-        let active = S::bits(active);
-        let target = self.target.as_mut_ptr();
-        let span = &mut *self.span;
-        let mut lane = 0;
-        S::for_each_lane(linear, |i| {
-            if active & (1 << lane) != 0 {
-                let i = i as u32 as usize;
-                *target.add(i) += terms[lane];
-                span.include(i);
-            }
-            lane += 1;
-        });
+        scatter_add::<S>(
+            self.target,
+            linear,
+            active,
+            S::mul_f(self.weight, length),
+            self.span,
+        );
     }
 }
 
@@ -558,14 +554,15 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use xray_kernels::ray::Ray;
-    use xray_kernels::siddon::siddon;
+    use xray_kernels::siddon::{siddon, siddon_adjoint};
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
-        assert_prefixes_match, between, grid, point_around_grid, segment, vector_paths,
+        assert_prefixes_match, assert_scatter_matches, between, grid, point_around_grid, segment,
+        vector_paths,
     };
     use super::super::lanes::LanePath;
-    use super::SiddonLanes;
+    use super::{SiddonAdjointLanes, SiddonLanes};
 
     /// Checks every prefix of `rays` against the scalar kernel, with and without
     /// prefetching.
@@ -634,6 +631,50 @@ mod tests {
             let lanes = SiddonLanes::new(&volume, &g, path).expect("a supported path");
             for chunk in rays.chunks(lanes.lanes()) {
                 assert_lanes_equal_scalar(lanes, &volume, &g, chunk);
+            }
+        }
+    }
+
+    #[test]
+    fn adjoint_lanes_add_the_scalar_kernels_terms() {
+        let g = grid([13, 9, 17], [0.7, 1.3, 2.1]);
+        let mut random = ChaCha8Rng::seed_from_u64(23);
+        for path in vector_paths("siddon adjoint lanes") {
+            let lanes = SiddonAdjointLanes::new(&g, path).expect("a supported path");
+            for prefetch in [false, true] {
+                let lanes = lanes.with_prefetch(prefetch);
+                for round in 0..40 {
+                    // Even rounds: rays from one source through nearby points (they
+                    // cross the same voxels); odd rounds: unrelated segments.
+                    let (source, target) = (
+                        point_around_grid(&mut random),
+                        point_around_grid(&mut random),
+                    );
+                    let rays: Vec<Ray> = (0..lanes.lanes())
+                        .map(|lane| {
+                            if round % 2 == 0 {
+                                let shift = lane as f32 * 0.11;
+                                between(source, [target[0] + shift, target[1], target[2] - shift])
+                            } else {
+                                between(
+                                    point_around_grid(&mut random),
+                                    point_around_grid(&mut random),
+                                )
+                            }
+                        })
+                        .collect();
+                    let values: Vec<f32> = rays
+                        .iter()
+                        .map(|_| random.random_range(-2.0..3.0))
+                        .collect();
+                    assert_scatter_matches(
+                        g.voxel_count(),
+                        &rays,
+                        &values,
+                        |r, v, t| lanes.scatter(r, v, t),
+                        |ray, value, add| siddon_adjoint(&g, ray, value, add),
+                    );
+                }
             }
         }
     }

@@ -17,6 +17,8 @@ pub(crate) mod test_support;
 
 use std::sync::OnceLock;
 
+use super::span::Span;
+
 /// The most lanes any instruction set has: per-lane start state is kept in arrays of
 /// this length, of which a set uses its first [`Simd::LANES`].
 pub(crate) const MAX_LANES: usize = 16;
@@ -218,4 +220,32 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// Every lane of `at` must be a valid index into `values` (a non-negative `i32`).
     unsafe fn gather(values: &[f32], at: Self::I) -> Self::F;
+}
+
+/// Adds `terms` to `target[at]` in the lanes set in `active`, lane by lane in order, and
+/// widens `span` to hold each index written.
+///
+/// # Safety
+/// As [`Simd`]'s methods; every active lane of `at` must index `target` (a non-negative
+/// `i32` below its length).
+#[inline(always)]
+pub(crate) unsafe fn scatter_add<S: Simd>(
+    target: &mut [f32],
+    at: S::I,
+    active: S::M,
+    terms: S::F,
+    span: &mut Span,
+) {
+    let terms = S::to_array(terms);
+    let active = S::bits(active);
+    let target = target.as_mut_ptr();
+    let mut lane = 0;
+    S::for_each_lane(at, |i| {
+        if active & (1 << lane) != 0 {
+            let i = i as u32 as usize;
+            *target.add(i) += terms[lane];
+            span.include(i);
+        }
+        lane += 1;
+    });
 }

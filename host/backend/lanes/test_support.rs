@@ -1,9 +1,10 @@
 //! What the lane walkers' tests share: small grids, random segments, and the
-//! bit-for-bit comparison with a scalar kernel.
+//! comparisons with a scalar kernel, forward (bit for bit) and transposed.
 
 use rand::Rng;
 
 use super::LanePath;
+use crate::backend::span::Span;
 use xray_kernels::ray::Ray;
 use xray_kernels::GridParams;
 
@@ -78,4 +79,59 @@ pub(crate) fn vector_paths(test: &str) -> Vec<LanePath> {
         .collect();
     println!("{test}: vector paths run on this CPU: {paths:?}");
     paths
+}
+
+/// Checks a lane scatter (the transpose) against one-ray-at-a-time `scalar` adjoint
+/// terms on a volume of `voxels` voxels: each ray alone adds exactly the scalar
+/// kernel's terms (bit for bit); all the rays together add within the rounding of
+/// reordered sums (the terms of a voxel summed in another order: at most
+/// `rays * 2^-23` of their absolute sum); the span returned covers every voxel written.
+pub(crate) fn assert_scatter_matches(
+    voxels: usize,
+    rays: &[Ray],
+    values: &[f32],
+    scatter: impl Fn(&[Ray], &[f32], &mut [f32]) -> Span,
+    scalar: impl Fn(&Ray, f32, &mut dyn FnMut(usize, f32)),
+) {
+    for (ray, &value) in rays.iter().zip(values) {
+        let mut want = vec![0.0f32; voxels];
+        scalar(ray, value, &mut |i, w| want[i] += w);
+        let mut got = vec![0.0f32; voxels];
+        let span = scatter(std::slice::from_ref(ray), &[value], &mut got);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "ray {ray:?} voxel {i}: lanes {g}, scalar {w}"
+            );
+            assert!(
+                *g == 0.0 || span.clip(i..i + 1) == (i..i + 1),
+                "voxel {i} outside {span:?}"
+            );
+        }
+    }
+    let mut sum = vec![0.0f64; voxels];
+    let mut magnitude = vec![0.0f64; voxels];
+    for (ray, &value) in rays.iter().zip(values) {
+        scalar(ray, value, &mut |i, w| {
+            sum[i] += f64::from(w);
+            magnitude[i] += f64::from(w.abs());
+        });
+    }
+    let mut got = vec![0.0f32; voxels];
+    let span = scatter(rays, values, &mut got);
+    let bound = rays.len() as f64 * f64::from(f32::EPSILON);
+    for i in 0..voxels {
+        let error = (f64::from(got[i]) - sum[i]).abs();
+        assert!(
+            error <= bound * magnitude[i],
+            "voxel {i}: lanes {}, exact {}, error {error:e}",
+            got[i],
+            sum[i]
+        );
+        assert!(
+            got[i] == 0.0 || span.clip(i..i + 1) == (i..i + 1),
+            "voxel {i} outside {span:?}"
+        );
+    }
 }
