@@ -6,11 +6,14 @@
 //! * `cpu_fdk/fp256`: FDK end to end (weights, ramp filter, voxel-driven
 //!   backprojection) of a 256^3 volume from 16 views of 256^2; throughput in voxel
 //!   updates (voxels times views).
+//!
+//! Each id ends in the vector path that ran (`avx512`, `avx2` or `scalar`: the fastest
+//! the CPU has, or the one `XRAY_CPU_LANES` caps it to).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xray_projector::cases::StandardCase;
 use xray_projector::recon::{self, Filter};
-use xray_projector::{Backend, Method, Projector};
+use xray_projector::{Backend, LanePath, Method, Projector};
 
 fn cpu_recon(c: &mut Criterion) {
     let projector = Projector::new(Backend::Cpu).expect("the CPU backend is always there");
@@ -26,13 +29,16 @@ fn cpu_recon(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("cpu_backward_{label}"));
         group.throughput(Throughput::Elements(rays));
         group.sample_size(10);
-        group.bench_function(BenchmarkId::new("fp256", "8_views"), |b| {
-            b.iter(|| {
-                projector
-                    .backward(&projections, &geometry, &case.volume, method)
-                    .expect("the backprojection runs")
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("fp256", format!("8_views_{}", LanePath::in_use())),
+            |b| {
+                b.iter(|| {
+                    projector
+                        .backward(&projections, &geometry, &case.volume, method)
+                        .expect("the backprojection runs")
+                })
+            },
+        );
         group.finish();
     }
 
@@ -45,18 +51,21 @@ fn cpu_recon(c: &mut Criterion) {
     let mut group = c.benchmark_group("cpu_fdk");
     group.throughput(Throughput::Elements(updates as u64));
     group.sample_size(10);
-    group.bench_function(BenchmarkId::new("fp256", "16_views"), |b| {
-        b.iter(|| {
-            recon::fdk(
-                &projector,
-                &projections,
-                &case.scan,
-                &case.volume,
-                Filter::RamLak,
-            )
-            .expect("FDK runs")
-        })
-    });
+    group.bench_function(
+        BenchmarkId::new("fp256", format!("16_views_{}", LanePath::in_use())),
+        |b| {
+            b.iter(|| {
+                recon::fdk(
+                    &projector,
+                    &projections,
+                    &case.scan,
+                    &case.volume,
+                    Filter::RamLak,
+                )
+                .expect("FDK runs")
+            })
+        },
+    );
     group.finish();
 }
 

@@ -6,9 +6,10 @@
 //! backprojection as many voxels ([`super::fdk_lanes`]), with results identical to the
 //! scalar kernels'.
 //!
-//! Work is split into tiles of [`TILE_ROWS`] rows x [`TILE_COLS`] columns of one view:
-//! neighbouring rays cross neighbouring voxels, so a tile reuses the cache lines its
-//! first rays brought in. The tiles of several views run band by band, so that views
+//! Work is split into bands of [`TILE_ROWS`] rows of one view, walked in tiles of
+//! [`TILE_COLS`] columns (scalar kernels) or in square blocks of a vector's lanes of
+//! pixels (lane walkers): neighbouring rays cross neighbouring voxels, so a tile reuses
+//! the cache lines its first rays brought in. The tiles of several views run band by band, so that views
 //! share the slab of the volume they read (see [`VIEWS_PER_PASS`]). Tiles are independent
 //! (each writes only its own pixels), so there are no races and the result does not
 //! depend on the number of threads.
@@ -155,30 +156,28 @@ struct BandTracer<'a> {
 
 impl BandTracer<'_> {
     /// Line integrals of the detector rows `first_row..` of `view` into `pixels` (whole
-    /// rows), tile by tile.
+    /// rows): in blocks of [`LANE_BLOCK_ROWS`] rows for the lane walkers, tile by tile
+    /// for the scalar kernels.
     fn band(&self, view: &ViewParams, first_row: usize, pixels: &mut [f32]) {
+        if let Some(lanes) = &self.lanes {
+            return trace_in_blocks(lanes, view, self.detector, first_row, pixels);
+        }
         let cols = self.detector.cols as usize;
         let band_rows = pixels.len() / cols;
         for first_col in (0..cols).step_by(TILE_COLS) {
             let last_col = (first_col + TILE_COLS).min(cols);
             for r in 0..band_rows {
                 let row = (first_row + r) as u32;
-                let line = &mut pixels[r * cols + first_col..r * cols + last_col];
-                match &self.lanes {
-                    Some(lanes) => trace_in_lanes(lanes, view, self.detector, row, first_col, line),
-                    None => {
-                        for (col, value) in (first_col..).zip(line.iter_mut()) {
-                            *value = line_integral(
-                                self.method,
-                                self.volume,
-                                self.grid,
-                                view,
-                                self.detector,
-                                row,
-                                col as u32,
-                            );
-                        }
-                    }
+                for col in first_col..last_col {
+                    pixels[r * cols + col] = line_integral(
+                        self.method,
+                        self.volume,
+                        self.grid,
+                        view,
+                        self.detector,
+                        row,
+                        col as u32,
+                    );
                 }
             }
         }
@@ -191,29 +190,54 @@ enum Lanes<'a> {
     Joseph(JosephLanes<'a>),
 }
 
-/// Line integrals of the pixels `first_col..` of `row` into `line`, a vector's lanes of
-/// rays at a time.
-fn trace_in_lanes(
+/// Detector rows of the pixel blocks the lane walkers take at once: 4 x 4 pixels for
+/// 16 lanes, 2 x 4 for 8. Rays of a square block are closer together than those of a
+/// row, so their walks end nearer the same step and read nearer voxels: on fp256 (Zen
+/// 4, AVX-512) this made Joseph 5-7% and Siddon 2-3% faster than 16 pixels of a row.
+const LANE_BLOCK_ROWS: [usize; 2] = [2, 4];
+
+/// Line integrals of the band `first_row..` of `view` into `pixels` (whole rows), a
+/// block of a vector's lanes of pixels at a time.
+fn trace_in_blocks(
     lanes: &Lanes,
     view: &ViewParams,
     detector: &DetectorParams,
-    row: u32,
-    first_col: usize,
-    line: &mut [f32],
+    first_row: usize,
+    pixels: &mut [f32],
 ) {
     let width = match lanes {
         Lanes::Siddon(siddon) => siddon.lanes(),
         Lanes::Joseph(joseph) => joseph.lanes(),
     };
-    for (chunk_index, values) in line.chunks_mut(width).enumerate() {
-        let first = first_col + chunk_index * width;
-        let mut rays = [Ray::through_pixel(view, detector, row, first as u32); MAX_LANES];
-        for (offset, ray) in rays.iter_mut().enumerate().take(values.len()).skip(1) {
-            *ray = Ray::through_pixel(view, detector, row, (first + offset) as u32);
-        }
-        match lanes {
-            Lanes::Siddon(siddon) => siddon.trace(&rays[..values.len()], values),
-            Lanes::Joseph(joseph) => joseph.trace(&rays[..values.len()], values),
+    let block_rows = if width >= 16 {
+        LANE_BLOCK_ROWS[1]
+    } else {
+        LANE_BLOCK_ROWS[0]
+    };
+    let block_cols = width / block_rows;
+    let cols = detector.cols as usize;
+    let band_rows = pixels.len() / cols;
+    let mut rays = [Ray::through_pixel(view, detector, first_row as u32, 0); MAX_LANES];
+    let mut at = [0usize; MAX_LANES];
+    let mut values = [0.0f32; MAX_LANES];
+    for block_row in (0..band_rows).step_by(block_rows) {
+        for block_col in (0..cols).step_by(block_cols) {
+            let mut count = 0;
+            for r in block_row..(block_row + block_rows).min(band_rows) {
+                for col in block_col..(block_col + block_cols).min(cols) {
+                    let row = (first_row + r) as u32;
+                    rays[count] = Ray::through_pixel(view, detector, row, col as u32);
+                    at[count] = r * cols + col;
+                    count += 1;
+                }
+            }
+            match lanes {
+                Lanes::Siddon(siddon) => siddon.trace(&rays[..count], &mut values[..count]),
+                Lanes::Joseph(joseph) => joseph.trace(&rays[..count], &mut values[..count]),
+            }
+            for (&index, &value) in at[..count].iter().zip(&values) {
+                pixels[index] = value;
+            }
         }
     }
 }
