@@ -357,6 +357,80 @@ fn bench_json_has_the_documented_fields() {
 }
 
 #[test]
+fn bench_times_backprojection_and_fdk_with_their_own_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = xray(
+        &[
+            "bench",
+            "--case",
+            "fp256",
+            "--op",
+            "backproject",
+            "--op",
+            "fdk",
+            "--views",
+            "1",
+            "--repeats",
+            "1",
+            "--backend",
+            "cpu",
+            "--json",
+        ],
+        dir.path(),
+    );
+    ok(&output);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{text}");
+    assert_eq!(records[0]["op"], "backproject");
+    assert!(
+        records[0]["rays_per_second"].as_f64().unwrap() > 0.0,
+        "{text}"
+    );
+    assert_eq!(records[1]["op"], "fdk");
+    assert!(
+        records[1]["voxel_updates_per_second"].as_f64().unwrap() > 0.0,
+        "{text}"
+    );
+    for record in &records {
+        assert!(record.get("centre_ray").is_none(), "{text}");
+        assert!(
+            record["centre_voxel"].as_f64().unwrap().is_finite(),
+            "{text}"
+        );
+    }
+    // One view of the nested ellipsoids backprojects to a positive centre voxel.
+    assert!(records[0]["centre_voxel"].as_f64().unwrap() > 0.0, "{text}");
+}
+
+#[test]
+fn info_names_the_cpu_lane_path_and_the_variable_caps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = xray(&["info"], dir.path());
+    ok(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let cpu = stdout.lines().find(|l| l.starts_with("cpu")).unwrap();
+    assert!(
+        ["; avx512 lanes", "; avx2 lanes", "; scalar lanes"]
+            .iter()
+            .any(|path| cpu.contains(path)),
+        "{cpu}"
+    );
+    let capped = Command::new(env!("CARGO_BIN_EXE_xray"))
+        .arg("info")
+        .env(xray_projector::CPU_LANES_VARIABLE, "scalar")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    ok(&capped);
+    let stdout = String::from_utf8_lossy(&capped.stdout);
+    assert!(stdout.contains("; scalar lanes"), "{stdout}");
+}
+
+#[test]
 fn backproject_is_the_library_transpose_and_checks_the_stack() {
     let dir = tempfile::tempdir().unwrap();
     let geometry = CircularScan::new(500.0, 800.0, 6, [12, 16], 3.0)

@@ -688,7 +688,7 @@ impl Driver {
         if count == 0 {
             return Ok(());
         }
-        if address % 4 != 0 {
+        if !address.is_multiple_of(4) {
             return Err(CUDA_ERROR_INVALID_VALUE);
         }
         let bytes = count.checked_mul(4).ok_or(CUDA_ERROR_INVALID_VALUE)?;

@@ -235,7 +235,7 @@ fn worker<const PROFILE: bool>(
                         if let Some(log) = memory.log.as_mut() {
                             warp_logs.push(std::mem::take(log));
                         }
-                        if local % 32 == 0 || local == per_block {
+                        if local.is_multiple_of(32) || local == per_block {
                             add_warp(&warp_logs, &mut stats.memory, &mut stats.accesses_by_pc);
                             warp_logs.clear();
                         }

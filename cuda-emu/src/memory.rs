@@ -127,7 +127,7 @@ impl Allocation {
 
     /// Reads bytes fast when `offset` is word-aligned, else byte by byte.
     pub fn read_into(&self, offset: u64, out: &mut [u8]) {
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return self.read_bytes(offset, out);
         }
         let first = (offset / 4) as usize;
@@ -456,7 +456,7 @@ impl<'a> LaunchView<'a> {
         pc: u32,
         kind: Access,
     ) -> Result<(&'a Allocation, usize), FaultKind> {
-        if address % u64::from(size) != 0 {
+        if !address.is_multiple_of(u64::from(size)) {
             return Err(FaultKind::Misaligned { address, size });
         }
         let illegal = |view: &Self| FaultKind::IllegalAddress {

@@ -424,10 +424,10 @@ unsafe fn scatter<S: Simd>(
             S::mul_f(ub, t.wc),
             S::mul_f(t.wb, t.wc),
         ];
-        for i in 0..4 {
-            let valid = S::and_m(t.inside[i], t.active);
-            let index = S::keep_i(valid, S::add_i(t.base, t.offset[i]));
-            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weights[i]), span);
+        for ((inside, offset), tap_weight) in t.inside.iter().zip(&t.offset).zip(tap_weights) {
+            let valid = S::and_m(*inside, t.active);
+            let index = S::keep_i(valid, S::add_i(t.base, *offset));
+            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weight), span);
         }
     }
 }

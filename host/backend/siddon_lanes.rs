@@ -482,7 +482,7 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
             break;
         }
         step = step.wrapping_add(1);
-        if PREFETCH && step % PREFETCH_EVERY == 0 {
+        if PREFETCH && step.is_multiple_of(PREFETCH_EVERY) {
             // The voxel each lane will be in `lead` further along its ray.
             let ahead = S::add_f(t, lead);
             let mut at = S::splat_i(0);

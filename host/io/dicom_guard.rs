@@ -247,7 +247,7 @@ impl Walk<'_> {
         // dicom-parser reads whole values of a binary VR and leaves a remainder unread,
         // which would put this walk and the parser out of step.
         let size = value_size(vr);
-        if length != UNDEFINED && length as usize % size != 0 {
+        if length != UNDEFINED && !(length as usize).is_multiple_of(size) {
             return Err(format!(
                 "element ({group:04X},{element:04X}) at byte {at} has {length} bytes, not a \
                  whole number of its {}-byte {} values",

@@ -165,7 +165,7 @@ impl NpyStream {
         let [views, rows, cols] = self.shape;
         // Neither overflows: the whole array's bytes fit in a usize (see `create`).
         let view = rows * cols;
-        if len % view != 0 || first > views || len / view > views - first {
+        if !len.is_multiple_of(view) || first > views || len / view > views - first {
             return Err(Error::InvalidParameter {
                 name: "projection batch",
                 reason: format!(
