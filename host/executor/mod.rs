@@ -6,7 +6,7 @@
 //! Projector::forward / backward / (FDK's) backproject_filtered
 //!   validates geometry, shapes, NaN          (crate::projector)
 //!   -> Arc<dyn Executor>
-//!        CpuExecutor                          (executor::cpu: rayon, AVX2 lanes)
+//!        CpuExecutor                          (executor::cpu: rayon, AVX-512 / AVX2 lanes)
 //!        CudaExecutor, one GPU                (cuda::executor: plans slabs and
 //!            \-> slabs::*  when the volume      batches from free memory)
 //!                does not fit
