@@ -7,9 +7,10 @@
 //! exactly as the scalar kernel adds them: `((m[0] ix + m[1] iy) + m[2] iz) + m[3]`.
 //! The division, the bounds checks, the four taps (loads masked to zero off the
 //! detector) and the bilinear blend are the scalar kernel's operations in its order, so
-//! each sample, and each voxel's sum over the views in order, is bit for bit what
-//! `fdk_sample` gives (and what the GPU kernel computes, up to its own rounding). The
-//! unit tests below check that on every path the CPU has.
+//! each voxel's sum over the views in order is bit for bit the sum of what `fdk_sample`
+//! gives (a sample can differ only in the sign of a zero, where a coordinate is exactly
+//! -0.0, which no sum that starts at +0.0 keeps), and what the GPU kernel computes up to
+//! its own rounding. The unit tests below check that on every path the CPU has.
 
 use xray_kernels::{fdk_sample, VoxelView};
 
@@ -136,8 +137,8 @@ unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
     }
     let one = S::splat_f(1.0);
     let zero_i = S::splat_i(0);
-    let [rows_i, cols_i] = [rows, cols].map(|n| S::splat_i(n as i32));
-    let [rows_f, cols_f] = [rows, cols].map(|n| S::splat_f(n as f32));
+    let (rows_i, cols_i) = (S::splat_i(rows as i32), S::splat_i(cols as i32));
+    let (rows_f, cols_f) = (S::splat_f(rows as f32), S::splat_f(cols as f32));
     let minus_one = S::splat_f(-1.0);
     let one_i = S::splat_i(1);
     for (chunk, voxels) in out.chunks_mut(S::LANES).enumerate() {

@@ -1,5 +1,5 @@
 //! Joseph's method for a vector's lanes of rays at once (8 with AVX2, 16 with AVX-512):
-//! the CPU forward projector's fast path for Joseph on x86-64.
+//! the CPU's fast path for Joseph's forward projection and its transpose on x86-64.
 //!
 //! Neighbouring rays almost always share their dominant axis, so the lanes' rays sample
 //! the same slice at each step: one vector computes their sample positions, bilinear
@@ -10,9 +10,11 @@
 //! The sampling is written once, over [`Simd`]; [`JosephLanes::trace`] runs it compiled
 //! for the chosen [`LanePath`]. Every lane starts from
 //! `xray_kernels::joseph::joseph_start` and does the same `f32` operations in the same
-//! order as `xray_kernels::joseph::joseph`, so the results are bit for bit the scalar
-//! kernel's on every path; the unit tests below, and those of [`super::cpu`], check
-//! that.
+//! order as `xray_kernels::joseph::joseph`, so the line integrals are bit for bit the
+//! scalar kernel's on every path. The transpose adds each ray's terms exactly as
+//! `joseph_adjoint` does, the rays of a group interleaved (so a voxel two of them touch
+//! sums their terms in another order than one ray at a time). The unit tests below, and
+//! those of [`super::cpu`], check both.
 
 use xray_kernels::joseph::{joseph, joseph_adjoint, joseph_start, JosephStart};
 use xray_kernels::ray::Ray;
@@ -62,7 +64,13 @@ impl<'a> JosephLanes<'a> {
     /// [`JosephLanes::lanes`] rays: exactly what `xray_kernels::joseph::joseph` gives
     /// for each.
     pub(crate) fn trace(&self, rays: &[Ray], out: &mut [f32]) {
-        debug_assert!(rays.len() <= self.lanes() && rays.len() == out.len());
+        debug_assert_eq!(rays.len(), out.len());
+        if rays.len() > self.lanes() {
+            for (rays, out) in rays.chunks(self.lanes()).zip(out.chunks_mut(self.lanes())) {
+                self.trace(rays, out);
+            }
+            return;
+        }
         let starts = starts(self.grid, rays);
         #[cfg(target_arch = "x86_64")]
         if share_a_frame(&starts) {
@@ -111,7 +119,16 @@ impl<'a> JosephAdjointLanes<'a> {
     /// terms `xray_kernels::joseph::joseph_adjoint` adds, the rays' terms interleaved
     /// slice by slice, tap by tap, lane by lane. Returns the span of voxels written.
     pub(crate) fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
-        debug_assert!(rays.len() <= self.lanes() && rays.len() == values.len());
+        debug_assert_eq!(rays.len(), values.len());
+        if rays.len() > self.lanes() {
+            let width = self.lanes();
+            return rays
+                .chunks(width)
+                .zip(values.chunks(width))
+                .fold(Span::EMPTY, |span, (rays, values)| {
+                    span.union(self.scatter(rays, values, target))
+                });
+        }
         debug_assert_eq!(
             target.len(),
             self.grid.voxel_count(),
@@ -161,12 +178,17 @@ fn starts(grid: &GridParams, rays: &[Ray]) -> Starts {
     starts
 }
 
-/// Whether all started lanes have the same dominant axis (and so the same frame).
+/// Whether all started lanes have the same frame axes: the same strides *and* voxel
+/// counts (strides alone can coincide across dominant axes on a grid one voxel wide,
+/// whose counts then differ), so that one set of bounds checks fits every lane.
 #[cfg(target_arch = "x86_64")]
 fn share_a_frame(starts: &Starts) -> bool {
-    let mut strides = starts.iter().flatten().map(|s| s.frame.stride);
-    let first = strides.next();
-    strides.all(|stride| Some(stride) == first)
+    let mut axes = starts
+        .iter()
+        .flatten()
+        .map(|s| (s.frame.stride, s.frame.count));
+    let first = axes.next();
+    axes.all(|frame| Some(frame) == first)
 }
 
 /// [`integrate`] compiled for AVX2.
@@ -570,6 +592,47 @@ mod tests {
                     |r, v, t| lanes.scatter(r, v, t),
                     |ray, value, add| joseph_adjoint(&g, ray, value, add),
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn lanes_stay_in_one_voxel_wide_grids_whose_frames_share_strides() {
+        // With nx == 1 (or ny == 1), rays along x and along y (or y and z) have equal
+        // strides but different voxel counts: a group mixing them is not one frame.
+        let mut random = ChaCha8Rng::seed_from_u64(31);
+        for n in [[1u32, 5, 6], [5, 1, 6], [1, 1, 7]] {
+            let g = grid(n, [1.0, 1.1, 0.9]);
+            let volume: Vec<f32> = (0..g.voxel_count())
+                .map(|_| random.random_range(0.5..2.0))
+                .collect();
+            let extent = [n[0] as f32, n[1] as f32 * 1.1, n[2] as f32 * 0.9];
+            let point = |random: &mut ChaCha8Rng, margin: f32| -> [f32; 3] {
+                [0, 1, 2].map(|a| random.random_range(-margin..extent[a] + margin))
+            };
+            for path in vector_paths("joseph lanes, one-voxel-wide grids") {
+                let lanes = JosephLanes::new(&volume, &g, path).expect("a supported path");
+                let adjoint = JosephAdjointLanes::new(&g, path).expect("a supported path");
+                for _ in 0..200 {
+                    // Rays through the grid's inside, in all directions: dominant axes mix.
+                    let rays: Vec<Ray> = (0..lanes.lanes())
+                        .map(|_| {
+                            let (inside, direction) =
+                                (point(&mut random, 0.0), point(&mut random, 8.0));
+                            between([0, 1, 2].map(|a| 2.0 * inside[a] - direction[a]), direction)
+                        })
+                        .collect();
+                    assert_lanes_equal_scalar(&lanes, &volume, &g, &rays);
+                    let values: Vec<f32> =
+                        rays.iter().map(|_| random.random_range(0.5..2.0)).collect();
+                    assert_scatter_matches(
+                        g.voxel_count(),
+                        &rays,
+                        &values,
+                        |r, v, t| adjoint.scatter(r, v, t),
+                        |ray, value, add| joseph_adjoint(&g, ray, value, add),
+                    );
+                }
             }
         }
     }

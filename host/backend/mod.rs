@@ -3,9 +3,14 @@
 //! `xray-kernels`.
 
 pub(crate) mod cpu;
+// The SIMD walkers are x86-64 only: elsewhere their types exist but never run.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 pub(crate) mod fdk_lanes;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 pub(crate) mod joseph_lanes;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 pub(crate) mod lanes;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 pub(crate) mod siddon_lanes;
 pub(crate) mod span;
 

@@ -1,5 +1,5 @@
 //! Siddon's walk for a vector's lanes of rays at once (8 with AVX2, 16 with AVX-512):
-//! the CPU forward projector's fast path on x86-64.
+//! the CPU's fast path for Siddon's forward projection and its transpose on x86-64.
 //!
 //! One ray's walk is a chain of dependent steps with an unpredictable branch (which axis
 //! the ray crosses next), so a scalar core spends most of its time waiting on that chain
@@ -12,9 +12,11 @@
 //! The walk is written once, over [`Simd`]; [`SiddonLanes::trace`] runs it compiled for
 //! the chosen [`LanePath`]. Every lane starts from `xray_kernels::siddon::walk_start`
 //! and does the same `f32` operations in the same order as
-//! `xray_kernels::siddon::siddon` (the function the GPU kernel runs), so the results
-//! are bit for bit the scalar kernel's on every path; the unit tests below, and those
-//! of [`super::cpu`], check that.
+//! `xray_kernels::siddon::siddon` (the function the GPU kernel runs), so the line
+//! integrals are bit for bit the scalar kernel's on every path. The transpose adds each
+//! ray's terms exactly as `siddon_adjoint` does, the rays of a group interleaved step by
+//! step (so a voxel two of them cross sums their terms in another order than one ray at
+//! a time). The unit tests below, and those of [`super::cpu`], check both.
 
 use xray_kernels::ray::Ray;
 use xray_kernels::siddon::{siddon_adjoint, walk_start, Axis};
@@ -76,7 +78,13 @@ impl<'a> SiddonLanes<'a> {
     /// [`SiddonLanes::lanes`] rays: exactly what `xray_kernels::siddon::siddon` gives
     /// for each.
     pub(crate) fn trace(&self, rays: &[Ray], out: &mut [f32]) {
-        debug_assert!(rays.len() <= self.lanes() && rays.len() == out.len());
+        debug_assert_eq!(rays.len(), out.len());
+        if rays.len() > self.lanes() {
+            for (rays, out) in rays.chunks(self.lanes()).zip(out.chunks_mut(self.lanes())) {
+                self.trace(rays, out);
+            }
+            return;
+        }
         let (volume, grid) = (self.volume, self.grid);
         // SAFETY: `new` checked that the CPU runs `path` (a vector path), that `volume`
         // holds exactly the grid's voxels (at least one), and that their count fits in
@@ -143,7 +151,16 @@ impl<'a> SiddonAdjointLanes<'a> {
     ///
     /// Returns the span of voxels written.
     pub(crate) fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
-        debug_assert!(rays.len() <= self.lanes() && rays.len() == values.len());
+        debug_assert_eq!(rays.len(), values.len());
+        if rays.len() > self.lanes() {
+            let width = self.lanes();
+            return rays
+                .chunks(width)
+                .zip(values.chunks(width))
+                .fold(Span::EMPTY, |span, (rays, values)| {
+                    span.union(self.scatter(rays, values, target))
+                });
+        }
         let grid = self.grid;
         let mut span = Span::EMPTY;
         debug_assert_eq!(target.len(), grid.voxel_count(), "a backprojection target");

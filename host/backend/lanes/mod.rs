@@ -24,7 +24,9 @@ use super::span::Span;
 pub(crate) const MAX_LANES: usize = 16;
 
 /// Environment variable that caps the CPU's vector path (`avx512`, `avx2` or `scalar`),
-/// to compare the paths on one machine. Results are the same on every path.
+/// to compare the paths on one machine. Forward projections and FDK are the same, bit
+/// for bit, on every path; a backprojection adds the same terms, in an order that
+/// depends on the path's lane count (so its results may differ by a rounding).
 pub const CPU_LANES_VARIABLE: &str = "XRAY_CPU_LANES";
 
 /// The vector instruction set the CPU backend's hot loops run on.

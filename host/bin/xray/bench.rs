@@ -9,7 +9,7 @@ use ndarray::Array3;
 use serde::Serialize;
 use xray_projector::cases::StandardCase;
 use xray_projector::recon::{self, Filter};
-use xray_projector::{BackendKind, Projector};
+use xray_projector::{BackendKind, LanePath, Projector};
 
 use crate::inputs::{projector, BackendArgs, MethodName};
 
@@ -83,7 +83,7 @@ pub struct BenchArgs {
     /// (default: --repeats, at least 20).
     #[arg(long, value_name = "N")]
     resident_repeats: Option<usize>,
-    /// Print one JSON object per case instead of a table.
+    /// Print one JSON object per case and operation instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -93,6 +93,9 @@ struct Record {
     case: &'static str,
     op: &'static str,
     backend: BackendKind,
+    /// CPU only: the vector path that ran (`avx512`, `avx2` or `scalar`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lanes: Option<&'static str>,
     method: &'static str,
     views: usize,
     seconds: f64,
@@ -178,6 +181,7 @@ fn run_case(
         case: case.name,
         op: op.name(),
         backend: projector.backend(),
+        lanes: (projector.backend() == BackendKind::Cpu).then(|| LanePath::in_use().name()),
         method: match args.method {
             MethodName::Siddon => "siddon",
             MethodName::Joseph => "joseph",
