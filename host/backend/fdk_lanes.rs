@@ -141,19 +141,24 @@ unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
     let (rows_f, cols_f) = (S::splat_f(rows as f32), S::splat_f(cols as f32));
     let minus_one = S::splat_f(-1.0);
     let one_i = S::splat_i(1);
+    // Each view's `m[j] * iy` and `m[j] * iz` for its three matrix rows, made once for
+    // the row of voxels.
+    let row_terms: Vec<[[f32; 2]; 3]> = task
+        .views
+        .iter()
+        .map(|view| [0, 4, 8].map(|a| [view.matrix[a + 1] * iy, view.matrix[a + 2] * iz]))
+        .collect();
     for (chunk, voxels) in out.chunks_mut(S::LANES).enumerate() {
         let first = (chunk * S::LANES) as i32;
         let ix = S::to_f(S::add_i(S::splat_i(first), S::iota()));
         let mut sum = S::splat_f(0.0);
-        for (k, view) in task.views.iter().enumerate() {
+        for (k, (view, terms)) in task.views.iter().zip(&row_terms).enumerate() {
             let pixels = &task.filtered[k * image..(k + 1) * image];
             let m = &view.matrix;
-            // `m[a] * ix + m[a + 1] * iy + m[a + 2] * iz + m[a + 3]`, summed left to right
-            // as the scalar kernel does, with the row's two products made once.
-            let w = coordinate::<S>(&m[8..12], ix, iy, iz);
+            let w = coordinate::<S>(m[8], ix, terms[2], m[11]);
             let inverse_w = S::div_f(one, w);
-            let c = S::mul_f(coordinate::<S>(&m[0..4], ix, iy, iz), inverse_w);
-            let r = S::mul_f(coordinate::<S>(&m[4..8], ix, iy, iz), inverse_w);
+            let c = S::mul_f(coordinate::<S>(m[0], ix, terms[0], m[3]), inverse_w);
+            let r = S::mul_f(coordinate::<S>(m[4], ix, terms[1], m[7]), inverse_w);
             // In front of the source and on the detector (or its one-pixel margin);
             // NaN fails every comparison, as in the scalar kernel.
             let on_detector = S::and_m(
@@ -193,16 +198,17 @@ unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
     }
 }
 
-/// `row[0] * ix + row[1] * iy + row[2] * iz + row[3]` in each lane, summed left to
-/// right as the scalar kernel does, with the row's two products made once.
+/// A matrix row's `m_x * ix + m_y * iy + m_z * iz + m_1` in each lane, summed left to
+/// right as the scalar kernel does, from the row's products `[m_y * iy, m_z * iz]`
+/// (`terms`, made once per row of voxels).
 ///
 /// # Safety
 /// As [`Simd`]'s methods.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn coordinate<S: Simd>(row: &[f32], ix: S::F, iy: f32, iz: f32) -> S::F {
-    let along = S::add_f(S::mul_f(S::splat_f(row[0]), ix), S::splat_f(row[1] * iy));
-    S::add_f(S::add_f(along, S::splat_f(row[2] * iz)), S::splat_f(row[3]))
+unsafe fn coordinate<S: Simd>(m_x: f32, ix: S::F, terms: [f32; 2], m_1: f32) -> S::F {
+    let along = S::add_f(S::mul_f(S::splat_f(m_x), ix), S::splat_f(terms[0]));
+    S::add_f(S::add_f(along, S::splat_f(terms[1])), S::splat_f(m_1))
 }
 
 #[cfg(test)]

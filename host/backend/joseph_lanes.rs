@@ -495,7 +495,7 @@ mod tests {
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
-        assert_prefixes_match, assert_scatter_matches, between, grid, point_around_grid, segment,
+        assert_prefixes_match, assert_scatter_matches, between, grid, ray_group, segment,
         vector_paths,
     };
     use super::{JosephAdjointLanes, JosephLanes};
@@ -524,23 +524,7 @@ mod tests {
                 // Even rounds: rays from one source to nearby points, which share a
                 // dominant axis (the lane path). Odd rounds: unrelated random segments,
                 // which mostly do not (the one-ray-at-a-time path).
-                let (source, target) = (
-                    point_around_grid(&mut random),
-                    point_around_grid(&mut random),
-                );
-                let rays: Vec<Ray> = (0..lanes.lanes())
-                    .map(|lane| {
-                        if round % 2 == 0 {
-                            let shift = lane as f32 * 0.23;
-                            between(source, [target[0] + shift, target[1] - shift, target[2]])
-                        } else {
-                            between(
-                                point_around_grid(&mut random),
-                                point_around_grid(&mut random),
-                            )
-                        }
-                    })
-                    .collect();
+                let rays = ray_group(&mut random, lanes.lanes(), round, [0.23, -0.23, 0.0]);
                 assert_lanes_equal_scalar(&lanes, &volume, &g, &rays);
                 nonzero += rays
                     .iter()
@@ -564,23 +548,7 @@ mod tests {
                 // Even rounds: rays from one source through nearby points (one frame,
                 // the lane path, crossing the same voxels); odd rounds: unrelated
                 // segments (mostly one ray at a time).
-                let (source, target) = (
-                    point_around_grid(&mut random),
-                    point_around_grid(&mut random),
-                );
-                let rays: Vec<Ray> = (0..lanes.lanes())
-                    .map(|lane| {
-                        if round % 2 == 0 {
-                            let shift = lane as f32 * 0.13;
-                            between(source, [target[0] + shift, target[1] - shift, target[2]])
-                        } else {
-                            between(
-                                point_around_grid(&mut random),
-                                point_around_grid(&mut random),
-                            )
-                        }
-                    })
-                    .collect();
+                let rays = ray_group(&mut random, lanes.lanes(), round, [0.13, -0.13, 0.0]);
                 let values: Vec<f32> = rays
                     .iter()
                     .map(|_| random.random_range(-2.0..3.0))

@@ -575,8 +575,8 @@ mod tests {
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
-        assert_prefixes_match, assert_scatter_matches, between, grid, point_around_grid, segment,
-        vector_paths,
+        assert_prefixes_match, assert_scatter_matches, between, grid, point_around_grid, ray_group,
+        segment, vector_paths,
     };
     use super::super::lanes::LanePath;
     use super::{SiddonAdjointLanes, SiddonLanes};
@@ -663,23 +663,7 @@ mod tests {
                 for round in 0..40 {
                     // Even rounds: rays from one source through nearby points (they
                     // cross the same voxels); odd rounds: unrelated segments.
-                    let (source, target) = (
-                        point_around_grid(&mut random),
-                        point_around_grid(&mut random),
-                    );
-                    let rays: Vec<Ray> = (0..lanes.lanes())
-                        .map(|lane| {
-                            if round % 2 == 0 {
-                                let shift = lane as f32 * 0.11;
-                                between(source, [target[0] + shift, target[1], target[2] - shift])
-                            } else {
-                                between(
-                                    point_around_grid(&mut random),
-                                    point_around_grid(&mut random),
-                                )
-                            }
-                        })
-                        .collect();
+                    let rays = ray_group(&mut random, lanes.lanes(), round, [0.11, 0.0, -0.11]);
                     let values: Vec<f32> = rays
                         .iter()
                         .map(|_| random.random_range(-2.0..3.0))

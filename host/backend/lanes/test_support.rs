@@ -70,6 +70,28 @@ pub(crate) fn assert_prefixes_match(
     }
 }
 
+/// `count` rays for a lane group: in even rounds from one source to targets `lane *
+/// step` apart (neighbouring rays, which share a frame and cross the same voxels), in
+/// odd rounds unrelated segments between random points around the test grid.
+pub(crate) fn ray_group(
+    random: &mut impl Rng,
+    count: usize,
+    round: usize,
+    step: [f32; 3],
+) -> Vec<Ray> {
+    let (source, target) = (point_around_grid(random), point_around_grid(random));
+    (0..count)
+        .map(|lane| {
+            if round.is_multiple_of(2) {
+                let shift = lane as f32;
+                between(source, [0, 1, 2].map(|a| target[a] + shift * step[a]))
+            } else {
+                between(point_around_grid(random), point_around_grid(random))
+            }
+        })
+        .collect()
+}
+
 /// The vector paths this CPU runs, each printed so that a test's output says which ran
 /// (none where the CPU has no AVX2: the scalar kernels then run everywhere).
 pub(crate) fn vector_paths(test: &str) -> Vec<LanePath> {
