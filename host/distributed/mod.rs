@@ -90,11 +90,16 @@ pub trait Communicator {
     }
 }
 
-/// Agrees on `outcome` across the ranks of `comm` (one collective): `Ok` on every rank
-/// when it is `Ok` on every rank; else this rank's own error, or
-/// [`Error::Communication`] naming the first rank that failed. Called wherever a
-/// rank's own data could fail it before a collective that the others would otherwise
-/// wait in forever.
+/// The most bytes of a failed rank's error message that [`agree`] sends to the others.
+const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// Agrees on `outcome` across the ranks of `comm` (two collectives when a rank failed,
+/// one otherwise): `Ok` on every rank when it is `Ok` on every rank; else this rank's
+/// own error, or [`Error::Communication`] naming the first rank that failed and
+/// carrying its message (the first [`MAX_MESSAGE_BYTES`] bytes), so that the root says
+/// what went wrong even when the failed rank's own output is lost (mpirun may stop it
+/// before it prints). Called wherever a rank's own data could fail it before a
+/// collective that the others would otherwise wait in forever.
 ///
 /// # Errors
 /// As described; also [`Error::Communication`] if the processes cannot agree.
@@ -104,13 +109,35 @@ pub fn agree<T>(comm: &(impl Communicator + ?Sized), outcome: Result<T>) -> Resu
         failed[comm.rank()] = 1;
     }
     comm.sum_i64(&mut failed)?;
-    match (outcome, failed.iter().position(|&f| f != 0)) {
-        (Err(error), _) => Err(error),
-        (Ok(_), Some(rank)) => Err(Error::Communication {
-            reason: format!("rank {rank} failed (its error is in its own output)"),
-        }),
-        (Ok(value), None) => Ok(value),
+    let Some(first) = failed.iter().position(|&f| f != 0) else {
+        return outcome;
+    };
+    // Only the first failed rank writes its message: the sum is its bytes, exactly.
+    let mut message = vec![0i64; MAX_MESSAGE_BYTES];
+    if let (true, Err(error)) = (comm.rank() == first, &outcome) {
+        let text = error.to_string();
+        for (word, byte) in message.iter_mut().zip(text.bytes()) {
+            *word = i64::from(byte);
+        }
     }
+    comm.sum_i64(&mut message)?;
+    match outcome {
+        Err(error) => Err(error),
+        Ok(_) => Err(Error::Communication {
+            reason: format!("rank {first} failed: {}", decode_message(&message)),
+        }),
+    }
+}
+
+/// The text [`agree`] sent as one byte per word; a multi-byte character cut at the
+/// end becomes a replacement character.
+fn decode_message(words: &[i64]) -> String {
+    let bytes: Vec<u8> = words
+        .iter()
+        .map(|&word| u8::try_from(word).unwrap_or(b'?'))
+        .take_while(|&byte| byte != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The group of this process alone: every collective is the identity. The distributed

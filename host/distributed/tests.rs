@@ -318,6 +318,8 @@ fn an_error_on_one_rank_is_an_error_on_every_rank_not_a_hang() {
     });
     assert!(results[2].contains("non-finite"), "{}", results[2]);
     for message in &results[..2] {
+        // The others name the rank and say what failed it, in its own words.
         assert!(message.contains("rank 2 failed"), "{message}");
+        assert!(message.contains(&results[2]), "{message}");
     }
 }
