@@ -96,7 +96,7 @@ const MAX_MESSAGE_BYTES: usize = 2048;
 /// Agrees on `outcome` across the ranks of `comm` (two collectives when a rank failed,
 /// one otherwise): `Ok` on every rank when it is `Ok` on every rank; else this rank's
 /// own error, or [`Error::Communication`] naming the first rank that failed and
-/// carrying its message (the first [`MAX_MESSAGE_BYTES`] bytes), so that the root says
+/// carrying its message (its first 2048 bytes), so that the root says
 /// what went wrong even when the failed rank's own output is lost (mpirun may stop it
 /// before it prints). Called wherever a rank's own data could fail it before a
 /// collective that the others would otherwise wait in forever.
