@@ -61,6 +61,7 @@ pub mod hounsfield;
 pub mod intensity;
 pub mod io;
 pub mod phantom;
+pub mod physics;
 mod projector;
 pub mod recon;
 #[cfg(unix)]

@@ -22,6 +22,7 @@ mod slab_source;
 mod tiff;
 mod volume;
 
+pub(crate) use bounded::read_file;
 pub use bounded::DEFAULT_MAX_BYTES;
 pub use dicom::parse_dicom_slice;
 pub use metaimage::{parse_metaimage, write_metaimage};

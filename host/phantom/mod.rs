@@ -6,12 +6,16 @@
 //! * [`Phantom::nested_ellipsoids`] and [`Phantom::body`]: the phantoms of the standard
 //!   benchmark cases (`anchors/geometry.py`), voxel for voxel.
 //! * [`Phantom::uniform_box`]: one box, whose integrals are `mu` times the chord.
+//! * [`MaterialPhantom::head`]: a head of materials (densities per material) for the
+//!   polychromatic model of [`crate::physics`].
 
+mod anatomy;
 mod solids;
 
 use ndarray::Array3;
 use rayon::prelude::*;
 
+pub use anatomy::MaterialPhantom;
 pub use solids::{Cuboid, Ellipsoid, EllipticCylinder, Solid};
 
 use crate::alloc::zeroed;
