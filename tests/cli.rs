@@ -37,9 +37,172 @@ fn fails_with(output: &Output, message: &str) {
 }
 
 #[test]
-fn drr_with_no_input_writes_a_png_of_the_phantom() {
+fn drr_with_no_input_is_the_head_through_the_polychromatic_model() {
     let dir = tempfile::tempdir().unwrap();
-    ok(&xray(&["drr", "--size", "64"], dir.path()));
+    ok(&xray(
+        &[
+            "drr", "--size", "48", "--det", "24x24", "--pixel", "12", "--out", "h.npy",
+        ],
+        dir.path(),
+    ));
+    let got: Array2<f32> = read_npy(dir.path().join("h.npy")).unwrap();
+    // The library's model of the same head, maps and geometry: the same bits.
+    let grid = VolumeGeometry::centered([48; 3], [256.0 / 48.0; 3]);
+    let head = xray_projector::phantom::MaterialPhantom::head();
+    let maps = head.voxelize(&grid, 1).unwrap();
+    let geometry = CircularScan::new(1000.0, 1500.0, 1, [24, 24], 12.0)
+        .geometry()
+        .unwrap();
+    let projector = Projector::new(Backend::Cpu).unwrap();
+    use xray_projector::physics::*;
+    let p = project_maps(&projector, &maps, &grid, &geometry, Method::Siddon).unwrap();
+    let spectrum = Spectrum::tube(80.0, 12.0)
+        .unwrap()
+        .filtered(Material::Aluminium, 2.5)
+        .unwrap();
+    let model = RadiographModel::new(
+        &spectrum,
+        head.absorbers(),
+        Detector::flat_panel(Scintillator::csi()),
+        Exposure::TubeCurrent { mas: 4.0 },
+    )
+    .unwrap();
+    let views: Vec<_> = p.iter().map(|a| a.view()).collect();
+    let signal = model.expected(&views, &geometry).unwrap();
+    let flat = model.flat_field(&geometry).unwrap();
+    for ((r, c), value) in got.indexed_iter() {
+        let want = -(f64::from(signal[[0, r, c]]) / f64::from(flat[[0, r, c]])).ln() as f32;
+        assert_eq!(value.to_bits(), want.to_bits(), "pixel {r} {c}");
+    }
+    // Outside the head nothing attenuates; through it, several (of 80 kV photons).
+    assert_eq!(got[[0, 0]], 0.0);
+    assert!(
+        got[[12, 12]] > 2.0 && got[[12, 12]] < 8.0,
+        "{}",
+        got[[12, 12]]
+    );
+    // The harder beam and a photon-counting detector see less contrast.
+    ok(&xray(
+        &[
+            "drr",
+            "--size",
+            "48",
+            "--det",
+            "24x24",
+            "--pixel",
+            "12",
+            "--kvp",
+            "120",
+            "--counting",
+            "--out",
+            "hard.npy",
+        ],
+        dir.path(),
+    ));
+    let hard: Array2<f32> = read_npy(dir.path().join("hard.npy")).unwrap();
+    assert!(hard[[12, 12]] < got[[12, 12]]);
+}
+
+#[test]
+fn the_polychromatic_options_refuse_what_they_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    write_npy(
+        dir.path().join("mu.npy"),
+        &Array3::<f32>::from_elem((4, 4, 4), 0.02),
+    )
+    .unwrap();
+    let plain = [
+        "drr",
+        "--volume",
+        "mu.npy",
+        "--spacing",
+        "1,1,1",
+        "--det",
+        "8x8",
+    ];
+    fails_with(
+        &xray(&[&plain[..], &["--kvp", "80"]].concat(), dir.path()),
+        "--hu",
+    );
+    fails_with(
+        &xray(&[&plain[..], &["--noise-seed", "1"]].concat(), dir.path()),
+        "--noise-seed needs --i0",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "8", "--i0", "1e4"], dir.path()),
+        "--mas",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "8", "--kvp", "200"], dir.path()),
+        "kVp",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "8", "--kvp", "80.5"], dir.path()),
+        "whole number",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "8", "--filter", "2mm-gold"], dir.path()),
+        "unknown material",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "8", "--mas", "0"], dir.path()),
+        "mAs",
+    );
+    fails_with(
+        &xray(&["drr", "--size", "8", "--blur", "-1"], dir.path()),
+        "blur",
+    );
+    fails_with(
+        &xray(
+            &["drr", "--size", "8", "--spectrum", "missing.csv"],
+            dir.path(),
+        ),
+        "missing.csv",
+    );
+    assert!(!dir.path().join("drr.png").exists());
+    // A user's spectrum, and a stack of views of the head.
+    std::fs::write(dir.path().join("s.csv"), "keV,photons\n50,1e6\n70,2e6\n").unwrap();
+    ok(&xray(
+        &[
+            "drr",
+            "--size",
+            "8",
+            "--det",
+            "8x8",
+            "--spectrum",
+            "s.csv",
+            "--out",
+            "s.npy",
+        ],
+        dir.path(),
+    ));
+    ok(&xray(
+        &[
+            "project",
+            "--phantom",
+            "head",
+            "--size",
+            "8",
+            "--det",
+            "8x8",
+            "--views",
+            "3",
+            "--out",
+            "h.npy",
+        ],
+        dir.path(),
+    ));
+    let stack: Array3<f32> = read_npy(dir.path().join("h.npy")).unwrap();
+    assert_eq!(stack.dim(), (3, 8, 8));
+}
+
+#[test]
+fn drr_of_the_shepp_logan_phantom_writes_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&xray(
+        &["drr", "--phantom", "shepp-logan", "--size", "64"],
+        dir.path(),
+    ));
     let image = image::open(dir.path().join("drr.png")).unwrap().to_luma8();
     assert_eq!(image.dimensions(), (256, 256));
     // The head is bright in the middle, the background black.
@@ -52,8 +215,21 @@ fn drr_npy_holds_the_line_integrals_the_library_computes() {
     let dir = tempfile::tempdir().unwrap();
     ok(&xray(
         &[
-            "drr", "--size", "32", "--det", "20x30", "--pixel", "2", "--angle", "30", "--method",
-            "joseph", "--out", "p.npy",
+            "drr",
+            "--phantom",
+            "shepp-logan",
+            "--size",
+            "32",
+            "--det",
+            "20x30",
+            "--pixel",
+            "2",
+            "--angle",
+            "30",
+            "--method",
+            "joseph",
+            "--out",
+            "p.npy",
         ],
         dir.path(),
     ));

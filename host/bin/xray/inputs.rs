@@ -10,6 +10,8 @@ use xray_projector::hounsfield::{HuToMu, MU_WATER_70KEV};
 use xray_projector::io::{
     read_volume, ByteOrder, RawLayout, ReadOptions, SampleType, DEFAULT_MAX_BYTES,
 };
+use xray_projector::phantom::MaterialPhantom;
+use xray_projector::physics::{segmentation, Absorber};
 use xray_projector::{
     Backend, CircularScan, GeometryFile, Method, Phantom, ProjectionGeometry, Projector,
     VolumeGeometry,
@@ -21,7 +23,12 @@ const MAX_PHANTOM_SIZE: usize = 2048;
 /// The built-in phantoms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PhantomName {
-    /// 3D Shepp-Logan head (Kak-Slaney), 256 mm field of view.
+    /// A head of materials (skull, brain, sinuses, teeth, spine; 256 mm field of view),
+    /// rendered through the polychromatic model (80 kV unless --kvp says): the default
+    /// of `xray drr`.
+    Head,
+    /// 3D Shepp-Logan head (Kak-Slaney), 256 mm field of view: the default of
+    /// `xray project`.
     SheppLogan,
     /// Nested ellipsoids of the fp256/fp512 benchmark cases.
     Nested,
@@ -80,25 +87,86 @@ pub struct VolumeArgs {
     /// Largest file (after decompression) to read, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES)]
     pub max_bytes: u64,
-    /// Built-in phantom to render when no --volume is given.
-    #[arg(long, value_enum, default_value_t = PhantomName::SheppLogan)]
-    pub phantom: PhantomName,
+    /// Built-in phantom to render when no --volume is given (default: head for drr,
+    /// shepp-logan for project).
+    #[arg(long, value_enum)]
+    pub phantom: Option<PhantomName>,
     /// Phantom voxels per edge (the field of view stays the same).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub size: usize,
 }
 
+/// What `drr` and `project` project.
+pub enum Input {
+    /// One attenuation volume, 1/mm.
+    Attenuation(Array3<f32>, VolumeGeometry),
+    /// One density map (g/cm^3) per material, for the polychromatic model.
+    Materials(Vec<Array3<f32>>, Vec<Absorber>, VolumeGeometry),
+}
+
 impl VolumeArgs {
-    /// Loads or builds the volume and its grid.
-    pub fn load(&self) -> Result<(Array3<f32>, VolumeGeometry)> {
-        if let Some(path) = &self.volume {
-            return self.read(path);
+    /// Loads or builds what to project: material maps for the head phantom, or for a
+    /// CT in HU when `materials` (a spectrum was asked for); else attenuation.
+    /// `default_phantom` stands in for a --phantom not given.
+    pub fn load_input(&self, default_phantom: PhantomName, materials: bool) -> Result<Input> {
+        let phantom = self.phantom.unwrap_or(default_phantom);
+        match (&self.volume, phantom) {
+            (Some(path), _) if materials => {
+                if !self.hu {
+                    bail!(
+                        "--kvp and --spectrum need materials: a CT in Hounsfield units (add --hu), \
+                         or the built-in head (no --volume)"
+                    );
+                }
+                let loaded = read_volume(path, &self.read_options()?)
+                    .with_context(|| format!("reading the volume {}", path.display()))?;
+                let maps = segmentation::from_hu(loaded.data.view())
+                    .context("the CT's material maps (--hu)")?;
+                let absorbers = segmentation::CT_MATERIALS
+                    .iter()
+                    .map(|&m| Absorber::Material(m))
+                    .collect();
+                Ok(Input::Materials(maps, absorbers, self.placed(loaded.grid)))
+            }
+            (None, PhantomName::Head) => {
+                let n = self.phantom_size()?;
+                let grid = VolumeGeometry::centered([n; 3], [256.0 / n as f64; 3]);
+                let head = MaterialPhantom::head();
+                let maps = head.voxelize(&grid, 1).context("voxelising the head")?;
+                Ok(Input::Materials(maps, head.absorbers(), grid))
+            }
+            _ if materials => bail!(
+                "--kvp and --spectrum need materials: the built-in head (--phantom head) or a \
+                 CT with --hu"
+            ),
+            _ => {
+                let (volume, grid) = self.load(phantom)?;
+                Ok(Input::Attenuation(volume, grid))
+            }
         }
+    }
+
+    /// The phantom's voxels per edge, checked.
+    fn phantom_size(&self) -> Result<usize> {
         let n = self.size;
         if n == 0 || n > MAX_PHANTOM_SIZE {
             bail!("--size must be between 1 and {MAX_PHANTOM_SIZE}, got {n}");
         }
-        let (phantom, grid) = match self.phantom {
+        Ok(n)
+    }
+
+    /// Loads or builds the attenuation volume (1/mm) and its grid; `phantom` when no
+    /// --volume is given.
+    pub fn load(&self, phantom: PhantomName) -> Result<(Array3<f32>, VolumeGeometry)> {
+        if let Some(path) = &self.volume {
+            return self.read(path);
+        }
+        let n = self.phantom_size()?;
+        let (phantom, grid) = match phantom {
+            PhantomName::Head => bail!(
+                "the head phantom is made of materials: it renders through the polychromatic \
+                 model (drr and project)"
+            ),
             PhantomName::SheppLogan => (
                 Phantom::shepp_logan(128.0),
                 VolumeGeometry::centered([n; 3], [256.0 / n as f64; 3]),

@@ -5,6 +5,7 @@ mod bench;
 mod info;
 mod inputs;
 mod outputs;
+mod physics;
 mod ranks;
 mod recon;
 mod render;

@@ -10,8 +10,11 @@ use ndarray::{s, Array3};
 use xray_projector::distributed;
 use xray_projector::intensity::{add_poisson_noise, beer_lambert};
 
-use crate::inputs::{projector, BackendArgs, MethodName, ScannerArgs, VolumeArgs};
+use crate::inputs::{
+    projector, BackendArgs, Input, MethodName, PhantomName, ScannerArgs, VolumeArgs,
+};
 use crate::outputs::{self, format_of, Format, PngArgs};
+use crate::physics::{PhysicsArgs, HEAD_KVP};
 use crate::ranks;
 
 /// Options of `xray drr`.
@@ -67,15 +70,79 @@ struct CommonArgs {
     /// of line integrals p.
     #[arg(long, value_name = "PHOTONS", allow_negative_numbers = true)]
     i0: Option<f64>,
-    /// Add Poisson photon noise to the intensities, reproducibly from this seed (needs --i0).
-    #[arg(long, value_name = "SEED", requires = "i0")]
+    /// Add noise, reproducibly from this seed: Poisson photon noise to the --i0
+    /// intensities, or one exposure of the polychromatic model (quantum and electronic).
+    #[arg(long, value_name = "SEED")]
     noise_seed: Option<u64>,
+    #[command(flatten)]
+    physics: PhysicsArgs,
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
 }
 
 impl CommonArgs {
+    /// Refuses options that do not go with the input.
+    fn check(&self, input: &Input) -> Result<()> {
+        match input {
+            Input::Materials(..) if self.i0.is_some() => {
+                bail!("--i0 is the monochromatic model's; the polychromatic model's dose is --mas")
+            }
+            Input::Attenuation(..) if self.noise_seed.is_some() && self.i0.is_none() => {
+                bail!("--noise-seed needs --i0 (or a polychromatic model: --kvp with materials)")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What the detector records of `input`: line integrals, intensities with optional
+    /// noise, or the polychromatic model's radiographs.
+    fn render(
+        &self,
+        input: &Input,
+        projector: &xray_projector::Projector,
+        geometry: &xray_projector::ProjectionGeometry,
+    ) -> Result<Array3<f32>> {
+        let method = self.method.into();
+        match input {
+            Input::Attenuation(volume, grid) => {
+                let p = projector
+                    .forward(volume, grid, geometry, method)
+                    .context("projecting")?;
+                self.detector_signal(p)
+            }
+            Input::Materials(maps, absorbers, grid) => {
+                let model = self.physics.model(absorbers.clone(), HEAD_KVP)?;
+                let projections =
+                    xray_projector::physics::project_maps(projector, maps, grid, geometry, method)
+                        .context("projecting the material maps")?;
+                self.physics
+                    .radiographs(&model, &projections, geometry, self.noise_seed)
+            }
+        }
+    }
+
+    /// Whether the output holds intensities (shown inverted, so that what attenuates
+    /// is bright) rather than line integrals or logged radiographs.
+    fn shows_intensities(&self, input: &Input) -> bool {
+        match input {
+            Input::Attenuation(..) => self.i0.is_some(),
+            Input::Materials(..) => self.physics.raw_signal,
+        }
+    }
+
+    /// What the report line adds about the model.
+    fn describe(&self, input: &Input) -> String {
+        match input {
+            Input::Attenuation(..) => String::new(),
+            Input::Materials(maps, ..) => format!(
+                ", {} material maps, {}",
+                maps.len(),
+                self.physics.summary(HEAD_KVP)
+            ),
+        }
+    }
+
     /// Line integrals, or intensities with optional noise, as asked.
     fn detector_signal(&self, line_integrals: Array3<f32>) -> Result<Array3<f32>> {
         let Some(i0) = self.i0 else {
@@ -103,32 +170,33 @@ pub fn drr(args: DrrArgs) -> Result<()> {
             geometry.views.len()
         );
     }
-    let (volume, grid) = args.volume.load()?;
+    let input = args
+        .volume
+        .load_input(PhantomName::Head, args.common.physics.requested())?;
+    args.common.check(&input)?;
     let projector = projector(&args.common.backend)?;
     let start = Instant::now();
-    let p = projector
-        .forward(&volume, &grid, &geometry, args.common.method.into())
-        .context("projecting")?;
+    let signal = args.common.render(&input, &projector, &geometry)?;
     let elapsed = start.elapsed();
-    let signal = args.common.detector_signal(p)?;
     match format {
         Format::Png => outputs::png(
             &args.out,
             &signal.slice(s![0, .., ..]),
             &args.png,
-            args.common.i0.is_some(),
+            args.common.shows_intensities(&input),
             overwrite,
         )?,
         Format::Npy => outputs::npy(&args.out, &signal.slice(s![0, .., ..]), overwrite)?,
         _ => outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?,
     }
     eprintln!(
-        "wrote {} ({} x {} pixels, {:?} on {}, {:.1} ms)",
+        "wrote {} ({} x {} pixels, {:?} on {}{}, {:.1} ms)",
         args.out.display(),
         geometry.rows,
         geometry.cols,
         args.common.method,
         projector.backend(),
+        args.common.describe(&input),
         elapsed.as_secs_f64() * 1e3
     );
     Ok(())
@@ -146,8 +214,34 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     let format = format_of(&args.out, &[Format::Npy, Format::Tiff, Format::Nifti])?;
     let overwrite = outputs::overwrite(args.common.force);
     let geometry = args.scanner.geometry(args.views)?;
-    let (volume, grid) = args.volume.load()?;
+    let input = args
+        .volume
+        .load_input(PhantomName::SheppLogan, args.common.physics.requested())?;
+    args.common.check(&input)?;
     let projector = projector(&args.common.backend)?;
+    let (volume, grid) = match input {
+        Input::Attenuation(volume, grid) => (volume, grid),
+        materials @ Input::Materials(..) => {
+            if comm.is_some() {
+                bail!("the polychromatic model is not available under mpirun yet: run it alone");
+            }
+            let start = Instant::now();
+            let signal = args.common.render(&materials, &projector, &geometry)?;
+            outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?;
+            eprintln!(
+                "wrote {} ({} views of {} x {}, {:?} on {}{}, {:.2} s)",
+                args.out.display(),
+                geometry.views.len(),
+                geometry.rows,
+                geometry.cols,
+                args.common.method,
+                projector.backend(),
+                args.common.describe(&materials),
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+    };
     let method = args.common.method.into();
     let start = Instant::now();
     let p = match comm.as_deref() {
@@ -190,8 +284,8 @@ pub fn project(args: ProjectArgs) -> Result<()> {
 fn project_streamed(args: &ProjectArgs, max_memory: u64) -> Result<()> {
     use xray_projector::io::{NpyStream, SlabSource};
     format_of(&args.out, &[Format::Npy]).context("--max-memory writes .npy only")?;
-    if args.common.i0.is_some() {
-        bail!("--max-memory writes line integrals: --i0 is not available with it");
+    if args.common.i0.is_some() || args.common.physics.requested() {
+        bail!("--max-memory writes line integrals: --i0 and --kvp are not available with it");
     }
     let path = args
         .volume

@@ -1,0 +1,253 @@
+//! `--kvp` and its companions: the polychromatic radiograph model of `drr` and
+//! `project` (the library's `physics` module).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use ndarray::{Array3, ArrayView3};
+use xray_projector::physics::{
+    Absorber, Detector, Exposure, Material, RadiographModel, Response, Scintillator, Spectrum,
+};
+use xray_projector::ProjectionGeometry;
+
+/// The tube voltage of the built-in head when no --kvp is given: a lateral skull
+/// radiograph's.
+pub const HEAD_KVP: f64 = 80.0;
+
+/// The detector's absorbing layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DetectorName {
+    /// Caesium iodide, 0.6 mm at 80 % packing (flat-panel radiography).
+    Csi,
+    /// Gadolinium oxysulfide screen, 0.2 mm at 50 % packing.
+    Gos,
+    /// Stops every photon.
+    Ideal,
+}
+
+/// Options of the polychromatic model.
+#[derive(Args, Debug)]
+pub struct PhysicsArgs {
+    /// Simulate a tungsten X-ray tube at this voltage (40-150 kV, whole numbers):
+    /// material maps (the built-in head, or a CT with --hu) are projected one per
+    /// material and combined over the spectrum. The built-in head uses 80 kV unless
+    /// told.
+    #[arg(long, value_name = "KV", allow_negative_numbers = true)]
+    kvp: Option<f64>,
+    /// Anode angle of the tube, degrees (8-20).
+    #[arg(
+        long,
+        value_name = "DEG",
+        default_value_t = 12.0,
+        allow_negative_numbers = true
+    )]
+    anode_angle: f64,
+    /// Beam filtration, comma-separated THICKNESSmm-MATERIAL (al, cu, or any
+    /// material), or none.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "2.5mm-al"
+    )]
+    filter: Vec<String>,
+    /// Use this spectrum instead of a tube's: a CSV of keV and photons per cm^2 per mAs
+    /// at 100 cm (the filters still apply).
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "kvp")]
+    spectrum: Option<PathBuf>,
+    /// The detector's scintillator.
+    #[arg(long, value_enum, default_value_t = DetectorName::Csi)]
+    detector: DetectorName,
+    /// Count photons (a photon-counting detector) instead of integrating their energy.
+    #[arg(long)]
+    counting: bool,
+    /// Tube charge, mAs: photons per pixel follow from the spectrum, the pixel's area
+    /// and its distance from the source.
+    #[arg(
+        long,
+        value_name = "MAS",
+        default_value_t = 4.0,
+        allow_negative_numbers = true
+    )]
+    mas: f64,
+    /// Standard deviation of the detector's electronic noise (output units; with
+    /// --noise-seed).
+    #[arg(
+        long,
+        value_name = "SIGMA",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    electronic_noise: f64,
+    /// Standard deviation of the detector's blur, pixels.
+    #[arg(
+        long,
+        value_name = "PIXELS",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    blur: f64,
+    /// Detector gain (output per keV, or per count with --counting).
+    #[arg(
+        long,
+        value_name = "GAIN",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    gain: f64,
+    /// Detector offset (dark signal).
+    #[arg(
+        long,
+        value_name = "OFFSET",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    offset: f64,
+    /// Write the detector's output (gain x signal + offset) instead of the
+    /// flat-field-corrected radiograph -ln((signal - offset) / (flat - offset)).
+    #[arg(long)]
+    pub raw_signal: bool,
+}
+
+impl PhysicsArgs {
+    /// Whether a spectrum was asked for.
+    pub fn requested(&self) -> bool {
+        self.kvp.is_some() || self.spectrum.is_some()
+    }
+
+    /// The filtered spectrum; `default_kvp` where neither --kvp nor --spectrum is given.
+    pub fn spectrum(&self, default_kvp: f64) -> Result<Spectrum> {
+        let mut spectrum = match &self.spectrum {
+            Some(path) => Spectrum::from_csv(path)
+                .with_context(|| format!("--spectrum {}", path.display()))?,
+            None => Spectrum::tube(self.kvp.unwrap_or(default_kvp), self.anode_angle)
+                .context("--kvp/--anode-angle")?,
+        };
+        for text in &self.filter {
+            if let Some((material, mm)) = parse_filter(text)? {
+                spectrum = spectrum.filtered(material, mm).context("--filter")?;
+            }
+        }
+        Ok(spectrum)
+    }
+
+    /// One line on the model for the report: kV, filters, detector, mAs, mean energy
+    /// and half-value layer.
+    pub fn summary(&self, default_kvp: f64) -> String {
+        let source = match (&self.spectrum, self.kvp) {
+            (Some(path), _) => path.display().to_string(),
+            (None, kvp) => format!("{} kV", kvp.unwrap_or(default_kvp)),
+        };
+        let beam = match self.spectrum(default_kvp) {
+            Ok(s) => format!(
+                ", mean {:.1} keV, HVL {:.2} mm Al",
+                s.mean_energy_kev(),
+                s.half_value_layer_mm_al()
+            ),
+            Err(_) => String::new(),
+        };
+        format!(
+            "{source} through {}, {:?} detector{}, {} mAs{beam}",
+            self.filter.join("+"),
+            self.detector,
+            if self.counting { " (counting)" } else { "" },
+            self.mas
+        )
+    }
+
+    /// The model for `absorbers`.
+    pub fn model(&self, absorbers: Vec<Absorber>, default_kvp: f64) -> Result<RadiographModel> {
+        let mut detector = match self.detector {
+            DetectorName::Csi => Detector::flat_panel(Scintillator::csi()),
+            DetectorName::Gos => Detector::flat_panel(Scintillator::gos()),
+            DetectorName::Ideal => Detector {
+                response: Response::EnergyIntegrating,
+                ..Detector::ideal()
+            },
+        };
+        if self.counting {
+            detector.response = Response::PhotonCounting;
+        }
+        detector.gain = self.gain;
+        detector.offset = self.offset;
+        detector.electronic_noise = self.electronic_noise;
+        detector.blur_pixels = self.blur;
+        RadiographModel::new(
+            &self.spectrum(default_kvp)?,
+            absorbers,
+            detector,
+            Exposure::TubeCurrent { mas: self.mas },
+        )
+        .context("the detector and exposure options")
+    }
+
+    /// The radiographs from one projection per absorber: the noise-free output, or one
+    /// exposure with `seed`; flat-field corrected and logged unless --raw-signal.
+    pub fn radiographs(
+        &self,
+        model: &RadiographModel,
+        projections: &[Array3<f32>],
+        geometry: &ProjectionGeometry,
+        seed: Option<u64>,
+    ) -> Result<Array3<f32>> {
+        let views: Vec<ArrayView3<f32>> = projections.iter().map(|p| p.view()).collect();
+        let mut signal = match seed {
+            Some(seed) => model.sample(&views, geometry, seed),
+            None => model.expected(&views, geometry),
+        }
+        .context("the detector model")?;
+        if !self.raw_signal {
+            let flat = model.flat_field(geometry)?;
+            let dark = model.detector().offset;
+            signal.zip_mut_with(&flat, |s, &f| {
+                let ratio = (f64::from(*s) - dark) / (f64::from(f) - dark);
+                *s = -(ratio.max(MIN_TRANSMISSION)).ln() as f32;
+            });
+        }
+        Ok(signal)
+    }
+}
+
+/// The smallest transmission a flat-field-corrected pixel may show (noise can take a
+/// signal to or below the dark level): -ln of it, 23, is the brightest value.
+const MIN_TRANSMISSION: f64 = 1e-10;
+
+/// `2.5mm-al` to aluminium and 2.5; `none` to nothing.
+fn parse_filter(text: &str) -> Result<Option<(Material, f64)>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let Some((thickness, material)) = text.split_once("mm-") else {
+        bail!("--filter takes THICKNESSmm-MATERIAL (2.5mm-al, 0.1mm-cu) or none, got {text:?}");
+    };
+    let mm: f64 = thickness
+        .parse()
+        .with_context(|| format!("--filter {text:?}: {thickness:?} is not a number of mm"))?;
+    let material: Material = material
+        .parse()
+        .with_context(|| format!("--filter {text:?}"))?;
+    Ok(Some((material, mm)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_filter("2.5mm-al").unwrap(),
+            Some((Material::Aluminium, 2.5))
+        );
+        assert_eq!(
+            parse_filter(" 0.1mm-Cu").unwrap(),
+            Some((Material::Copper, 0.1))
+        );
+        assert_eq!(parse_filter("none").unwrap(), None);
+        for bad in ["2.5al", "xmm-al", "1mm-gold"] {
+            assert!(parse_filter(bad).is_err(), "{bad}");
+        }
+    }
+}
