@@ -955,3 +955,43 @@ fn a_build_without_mpi_refuses_to_run_as_one_of_several_mpi_processes() {
         .unwrap();
     ok(&output);
 }
+
+#[test]
+fn spectrum_prints_the_beam_and_writes_lines_that_drr_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = xray(
+        &[
+            "spectrum", "--kvp", "80", "--filter", "2.5mm-al", "--out", "s.csv",
+        ],
+        dir.path(),
+    );
+    ok(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // SpekPy gives 2.734 mm Al and 42.90 keV for this beam (spectra-reference.csv).
+    assert!(stdout.contains("half-value layer   2.7"), "{stdout}");
+    assert!(stdout.contains("mean energy        42.9"), "{stdout}");
+    fails_with(
+        &xray(&["spectrum", "--kvp", "80", "--out", "s.csv"], dir.path()),
+        "--force",
+    );
+    fails_with(&xray(&["spectrum"], dir.path()), "--kvp");
+    // The written spectrum, unfiltered again, gives the tube's radiograph.
+    let common = ["drr", "--size", "16", "--det", "8x8", "--pixel", "20"];
+    ok(&xray(
+        &[
+            &common[..],
+            &["--spectrum", "s.csv", "--filter", "none", "--out", "a.npy"],
+        ]
+        .concat(),
+        dir.path(),
+    ));
+    ok(&xray(
+        &[&common[..], &["--kvp", "80", "--out", "b.npy"]].concat(),
+        dir.path(),
+    ));
+    let a: Array2<f32> = read_npy(dir.path().join("a.npy")).unwrap();
+    let b: Array2<f32> = read_npy(dir.path().join("b.npy")).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} {y}");
+    }
+}

@@ -79,6 +79,17 @@ pub(crate) fn write_atomically(
     .map_err(|e| io("cannot write", e.error))
 }
 
+/// Writes `text` to `path` atomically (a CSV table, a report), per `overwrite`.
+///
+/// # Errors
+/// [`Error::Io`] if `path` exists and `overwrite` refuses, or the write fails.
+pub fn write_text(path: &Path, text: &str, overwrite: Overwrite) -> Result<()> {
+    write_atomically(path, overwrite, |file| {
+        file.write_all(text.as_bytes())
+            .map_err(|e| write_error(path, e))
+    })
+}
+
 /// The error for a failed write of `path`; `source` is any error (I/O, encoder).
 pub(crate) fn write_error(
     path: &Path,

@@ -182,9 +182,10 @@ impl RadiographModel {
             row_pixels
                 .into_iter()
                 .map(|(at, g)| {
+                    let values = pixel_values(projections, at);
                     let mut sum = 0.0;
                     for line in &self.lines {
-                        let mean = g * line.detected * (-exponent(projections, at, line)).exp();
+                        let mean = g * line.detected * (-exponent(&values, line)).exp();
                         if mean > 0.0 {
                             // Poisson::new fails only for non-positive or non-finite
                             // means; the means here are finite and positive.
@@ -243,6 +244,7 @@ impl RadiographModel {
                 if weight == 0.0 {
                     return 0.0;
                 }
+                let values = pixel_values(projections, at);
                 let derivative: f64 = self
                     .lines
                     .iter()
@@ -250,7 +252,7 @@ impl RadiographModel {
                         line.detected
                             * line.weight
                             * line.coefficients[m]
-                            * (-exponent(projections, at, line)).exp()
+                            * (-exponent(&values, line)).exp()
                     })
                     .sum();
                 -weight * g * derivative
@@ -261,9 +263,10 @@ impl RadiographModel {
 
     /// The mean signal of pixel `at` per unit of exposure.
     fn quantum_mean(&self, projections: &[ArrayView3<f32>], at: [usize; 3]) -> f64 {
+        let values = pixel_values(projections, at);
         let mut sum = 0.0;
         for line in &self.lines {
-            sum += line.detected * line.weight * (-exponent(projections, at, line)).exp();
+            sum += line.detected * line.weight * (-exponent(&values, line)).exp();
         }
         sum
     }
@@ -399,11 +402,16 @@ impl RadiographModel {
     }
 }
 
-/// `sum_m k_m p_m` at pixel `at` for one energy.
-fn exponent(projections: &[ArrayView3<f32>], at: [usize; 3], line: &Line) -> f64 {
+/// Each absorber's line integral at pixel `at`.
+fn pixel_values(projections: &[ArrayView3<f32>], at: [usize; 3]) -> Vec<f64> {
+    projections.iter().map(|p| f64::from(p[at])).collect()
+}
+
+/// `sum_m k_m p_m` for one energy, from the pixel's line integrals.
+fn exponent(values: &[f64], line: &Line) -> f64 {
     let mut sum = 0.0;
-    for (p, k) in projections.iter().zip(&line.coefficients) {
-        sum += k * f64::from(p[at]);
+    for (p, k) in values.iter().zip(&line.coefficients) {
+        sum += k * p;
     }
     sum
 }

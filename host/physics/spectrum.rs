@@ -180,10 +180,12 @@ impl Spectrum {
     }
 
     /// The spectrum after `thickness_mm` of `material` at its reference density
-    /// (narrow beam: coherent scattering removes photons too).
+    /// (narrow beam: coherent scattering removes photons too); lines whose photons
+    /// underflow to 0 are dropped.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for a negative or non-finite thickness.
+    /// [`Error::InvalidParameter`] for a negative or non-finite thickness, or a filter
+    /// that stops every photon.
     pub fn filtered(&self, material: Material, thickness_mm: f64) -> Result<Spectrum> {
         if !(thickness_mm.is_finite() && thickness_mm >= 0.0) {
             return Err(Error::InvalidParameter {
@@ -203,6 +205,13 @@ impl Spectrum {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let lines: Vec<Line> = lines.into_iter().filter(|l| l.photons > 0.0).collect();
+        if lines.is_empty() {
+            return Err(Error::InvalidParameter {
+                name: "filter",
+                reason: format!("{thickness_mm} mm of {material} stops every photon"),
+            });
+        }
         Ok(Spectrum { lines })
     }
 
@@ -332,6 +341,12 @@ mod tests {
             .unwrap()
             .filtered(Material::Copper, f64::NAN)
             .is_err());
+        let error = Spectrum::tube(80.0, 12.0)
+            .unwrap()
+            .filtered(Material::Copper, 1e4)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("stops every photon"), "{error}");
     }
 
     #[test]

@@ -33,12 +33,17 @@ struct Cli {
 enum Command {
     /// Render one radiograph (DRR) to a PNG image or a float32 .npy array.
     ///
-    /// With no options it renders the built-in 3D Shepp-Logan phantom (128^3 voxels of
-    /// 2 mm) seen from angle 0 with the fp256 scanner (SOD 1000 mm, SDD 1500 mm,
-    /// 256 x 256 pixels of 1.6 mm) into drr.png.
+    /// With no options it renders the built-in head of materials (128^3 voxels of 2 mm)
+    /// from the side, through an 80 kV tungsten tube with 2.5 mm Al onto a CsI flat
+    /// panel (4 mAs), with the fp256 scanner (SOD 1000 mm, SDD 1500 mm, 256 x 256
+    /// pixels of 1.6 mm), into drr.png: the flat-field-corrected radiograph
+    /// -ln(signal / flat field).
     ///
     /// Examples:
     ///   xray drr --out drr.png
+    ///   xray drr --kvp 120 --filter 2.5mm-al,0.1mm-cu --mas 2 --noise-seed 1 --out head.png
+    ///   xray drr --volume ct.nii.gz --hu --kvp 70 --angle 90 --out ct70.png
+    ///   xray drr --phantom shepp-logan --out shepp.png   # line integrals of mu
     ///   xray drr --volume ct.npy --spacing 0.7,0.7,2.5 --angle 90 --i0 1e5 --out ct.png
     ///   xray drr --phantom body --method joseph --bits 16 --out body.png
     Drr(render::DrrArgs),
@@ -63,6 +68,11 @@ enum Command {
     ///   xray recon --projections p.npy --algorithm cgls --iterations 20 --out cgls.npy
     ///   xray recon --projections short.npy --arc 200 --filter hann --out fdk.npy
     Recon(recon::ReconArgs),
+    /// Print an X-ray tube's spectrum: photons per keV, mean energy, half-value layer.
+    ///
+    /// Example:
+    ///   xray spectrum --kvp 120 --filter 2.5mm-al,0.1mm-cu --out spectrum.csv
+    Spectrum(physics::SpectrumArgs),
     /// Time the standard benchmark cases (BENCHMARKS.md) on this machine.
     ///
     /// The cases use the anchors' phantoms and geometry, so figures compare one to one
@@ -80,6 +90,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Drr(args) => render::drr(args),
+        Command::Spectrum(args) => physics::spectrum(args),
         Command::Project(args) => render::project(args),
         Command::Backproject(args) => backproject::run(args),
         Command::Recon(args) => recon::run(args),

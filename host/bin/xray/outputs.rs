@@ -194,6 +194,12 @@ pub fn volume(
     written.with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes a text file (a CSV table).
+pub fn text(path: &Path, text: &str, overwrite: Overwrite) -> Result<()> {
+    xray_projector::io::write_text(path, text, overwrite)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// `--force` as an [`Overwrite`].
 pub fn overwrite(force: bool) -> Overwrite {
     if force {

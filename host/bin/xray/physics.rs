@@ -26,9 +26,9 @@ pub enum DetectorName {
     Ideal,
 }
 
-/// Options of the polychromatic model.
+/// The beam: a tube's spectrum and its filters, or a user's spectrum.
 #[derive(Args, Debug)]
-pub struct PhysicsArgs {
+pub struct BeamArgs {
     /// Simulate a tungsten X-ray tube at this voltage (40-150 kV, whole numbers):
     /// material maps (the built-in head, or a CT with --hu) are projected one per
     /// material and combined over the spectrum. The built-in head uses 80 kV unless
@@ -56,6 +56,45 @@ pub struct PhysicsArgs {
     /// at 100 cm (the filters still apply).
     #[arg(long, value_name = "FILE.csv", conflicts_with = "kvp")]
     spectrum: Option<PathBuf>,
+}
+
+impl BeamArgs {
+    /// Whether a spectrum was asked for.
+    pub fn requested(&self) -> bool {
+        self.kvp.is_some() || self.spectrum.is_some()
+    }
+
+    /// The filtered spectrum; `default_kvp` where neither --kvp nor --spectrum is given.
+    pub fn spectrum(&self, default_kvp: f64) -> Result<Spectrum> {
+        let mut spectrum = match &self.spectrum {
+            Some(path) => Spectrum::from_csv(path)
+                .with_context(|| format!("--spectrum {}", path.display()))?,
+            None => Spectrum::tube(self.kvp.unwrap_or(default_kvp), self.anode_angle)
+                .context("--kvp/--anode-angle")?,
+        };
+        for text in &self.filter {
+            if let Some((material, mm)) = parse_filter(text)? {
+                spectrum = spectrum.filtered(material, mm).context("--filter")?;
+            }
+        }
+        Ok(spectrum)
+    }
+
+    /// The beam in words: its source and filters.
+    fn describe(&self, default_kvp: f64) -> String {
+        let source = match (&self.spectrum, self.kvp) {
+            (Some(path), _) => path.display().to_string(),
+            (None, kvp) => format!("{} kV", kvp.unwrap_or(default_kvp)),
+        };
+        format!("{source} through {}", self.filter.join("+"))
+    }
+}
+
+/// Options of the polychromatic model.
+#[derive(Args, Debug)]
+pub struct PhysicsArgs {
+    #[command(flatten)]
+    beam: BeamArgs,
     /// The detector's scintillator.
     #[arg(long, value_enum, default_value_t = DetectorName::Csi)]
     detector: DetectorName,
@@ -113,33 +152,13 @@ pub struct PhysicsArgs {
 impl PhysicsArgs {
     /// Whether a spectrum was asked for.
     pub fn requested(&self) -> bool {
-        self.kvp.is_some() || self.spectrum.is_some()
-    }
-
-    /// The filtered spectrum; `default_kvp` where neither --kvp nor --spectrum is given.
-    pub fn spectrum(&self, default_kvp: f64) -> Result<Spectrum> {
-        let mut spectrum = match &self.spectrum {
-            Some(path) => Spectrum::from_csv(path)
-                .with_context(|| format!("--spectrum {}", path.display()))?,
-            None => Spectrum::tube(self.kvp.unwrap_or(default_kvp), self.anode_angle)
-                .context("--kvp/--anode-angle")?,
-        };
-        for text in &self.filter {
-            if let Some((material, mm)) = parse_filter(text)? {
-                spectrum = spectrum.filtered(material, mm).context("--filter")?;
-            }
-        }
-        Ok(spectrum)
+        self.beam.requested()
     }
 
     /// One line on the model for the report: kV, filters, detector, mAs, mean energy
     /// and half-value layer.
     pub fn summary(&self, default_kvp: f64) -> String {
-        let source = match (&self.spectrum, self.kvp) {
-            (Some(path), _) => path.display().to_string(),
-            (None, kvp) => format!("{} kV", kvp.unwrap_or(default_kvp)),
-        };
-        let beam = match self.spectrum(default_kvp) {
+        let beam = match self.beam.spectrum(default_kvp) {
             Ok(s) => format!(
                 ", mean {:.1} keV, HVL {:.2} mm Al",
                 s.mean_energy_kev(),
@@ -148,8 +167,8 @@ impl PhysicsArgs {
             Err(_) => String::new(),
         };
         format!(
-            "{source} through {}, {:?} detector{}, {} mAs{beam}",
-            self.filter.join("+"),
+            "{}, {:?} detector{}, {} mAs{beam}",
+            self.beam.describe(default_kvp),
             self.detector,
             if self.counting { " (counting)" } else { "" },
             self.mas
@@ -174,7 +193,7 @@ impl PhysicsArgs {
         detector.electronic_noise = self.electronic_noise;
         detector.blur_pixels = self.blur;
         RadiographModel::new(
-            &self.spectrum(default_kvp)?,
+            &self.beam.spectrum(default_kvp)?,
             absorbers,
             detector,
             Exposure::TubeCurrent { mas: self.mas },
@@ -207,6 +226,53 @@ impl PhysicsArgs {
         }
         Ok(signal)
     }
+}
+
+/// Options of `xray spectrum`.
+#[derive(Args, Debug)]
+pub struct SpectrumArgs {
+    #[command(flatten)]
+    beam: BeamArgs,
+    /// Also write the lines as CSV: keV, photons per cm^2 per mAs at 100 cm.
+    #[arg(long, value_name = "FILE.csv")]
+    out: Option<PathBuf>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `xray spectrum`.
+pub fn spectrum(args: SpectrumArgs) -> Result<()> {
+    if !args.beam.requested() {
+        bail!("xray spectrum needs --kvp (a tungsten tube) or --spectrum FILE.csv");
+    }
+    let spectrum = args.beam.spectrum(0.0)?;
+    let mut csv = String::from("# energy_kev,photons_per_cm2_per_mas_at_100cm\n");
+    for line in spectrum.lines() {
+        csv.push_str(&format!("{},{:.6e}\n", line.energy_kev, line.photons));
+    }
+    if let Some(path) = &args.out {
+        let overwrite = crate::outputs::overwrite(args.force);
+        crate::outputs::text(path, &csv, overwrite)?;
+    }
+    println!("beam               {}", args.beam.describe(0.0));
+    println!(
+        "photons            {:.4e} per cm^2 per mAs at 100 cm",
+        spectrum.photons()
+    );
+    println!("mean energy        {:.2} keV", spectrum.mean_energy_kev());
+    println!(
+        "half-value layer   {:.3} mm Al (first, air kerma, narrow beam)",
+        spectrum.half_value_layer_mm_al()
+    );
+    if let Some(path) = &args.out {
+        eprintln!(
+            "wrote {} ({} lines)",
+            path.display(),
+            spectrum.lines().len()
+        );
+    }
+    Ok(())
 }
 
 /// The smallest transmission a flat-field-corrected pixel may show (noise can take a
