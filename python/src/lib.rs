@@ -11,6 +11,7 @@
 mod args;
 mod errors;
 mod functions;
+mod physics;
 mod run;
 
 use pyo3::prelude::*;
@@ -22,5 +23,6 @@ use pyo3::prelude::*;
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("MU_WATER_70KEV", xray_projector::hounsfield::MU_WATER_70KEV)?;
-    functions::register(module)
+    functions::register(module)?;
+    physics::register(module)
 }

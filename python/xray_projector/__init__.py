@@ -13,7 +13,8 @@ Conventions (one set, the crate's): mm, 1/mm; volumes ``[z, y, x]`` float32 with
 ``spacing (sx, sy, sz)`` and ``origin`` the grid's minimum corner; projections
 ``[views, rows, cols]``; geometries as ASTRA ``cone_vec`` rows (source, detector centre,
 u, v). Converters from ASTRA, RTK, TIGRE, pinhole cameras and 3x4 matrices are in
-`xray_projector.convert`; PyTorch autograd functions in `xray_projector.torch`.
+`xray_projector.convert`; PyTorch autograd functions in `xray_projector.torch`;
+spectra, materials and polychromatic radiographs with noise in `xray_projector.physics`.
 
 Importing the package loads nothing native; the first call loads the CUDA build of the
 native module when an NVIDIA driver is present and the CPU build otherwise (see
@@ -33,7 +34,7 @@ from ._functions import (
     sirt,
 )
 from ._geometry import Geometry, Volume, VolumeGrid
-from . import convert
+from . import convert, physics
 
 try:
     from importlib.metadata import PackageNotFoundError, version
@@ -52,6 +53,7 @@ __all__ = [
     "backproject",
     "cgls",
     "convert",
+    "physics",
     "drr",
     "fdk",
     "hu_to_mu",
