@@ -177,7 +177,7 @@ mod tests {
         for (material, energy, nist) in NIST {
             let ours = material.mass_attenuation(energy, true).unwrap();
             assert!(
-                (ours / nist - 1.0).abs() < 0.015,
+                (ours / nist - 1.0).abs() < 0.005,
                 "{material} at {energy} keV: {ours} against NIST's {nist}"
             );
         }

@@ -12,6 +12,30 @@
 //!   vector-Jacobian product.
 //! * [`project_maps`] and [`map_gradients`]: the model with a [`Projector`] on either
 //!   side, for whole volumes.
+//!
+//! ```
+//! use xray_projector::phantom::MaterialPhantom;
+//! use xray_projector::physics::*;
+//! use xray_projector::{Backend, CircularScan, Method, Projector, VolumeGeometry};
+//!
+//! let grid = VolumeGeometry::centered([32, 32, 32], [8.0, 8.0, 8.0]);
+//! let head = MaterialPhantom::head();
+//! let maps = head.voxelize(&grid, 1)?; // g/cm^3, one map per material
+//! let geometry = CircularScan::new(1000.0, 1500.0, 1, [64, 64], 6.4).geometry()?;
+//! let projector = Projector::new(Backend::Auto)?;
+//! let p = project_maps(&projector, &maps, &grid, &geometry, Method::Siddon)?;
+//! let beam = Spectrum::tube(120.0, 12.0)?.filtered(Material::Aluminium, 2.5)?;
+//! let model = RadiographModel::new(
+//!     &beam,
+//!     head.absorbers(),
+//!     Detector::flat_panel(Scintillator::csi()),
+//!     Exposure::TubeCurrent { mas: 2.0 },
+//! )?;
+//! let views: Vec<_> = p.iter().map(|a| a.view()).collect();
+//! let noisy = model.sample(&views, &geometry, 1)?; // keV per pixel, one exposure
+//! assert_eq!(noisy.shape(), &[1, 64, 64]);
+//! # Ok::<(), xray_projector::Error>(())
+//! ```
 
 mod detector;
 mod material;

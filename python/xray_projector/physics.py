@@ -110,8 +110,8 @@ def _filters(filters: Filters) -> List[Tuple[str, float]]:
 @dataclass(frozen=True)
 class Detector:
     """The detector: ``scintillator`` ``"csi"`` (0.6 mm, 80 % packing), ``"gos"``
-    (0.2 mm, 50 %), another material name, or None (stops every photon), with its
-    ``thickness_mm`` and ``fill`` overriding the preset's; ``counting`` weighs each
+    (0.2 mm, 50 %), another material name (0.5 mm, solid), or None (stops every
+    photon), with ``thickness_mm`` and ``fill`` overriding the preset's; ``counting`` weighs each
     photon 1 instead of its energy; ``gain`` and ``offset`` map the signal to the
     output; ``electronic_noise`` (standard deviation, output units, with a noise seed)
     and ``blur_pixels`` (Gaussian)."""
