@@ -22,6 +22,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(filter_spectrum, module)?)?;
     module.add_function(wrap_pyfunction!(spectrum_summary, module)?)?;
     module.add_function(wrap_pyfunction!(segment_hu, module)?)?;
+    module.add_function(wrap_pyfunction!(segment_labels, module)?)?;
     module.add_function(wrap_pyfunction!(head_phantom, module)?)?;
     module.add_function(wrap_pyfunction!(radiograph, module)?)?;
     module.add_function(wrap_pyfunction!(radiograph_vjp, module)?)?;
@@ -212,6 +213,39 @@ fn segment_hu<'py>(
     let names = segmentation::CT_MATERIALS
         .iter()
         .map(|m| m.name().to_string())
+        .collect();
+    Ok((
+        maps.into_iter()
+            .map(|m| PyArray3::from_owned_array(py, m))
+            .collect(),
+        names,
+    ))
+}
+
+/// One density map per `(label, material, density)` of `assignments` from a label map.
+#[pyfunction]
+fn segment_labels<'py>(
+    py: Python<'py>,
+    labels: PyReadonlyArray3<'py, f32>,
+    assignments: Vec<(u32, String, f64)>,
+) -> PyResult<NamedMaps<'py>> {
+    let assignments = assignments
+        .iter()
+        .map(|(label, name, density)| {
+            Ok(segmentation::LabelMaterial {
+                label: *label,
+                material: material(name)?,
+                density: *density,
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let labels = labels.as_array();
+    let maps = py
+        .detach(|| segmentation::from_labels(labels, &assignments))
+        .map_err(to_python)?;
+    let names = assignments
+        .iter()
+        .map(|a| a.material.name().to_string())
         .collect();
     Ok((
         maps.into_iter()

@@ -115,3 +115,13 @@ def test_ct_numbers_become_material_maps_and_bad_inputs_raise():
     with pytest.raises(ValueError, match="blur"):
         physics.radiograph(physics.MaterialVolume.head(8), xp.Geometry.circular(1000, 1500, 1, 4),
                            physics.Spectrum.tube(80), physics.Detector(blur_pixels=-2), backend="cpu")
+
+
+def test_label_maps_become_density_maps():
+    labels = np.array([0, 1, 2, 1], np.float32).reshape(1, 1, 4)
+    body = physics.MaterialVolume.from_labels(xp.Volume(labels), {1: ("soft_tissue", 1.05), 2: ("bone", 1.9)})
+    assert body.materials == ["soft_tissue", "bone"]
+    assert np.array_equal(body.maps[0], np.array([[[0, 1.05, 0, 1.05]]], np.float32))
+    assert np.array_equal(body.maps[1], np.array([[[0, 0, 1.9, 0]]], np.float32))
+    with pytest.raises(ValueError, match="holds 2"):
+        physics.MaterialVolume.from_labels(xp.Volume(labels), {1: ("soft_tissue", 1.05)})

@@ -163,6 +163,15 @@ class MaterialVolume:
         return cls(list(maps), list(names), ct.grid)
 
     @classmethod
+    def from_labels(cls, labels: Volume, assignments: Dict[int, Tuple[str, float]]) -> "MaterialVolume":
+        """One density map per label from a label map (whole numbers; 0 is empty unless
+        assigned): ``assignments`` maps each label to ``(material, density g/cm^3)``. A
+        label in the map that is neither 0 nor assigned raises ValueError."""
+        items = [(int(label), str(m), float(d)) for label, (m, d) in assignments.items()]
+        maps, names = _native().segment_labels(labels.data, items)
+        return cls(list(maps), list(names), labels.grid)
+
+    @classmethod
     def head(cls, shape: int = 128, spacing: Optional[float] = None) -> "MaterialVolume":
         """The built-in head (skull, brain, sinuses, teeth, spine), centred, ``shape^3``
         voxels over 256 mm unless ``spacing`` says."""
