@@ -4,7 +4,7 @@
 //!
 //! * `radiograph/monochromatic`: one projection and Beer-Lambert's law.
 //! * `radiograph/polychromatic_80kv`: one projection per material and the energy
-//!   integral over the 80 kV spectrum (79 energies) with a CsI detector.
+//!   integral over the 80 kV spectrum (78 energies after 2.5 mm Al) with a CsI detector.
 //! * `radiograph/polychromatic_80kv_noisy`: the same with one noisy exposure (a Poisson
 //!   sample per energy and pixel).
 //! * `radiograph/model_only_80kv`: the energy integral alone, from projections made

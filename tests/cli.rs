@@ -159,6 +159,46 @@ fn the_polychromatic_options_refuse_what_they_cannot_do() {
         ),
         "missing.csv",
     );
+    // The model's options where no model runs are refused, not ignored.
+    fails_with(
+        &xray(
+            &[
+                "drr",
+                "--phantom",
+                "shepp-logan",
+                "--size",
+                "8",
+                "--blur",
+                "2",
+            ],
+            dir.path(),
+        ),
+        "--blur",
+    );
+    fails_with(
+        &xray(
+            &[&plain[..], &["--mas", "2", "--counting"]].concat(),
+            dir.path(),
+        ),
+        "--counting, --mas",
+    );
+    fails_with(
+        &xray(
+            &[
+                "project",
+                "--volume",
+                "mu.npy",
+                "--spacing",
+                "1,1,1",
+                "--max-memory",
+                "1G",
+                "--noise-seed",
+                "3",
+            ],
+            dir.path(),
+        ),
+        "--noise-seed",
+    );
     assert!(!dir.path().join("drr.png").exists());
     // A user's spectrum, and a stack of views of the head.
     std::fs::write(dir.path().join("s.csv"), "keV,photons\n50,1e6\n70,2e6\n").unwrap();

@@ -66,7 +66,7 @@ impl MaterialPhantom {
             })
             .collect();
         // Upper and lower teeth along an arch.
-        let teeth: Vec<([f64; 3], [f64; 3])> = [-66.0, -80.0]
+        let teeth: Vec<([f64; 3], [f64; 3])> = [-67.0, -81.0]
             .into_iter()
             .flat_map(|z| {
                 (-5..=5).map(move |k| {
@@ -201,6 +201,24 @@ mod tests {
             z += 1.5;
         }
         assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+        // Finer where the upper teeth meet the maxilla and the lower teeth.
+        for i in 0..=120 {
+            for j in 0..=80 {
+                for k in 0..=64 {
+                    let p = [
+                        -15.0 + 0.25 * f64::from(i),
+                        -70.0 + 0.25 * f64::from(j),
+                        -76.0 + 0.25 * f64::from(k),
+                    ];
+                    let d = head.densities_at(p);
+                    assert!(d.iter().all(|&v| v >= -1e-12), "{d:?} at {p:?}");
+                    assert!(
+                        d.iter().filter(|&&v| v > 1e-12).count() <= 1,
+                        "{d:?} at {p:?}"
+                    );
+                }
+            }
+        }
         // The skull is bone, the brain inside it brain, the sinuses air.
         assert_eq!(head.densities_at([0.0, 8.0, 34.0 + 69.0])[1], CORTICAL);
         assert_eq!(head.densities_at([0.0, 8.0, 34.0])[2], 1.03);

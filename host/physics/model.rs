@@ -16,6 +16,8 @@
 //! (mm lengths), 1 for an attenuation map in 1/mm. The cost is one projection per
 //! absorber, not per energy.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use ndarray::{Array3, ArrayView3, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -166,7 +168,9 @@ impl RadiographModel {
     /// so the result depends on `seed` only, not on the number of threads.
     ///
     /// # Errors
-    /// As [`RadiographModel::expected`].
+    /// As [`RadiographModel::expected`]; [`Error::InvalidParameter`] when a pixel
+    /// expects more photons of one energy than Poisson sampling takes (about 1.8e19:
+    /// an absurd dose, or negative maps).
     pub fn sample(
         &self,
         projections: &[ArrayView3<f32>],
@@ -176,6 +180,7 @@ impl RadiographModel {
         self.check(projections, geometry)?;
         let rows = geometry.rows as u64;
         let lines_total = geometry.views.len() as u64 * rows;
+        let unsampled = AtomicBool::new(false);
         let mut signal = self.pixels_by_row(geometry, |line_index, row_pixels| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(line_index as u64);
@@ -187,22 +192,34 @@ impl RadiographModel {
                     for line in &self.lines {
                         let mean = g * line.detected * (-exponent(&values, line)).exp();
                         if mean > 0.0 {
-                            // Poisson::new fails only for non-positive or non-finite
-                            // means; the means here are finite and positive.
-                            let count = Poisson::new(mean).map_or(0.0, |d| d.sample(&mut rng));
-                            sum += line.weight * count;
+                            // Poisson::new refuses a mean that is not finite or beyond
+                            // its largest (1.8e19): reported below, never a silent 0.
+                            match Poisson::new(mean) {
+                                Ok(d) => sum += line.weight * d.sample(&mut rng),
+                                Err(_) => unsampled.store(true, Ordering::Relaxed),
+                            }
                         }
                     }
                     sum as f32
                 })
                 .collect()
         })?;
+        if unsampled.load(Ordering::Relaxed) {
+            return Err(Error::InvalidParameter {
+                name: "exposure",
+                reason: "a pixel expects more photons of one energy than Poisson sampling \
+                         takes (1.8e19): lower the dose, or check the maps for negative \
+                         densities"
+                    .into(),
+            });
+        }
         self.finish(&mut signal, Some((seed, lines_total)));
         Ok(signal)
     }
 
     /// The noise-free output with nothing in the beam: the flat field that
-    /// normalises radiographs (`-ln(signal / flat)` is the effective line integral).
+    /// normalises radiographs (`-ln((signal - offset) / (flat - offset))` is the
+    /// effective line integral).
     ///
     /// # Errors
     /// The geometry's errors, [`Error::Allocation`].

@@ -94,6 +94,9 @@ fn shape_of(volume: &ArrayView3<f32>) -> [usize; 3] {
     [z, y, x]
 }
 
+/// The largest label a float32 label map holds exactly (2^24).
+pub const MAX_LABEL: u32 = 1 << 24;
+
 /// One label's material and density.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LabelMaterial {
@@ -110,13 +113,22 @@ pub struct LabelMaterial {
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] for a label in the map that is neither 0 nor assigned,
-/// a label that is not a whole number, an assigned label twice, or a density that
-/// is not finite and positive; [`Error::Allocation`].
+/// a label that is not a whole number, an assigned label twice or above
+/// [`MAX_LABEL`], or a density that is not finite and positive; [`Error::Allocation`].
 pub fn from_labels(
     labels: ArrayView3<f32>,
     assignments: &[LabelMaterial],
 ) -> Result<Vec<Array3<f32>>> {
     for (i, a) in assignments.iter().enumerate() {
+        if a.label > MAX_LABEL {
+            return Err(Error::InvalidParameter {
+                name: "label",
+                reason: format!(
+                    "{} is above {MAX_LABEL}, beyond which float32 maps cannot tell labels apart",
+                    a.label
+                ),
+            });
+        }
         if !(a.density.is_finite() && a.density > 0.0) {
             return Err(Error::InvalidParameter {
                 name: "label density",
@@ -233,6 +245,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("holds 2"), "{error}");
+        let huge = [LabelMaterial {
+            label: MAX_LABEL + 1,
+            ..assignments[0]
+        }];
+        assert!(from_labels(labels.view(), &huge).is_err());
         let twice = [assignments[0], assignments[0]];
         assert!(from_labels(labels.view(), &twice).is_err());
         let mut half = labels.clone();

@@ -103,6 +103,13 @@ fn spectrum_from(
     photons: &PyReadonlyArray1<'_, f64>,
 ) -> PyResult<Spectrum> {
     let (energies, photons) = (energies.as_array(), photons.as_array());
+    if energies.len() > xray_projector::physics::MAX_LINES {
+        return Err(value_error(format!(
+            "the spectrum has {} lines, at most {}",
+            energies.len(),
+            xray_projector::physics::MAX_LINES
+        )));
+    }
     if energies.len() != photons.len() {
         return Err(value_error(format!(
             "the spectrum has {} energies but {} photon counts",

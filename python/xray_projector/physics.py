@@ -48,7 +48,7 @@ def materials() -> Dict[str, float]:
 def mass_attenuation(material: str, energies_kev, coherent: bool = True) -> np.ndarray:
     """Mass attenuation coefficients (cm^2/g) of ``material`` at ``energies_kev`` (1 to
     150 keV), with coherent scattering or without (NIST compositions, xraylib's
-    XCOM-grade cross sections)."""
+    XCOM-grade cross sections): a 1-D float64 array, the energies flattened."""
     energies = np.ascontiguousarray(energies_kev, dtype=np.float64).ravel()
     return _native().mass_attenuation(str(material), energies, bool(coherent))
 

@@ -69,16 +69,17 @@ pub struct VolumeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 0, requires = "raw")]
     pub header_bytes: u64,
     /// The volume holds CT numbers (HU): convert them to mu = mu_water (1 + HU/1000),
-    /// clipped at 0.
+    /// clipped at 0; with --kvp, to material density maps instead.
     #[arg(long, requires = "volume")]
     pub hu: bool,
-    /// Water's attenuation in 1/mm for --hu (default: 70 keV, a 120 kVp CT beam).
-    #[arg(long, value_name = "PER_MM", default_value_t = MU_WATER_70KEV, requires = "hu")]
-    pub mu_water: f64,
+    /// Water's attenuation in 1/mm for --hu [default: 0.01929, 70 keV, a 120 kVp CT
+    /// beam].
+    #[arg(long, value_name = "PER_MM", requires = "hu")]
+    pub mu_water: Option<f64>,
     /// Factor on CT numbers above 0 for --hu (bone's attenuation at another energy);
-    /// 1 keeps the plain definition.
-    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, requires = "hu")]
-    pub bone_scale: f64,
+    /// 1 keeps the plain definition [default: 1].
+    #[arg(long, value_name = "FACTOR", requires = "hu")]
+    pub bone_scale: Option<f64>,
     /// Keep the volume where its file puts it (scanner/patient coordinates, LPS) and
     /// give the geometry in that frame. By default the volume's centre is moved to
     /// the origin, so that the scanner options aim at it.
@@ -112,6 +113,12 @@ impl VolumeArgs {
         let phantom = self.phantom.unwrap_or(default_phantom);
         match (&self.volume, phantom) {
             (Some(path), _) if materials => {
+                if self.mu_water.is_some() || self.bone_scale.is_some() {
+                    bail!(
+                        "--mu-water and --bone-scale set the monochromatic HU conversion; with \
+                         --kvp the CT becomes material maps"
+                    );
+                }
                 if !self.hu {
                     bail!(
                         "--kvp and --spectrum need materials: a CT in Hounsfield units (add --hu), \
@@ -242,8 +249,8 @@ impl VolumeArgs {
     /// The conversion of CT numbers `--hu` asks for, if it does.
     pub fn hu_conversion(&self) -> Option<HuToMu> {
         self.hu.then_some(HuToMu {
-            mu_water: self.mu_water,
-            bone_scale: self.bone_scale,
+            mu_water: self.mu_water.unwrap_or(MU_WATER_70KEV),
+            bone_scale: self.bone_scale.unwrap_or(1.0),
         })
     }
 

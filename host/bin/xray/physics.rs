@@ -15,6 +15,15 @@ use xray_projector::ProjectionGeometry;
 /// radiograph's.
 pub const HEAD_KVP: f64 = 80.0;
 
+/// The anode angle when --anode-angle is not given, degrees.
+const DEFAULT_ANODE_ANGLE: f64 = 12.0;
+
+/// The filtration when --filter is not given: a typical total filtration.
+const DEFAULT_FILTER: &str = "2.5mm-al";
+
+/// The tube charge when --mas is not given.
+const DEFAULT_MAS: f64 = 4.0;
+
 /// The detector's absorbing layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DetectorName {
@@ -35,23 +44,13 @@ pub struct BeamArgs {
     /// told.
     #[arg(long, value_name = "KV", allow_negative_numbers = true)]
     kvp: Option<f64>,
-    /// Anode angle of the tube, degrees (8-20).
-    #[arg(
-        long,
-        value_name = "DEG",
-        default_value_t = 12.0,
-        allow_negative_numbers = true
-    )]
-    anode_angle: f64,
+    /// Anode angle of the tube, degrees (8-20) [default: 12].
+    #[arg(long, value_name = "DEG", allow_negative_numbers = true)]
+    anode_angle: Option<f64>,
     /// Beam filtration, comma-separated THICKNESSmm-MATERIAL (al, cu, or any
-    /// material), or none.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "2.5mm-al"
-    )]
-    filter: Vec<String>,
+    /// material), or none [default: 2.5mm-al].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    filter: Option<Vec<String>>,
     /// Use this spectrum instead of a tube's: a CSV of keV and photons per cm^2 per mAs
     /// at 100 cm (the filters still apply).
     #[arg(long, value_name = "FILE.csv", conflicts_with = "kvp")]
@@ -69,10 +68,13 @@ impl BeamArgs {
         let mut spectrum = match &self.spectrum {
             Some(path) => Spectrum::from_csv(path)
                 .with_context(|| format!("--spectrum {}", path.display()))?,
-            None => Spectrum::tube(self.kvp.unwrap_or(default_kvp), self.anode_angle)
-                .context("--kvp/--anode-angle")?,
+            None => Spectrum::tube(
+                self.kvp.unwrap_or(default_kvp),
+                self.anode_angle.unwrap_or(DEFAULT_ANODE_ANGLE),
+            )
+            .context("--kvp/--anode-angle")?,
         };
-        for text in &self.filter {
+        for text in &self.filters() {
             if let Some((material, mm)) = parse_filter(text)? {
                 spectrum = spectrum.filtered(material, mm).context("--filter")?;
             }
@@ -86,7 +88,25 @@ impl BeamArgs {
             (Some(path), _) => path.display().to_string(),
             (None, kvp) => format!("{} kV", kvp.unwrap_or(default_kvp)),
         };
-        format!("{source} through {}", self.filter.join("+"))
+        format!("{source} through {}", self.filters().join("+"))
+    }
+
+    /// --filter, or its default.
+    fn filters(&self) -> Vec<String> {
+        self.filter
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_FILTER.to_string()])
+    }
+
+    /// The options given on the command line, by name.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--anode-angle", self.anode_angle.is_some()),
+            ("--filter", self.filter.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
     }
 }
 
@@ -95,54 +115,29 @@ impl BeamArgs {
 pub struct PhysicsArgs {
     #[command(flatten)]
     beam: BeamArgs,
-    /// The detector's scintillator.
-    #[arg(long, value_enum, default_value_t = DetectorName::Csi)]
-    detector: DetectorName,
+    /// The detector's scintillator [default: csi].
+    #[arg(long, value_enum)]
+    detector: Option<DetectorName>,
     /// Count photons (a photon-counting detector) instead of integrating their energy.
     #[arg(long)]
     counting: bool,
     /// Tube charge, mAs: photons per pixel follow from the spectrum, the pixel's area
-    /// and its distance from the source.
-    #[arg(
-        long,
-        value_name = "MAS",
-        default_value_t = 4.0,
-        allow_negative_numbers = true
-    )]
-    mas: f64,
+    /// and its distance from the source [default: 4].
+    #[arg(long, value_name = "MAS", allow_negative_numbers = true)]
+    mas: Option<f64>,
     /// Standard deviation of the detector's electronic noise (output units; with
-    /// --noise-seed).
-    #[arg(
-        long,
-        value_name = "SIGMA",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    electronic_noise: f64,
-    /// Standard deviation of the detector's blur, pixels.
-    #[arg(
-        long,
-        value_name = "PIXELS",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    blur: f64,
-    /// Detector gain (output per keV, or per count with --counting).
-    #[arg(
-        long,
-        value_name = "GAIN",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
-    gain: f64,
-    /// Detector offset (dark signal).
-    #[arg(
-        long,
-        value_name = "OFFSET",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    offset: f64,
+    /// --noise-seed) [default: 0].
+    #[arg(long, value_name = "SIGMA", allow_negative_numbers = true)]
+    electronic_noise: Option<f64>,
+    /// Standard deviation of the detector's blur, pixels [default: 0].
+    #[arg(long, value_name = "PIXELS", allow_negative_numbers = true)]
+    blur: Option<f64>,
+    /// Detector gain (output per keV, or per count with --counting) [default: 1].
+    #[arg(long, value_name = "GAIN", allow_negative_numbers = true)]
+    gain: Option<f64>,
+    /// Detector offset (dark signal) [default: 0].
+    #[arg(long, value_name = "OFFSET", allow_negative_numbers = true)]
+    offset: Option<f64>,
     /// Write the detector's output (gain x signal + offset) instead of the
     /// flat-field-corrected radiograph -ln((signal - offset) / (flat - offset)).
     #[arg(long)]
@@ -153,6 +148,27 @@ impl PhysicsArgs {
     /// Whether a spectrum was asked for.
     pub fn requested(&self) -> bool {
         self.beam.requested()
+    }
+
+    /// The model's options given on the command line, by name: refused where no
+    /// model runs.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut names = self.beam.given();
+        names.extend(
+            [
+                ("--detector", self.detector.is_some()),
+                ("--counting", self.counting),
+                ("--mas", self.mas.is_some()),
+                ("--electronic-noise", self.electronic_noise.is_some()),
+                ("--blur", self.blur.is_some()),
+                ("--gain", self.gain.is_some()),
+                ("--offset", self.offset.is_some()),
+                ("--raw-signal", self.raw_signal),
+            ]
+            .into_iter()
+            .filter_map(|(name, given)| given.then_some(name)),
+        );
+        names
     }
 
     /// One line on the model for the report: kV, filters, detector, mAs, mean energy
@@ -169,15 +185,15 @@ impl PhysicsArgs {
         format!(
             "{}, {:?} detector{}, {} mAs{beam}",
             self.beam.describe(default_kvp),
-            self.detector,
+            self.detector.unwrap_or(DetectorName::Csi),
             if self.counting { " (counting)" } else { "" },
-            self.mas
+            self.mas.unwrap_or(DEFAULT_MAS)
         )
     }
 
     /// The model for `absorbers`.
     pub fn model(&self, absorbers: Vec<Absorber>, default_kvp: f64) -> Result<RadiographModel> {
-        let mut detector = match self.detector {
+        let mut detector = match self.detector.unwrap_or(DetectorName::Csi) {
             DetectorName::Csi => Detector::flat_panel(Scintillator::csi()),
             DetectorName::Gos => Detector::flat_panel(Scintillator::gos()),
             DetectorName::Ideal => Detector {
@@ -188,15 +204,17 @@ impl PhysicsArgs {
         if self.counting {
             detector.response = Response::PhotonCounting;
         }
-        detector.gain = self.gain;
-        detector.offset = self.offset;
-        detector.electronic_noise = self.electronic_noise;
-        detector.blur_pixels = self.blur;
+        detector.gain = self.gain.unwrap_or(1.0);
+        detector.offset = self.offset.unwrap_or(0.0);
+        detector.electronic_noise = self.electronic_noise.unwrap_or(0.0);
+        detector.blur_pixels = self.blur.unwrap_or(0.0);
         RadiographModel::new(
             &self.beam.spectrum(default_kvp)?,
             absorbers,
             detector,
-            Exposure::TubeCurrent { mas: self.mas },
+            Exposure::TubeCurrent {
+                mas: self.mas.unwrap_or(DEFAULT_MAS),
+            },
         )
         .context("the detector and exposure options")
     }

@@ -91,6 +91,11 @@ impl CommonArgs {
             Input::Attenuation(..) if self.noise_seed.is_some() && self.i0.is_none() => {
                 bail!("--noise-seed needs --i0 (or a polychromatic model: --kvp with materials)")
             }
+            Input::Attenuation(..) if !self.physics.given().is_empty() => bail!(
+                "{} set the polychromatic model, which runs with --kvp on the built-in head \
+                 or a CT with --hu",
+                self.physics.given().join(", ")
+            ),
             _ => Ok(()),
         }
     }
@@ -284,8 +289,15 @@ pub fn project(args: ProjectArgs) -> Result<()> {
 fn project_streamed(args: &ProjectArgs, max_memory: u64) -> Result<()> {
     use xray_projector::io::{NpyStream, SlabSource};
     format_of(&args.out, &[Format::Npy]).context("--max-memory writes .npy only")?;
-    if args.common.i0.is_some() || args.common.physics.requested() {
-        bail!("--max-memory writes line integrals: --i0 and --kvp are not available with it");
+    if args.common.i0.is_some()
+        || args.common.noise_seed.is_some()
+        || args.common.physics.requested()
+        || !args.common.physics.given().is_empty()
+    {
+        bail!(
+            "--max-memory writes line integrals: --i0, --noise-seed and the polychromatic \
+             model's options are not available with it"
+        );
     }
     let path = args
         .volume
