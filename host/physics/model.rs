@@ -253,26 +253,48 @@ impl RadiographModel {
                 blur.apply_adjoint(image);
             }
         }
+        // One pass: every absorber's derivative from the same exponentials.
         let count = self.absorbers.len();
+        let (rows, cols) = (geometry.rows, geometry.cols);
+        let per_row: Vec<Vec<f32>> = (0..geometry.views.len() * rows)
+            .into_par_iter()
+            .map(|line_index| {
+                let (view, row) = (line_index / rows, line_index % rows);
+                let mut out = vec![0.0f32; count * cols];
+                let mut sums = vec![0.0f64; count];
+                for col in 0..cols {
+                    let at = [view, row, col];
+                    let weight = f64::from(ybar[at]);
+                    if weight == 0.0 {
+                        continue;
+                    }
+                    let values = pixel_values(projections, at);
+                    sums.fill(0.0);
+                    for line in &self.lines {
+                        let t = line.detected * line.weight * (-exponent(&values, line)).exp();
+                        for (sum, k) in sums.iter_mut().zip(&line.coefficients) {
+                            *sum += t * k;
+                        }
+                    }
+                    let scale = -weight * self.exposure_of(geometry, view, row, col);
+                    for (m, sum) in sums.iter().enumerate() {
+                        out[m * cols + col] = (scale * sum) as f32;
+                    }
+                }
+                out
+            })
+            .collect();
         let mut gradients = Vec::with_capacity(count);
         for m in 0..count {
-            gradients.push(self.pixels(geometry, |_, at, g| {
-                let weight = f64::from(ybar[at]);
-                if weight == 0.0 {
-                    return 0.0;
+            let mut data = crate::alloc::reserved(geometry.ray_count()?, "a gradient")?;
+            for row in &per_row {
+                data.extend_from_slice(&row[m * cols..(m + 1) * cols]);
+            }
+            gradients.push(Array3::from_shape_vec(geometry.shape(), data).map_err(|e| {
+                Error::InvalidParameter {
+                    name: "gradient",
+                    reason: e.to_string(),
                 }
-                let values = pixel_values(projections, at);
-                let derivative: f64 = self
-                    .lines
-                    .iter()
-                    .map(|line| {
-                        line.detected
-                            * line.weight
-                            * line.coefficients[m]
-                            * (-exponent(&values, line)).exp()
-                    })
-                    .sum();
-                -weight * g * derivative
             })?);
         }
         Ok(gradients)

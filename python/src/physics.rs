@@ -144,6 +144,21 @@ fn filtered(mut spectrum: Spectrum, filters: &[(String, f64)]) -> PyResult<Spect
     Ok(spectrum)
 }
 
+/// Each projection as an `ndarray` view (no copy).
+fn array_views<'a>(
+    projections: &'a [PyReadonlyArray3<'_, f32>],
+) -> Vec<ndarray::ArrayView3<'a, f32>> {
+    projections.iter().map(|p| p.as_array()).collect()
+}
+
+/// Volumes or projections handed to NumPy (no copy).
+fn to_numpy(py: Python<'_>, arrays: Vec<ndarray::Array3<f32>>) -> Vec<Bound<'_, PyArray3<f32>>> {
+    arrays
+        .into_iter()
+        .map(|a| PyArray3::from_owned_array(py, a))
+        .collect()
+}
+
 /// `[(name, density g/cm^3)]` of every material of the tables.
 #[pyfunction]
 fn materials() -> Vec<(String, f64)> {
@@ -221,12 +236,7 @@ fn segment_hu<'py>(
         .iter()
         .map(|m| m.name().to_string())
         .collect();
-    Ok((
-        maps.into_iter()
-            .map(|m| PyArray3::from_owned_array(py, m))
-            .collect(),
-        names,
-    ))
+    Ok((to_numpy(py, maps), names))
 }
 
 /// One density map per `(label, material, density)` of `assignments` from a label map.
@@ -254,12 +264,7 @@ fn segment_labels<'py>(
         .iter()
         .map(|a| a.material.name().to_string())
         .collect();
-    Ok((
-        maps.into_iter()
-            .map(|m| PyArray3::from_owned_array(py, m))
-            .collect(),
-        names,
-    ))
+    Ok((to_numpy(py, maps), names))
 }
 
 /// The built-in head's density maps on `grid`, with their material names.
@@ -273,12 +278,7 @@ fn head_phantom<'py>(py: Python<'py>, grid: GridArgs) -> PyResult<NamedMaps<'py>
         .iter()
         .map(|(m, _)| m.name().to_string())
         .collect();
-    Ok((
-        maps.into_iter()
-            .map(|m| PyArray3::from_owned_array(py, m))
-            .collect(),
-        names,
-    ))
+    Ok((to_numpy(py, maps), names))
 }
 
 /// The model from its Python parts.
@@ -327,7 +327,7 @@ fn radiograph<'py>(
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let geometry = args::geometry(&vectors, rows, cols, beam)?;
     let model = model(&absorbers, &energies, &photons, &detector, mas)?;
-    let views: Vec<_> = projections.iter().map(|p| p.as_array()).collect();
+    let views = array_views(&projections);
     let out = py
         .detach(|| match (mode, seed) {
             ("expected", _) => Ok(model.expected(&views, &geometry)),
@@ -359,13 +359,10 @@ fn radiograph_vjp<'py>(
 ) -> PyResult<Vec<Bound<'py, PyArray3<f32>>>> {
     let geometry = args::geometry(&vectors, rows, cols, beam)?;
     let model = model(&absorbers, &energies, &photons, &detector, mas)?;
-    let views: Vec<_> = projections.iter().map(|p| p.as_array()).collect();
+    let views = array_views(&projections);
     let upstream = upstream.as_array();
     let gradients = py
         .detach(|| model.vjp(&views, &geometry, upstream))
         .map_err(to_python)?;
-    Ok(gradients
-        .into_iter()
-        .map(|g| PyArray3::from_owned_array(py, g))
-        .collect())
+    Ok(to_numpy(py, gradients))
 }

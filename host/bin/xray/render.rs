@@ -233,17 +233,8 @@ pub fn project(args: ProjectArgs) -> Result<()> {
             let start = Instant::now();
             let signal = args.common.render(&materials, &projector, &geometry)?;
             outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?;
-            eprintln!(
-                "wrote {} ({} views of {} x {}, {:?} on {}{}, {:.2} s)",
-                args.out.display(),
-                geometry.views.len(),
-                geometry.rows,
-                geometry.cols,
-                args.common.method,
-                projector.backend(),
-                args.common.describe(&materials),
-                start.elapsed().as_secs_f64()
-            );
+            let detail = args.common.describe(&materials);
+            report_stack(&args, &geometry, &projector, &detail, start.elapsed());
             return Ok(());
         }
     };
@@ -271,18 +262,29 @@ pub fn project(args: ProjectArgs) -> Result<()> {
     let elapsed = start.elapsed();
     let signal = args.common.detector_signal(p)?;
     outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?;
+    let detail = ranks::on_ranks(comm.as_deref());
+    report_stack(&args, &geometry, &projector, &detail, elapsed);
+    Ok(())
+}
+
+/// The line `xray project` prints once the stack is written.
+fn report_stack(
+    args: &ProjectArgs,
+    geometry: &xray_projector::ProjectionGeometry,
+    projector: &xray_projector::Projector,
+    detail: &str,
+    elapsed: std::time::Duration,
+) {
     eprintln!(
-        "wrote {} ({} views of {} x {}, {:?} on {}{}, {:.2} s)",
+        "wrote {} ({} views of {} x {}, {:?} on {}{detail}, {:.2} s)",
         args.out.display(),
         geometry.views.len(),
         geometry.rows,
         geometry.cols,
         args.common.method,
         projector.backend(),
-        ranks::on_ranks(comm.as_deref()),
         elapsed.as_secs_f64()
     );
-    Ok(())
 }
 
 /// `xray project --max-memory`: the volume by slabs, the projections by batches.
