@@ -10,6 +10,9 @@
 //! * [`Detector`], [`RadiographModel`]: what the detector records from one
 //!   projection per material, with Poisson and electronic noise and blur; its
 //!   vector-Jacobian product.
+//! * [`Scatter`]: scatter from the object by scatter kernel superposition on
+//!   water-equivalent thickness, with Monte Carlo kernels of water slabs
+//!   (`scripts/make-scatter-kernels.py`), off unless a model is given it.
 //! * [`project_maps`] and [`map_gradients`]: the model with a [`Projector`] on either
 //!   side, for whole volumes.
 //!
@@ -40,6 +43,9 @@
 mod detector;
 mod material;
 mod model;
+mod scatter;
+#[cfg(test)]
+mod scatter_tests;
 pub mod segmentation;
 mod spectrum;
 mod tables;
@@ -49,6 +55,7 @@ mod tests;
 pub use detector::{Detector, Response, Scintillator, MAX_BLUR_PIXELS};
 pub use material::Material;
 pub use model::{Absorber, Exposure, RadiographModel};
+pub use scatter::{Scatter, MAX_GRID as MAX_SCATTER_GRID};
 pub use spectrum::{Line, Spectrum, KVP_RANGE, MAX_LINES};
 pub use tables::{bin_centre_kev, BINS, ENERGY_RANGE_KEV};
 

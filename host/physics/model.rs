@@ -26,6 +26,7 @@ use rayon::prelude::*;
 
 use super::detector::{Blur, Detector};
 use super::material::Material;
+use super::scatter::{Scatter, ScatterImage, ScatterKernels, ScatterLine};
 use super::spectrum::Spectrum;
 use crate::error::{Error, Result};
 use crate::geometry::{Beam, ProjectionGeometry};
@@ -59,6 +60,10 @@ pub enum Exposure {
 /// One energy of the model, precomputed.
 #[derive(Clone, Debug)]
 struct Line {
+    /// keV.
+    energy_kev: f64,
+    /// The spectrum's photons (per unit of exposure).
+    photons: f64,
     /// Detected photons per unit of exposure: fluence times efficiency.
     detected: f64,
     /// Signal per detected photon.
@@ -75,6 +80,7 @@ pub struct RadiographModel {
     detector: Detector,
     exposure: Exposure,
     lines: Vec<Line>,
+    scatter: Option<ScatterKernels>,
 }
 
 impl RadiographModel {
@@ -118,6 +124,8 @@ impl RadiographModel {
                     })
                     .collect::<Result<Vec<f64>>>()?;
                 Ok(Line {
+                    energy_kev: line.energy_kev,
+                    photons: line.photons,
                     detected: line.photons * efficiency,
                     weight,
                     coefficients,
@@ -129,7 +137,58 @@ impl RadiographModel {
             detector,
             exposure,
             lines,
+            scatter: None,
         })
+    }
+
+    /// The same model with scatter from the object added to every radiograph it
+    /// makes (scatter kernel superposition; see [`Scatter`]). The flat field has
+    /// none (nothing is in the beam), and [`RadiographModel::vjp`] refuses it.
+    ///
+    /// # Errors
+    /// The detector's errors at the scattered photons' energies.
+    pub fn with_scatter(mut self, scatter: Scatter) -> Result<RadiographModel> {
+        let lines: Vec<ScatterLine> = self
+            .lines
+            .iter()
+            .map(|l| ScatterLine {
+                energy_kev: l.energy_kev,
+                photons: l.photons,
+            })
+            .collect();
+        self.scatter = Some(ScatterKernels::new(scatter, &lines, &self.detector)?);
+        Ok(self)
+    }
+
+    /// The same model without scatter: the primary image.
+    pub fn without_scatter(mut self) -> RadiographModel {
+        self.scatter = None;
+        self
+    }
+
+    /// The scatter settings, if the model adds scatter.
+    pub fn scatter(&self) -> Option<Scatter> {
+        self.scatter.as_ref().map(ScatterKernels::settings)
+    }
+
+    /// The noise-free scatter alone, in the units of the signal before the detector's
+    /// gain, blur and offset (what [`RadiographModel::expected`] adds to the primary).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if the model has no scatter; otherwise as
+    /// [`RadiographModel::expected`].
+    pub fn scatter_estimate(
+        &self,
+        projections: &[ArrayView3<f32>],
+        geometry: &ProjectionGeometry,
+    ) -> Result<Array3<f32>> {
+        self.check(projections, geometry)?;
+        let images = self.scatter_images(projections, geometry)?;
+        let mut out = crate::alloc::zeroed_array(geometry.shape(), "the scatter estimate")?;
+        for (mut view, image) in out.axis_iter_mut(Axis(0)).zip(&images) {
+            view.zip_mut_with(&image.signal, |o, s| *o = *s as f32);
+        }
+        Ok(out)
     }
 
     /// The absorbers, in the order their projections are given.
@@ -157,6 +216,12 @@ impl RadiographModel {
         self.check(projections, geometry)?;
         let mut signal =
             self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
+        if self.scatter.is_some() {
+            let images = self.scatter_images(projections, geometry)?;
+            for (mut view, image) in signal.axis_iter_mut(Axis(0)).zip(&images) {
+                view.zip_mut_with(&image.signal, |o, s| *o = (f64::from(*o) + s) as f32);
+            }
+        }
         self.finish(&mut signal, None);
         Ok(signal)
     }
@@ -164,8 +229,11 @@ impl RadiographModel {
     /// The output of a detector that is exposed once: Poisson-distributed photons per
     /// energy (so an energy-integrating detector's compound Poisson statistics are
     /// exact), then blur, gain and offset, then Gaussian electronic noise. Row `r`
-    /// of view `k` draws from ChaCha8 streams of `seed` numbered from `k * rows + r`,
-    /// so the result depends on `seed` only, not on the number of threads.
+    /// of view `k` draws its photons from ChaCha8 stream `k * rows + r` of `seed`, its
+    /// electronic noise from stream `n + k * rows + r` and its scattered photons (a
+    /// Poisson count per pixel, each carrying the scatter's mean signal per photon)
+    /// from stream `2 n + k * rows + r`, `n` being the number of rows of all views; so
+    /// the result depends on `seed` only, not on the number of threads.
     ///
     /// # Errors
     /// As [`RadiographModel::expected`]; [`Error::InvalidParameter`] when a pixel
@@ -213,6 +281,10 @@ impl RadiographModel {
                     .into(),
             });
         }
+        if self.scatter.is_some() {
+            let images = self.scatter_images(projections, geometry)?;
+            self.add_sampled_scatter(&mut signal, &images, seed, 2 * lines_total)?;
+        }
         self.finish(&mut signal, Some((seed, lines_total)));
         Ok(signal)
     }
@@ -246,6 +318,14 @@ impl RadiographModel {
     ) -> Result<Vec<Array3<f32>>> {
         self.check(projections, geometry)?;
         check_shape("upstream gradient", upstream.shape(), geometry)?;
+        if self.scatter.is_some() {
+            return Err(Error::InvalidParameter {
+                name: "scatter",
+                reason: "the gradient is of the primary model only: fit with \
+                         `without_scatter()`, or subtract a scatter estimate from the data"
+                    .into(),
+            });
+        }
         // Through the gain and the blur (offset: constant).
         let mut ybar = upstream.mapv(|y| (f64::from(y) * self.detector.gain) as f32);
         if let Some(blur) = Blur::new(self.detector.blur_pixels) {
@@ -298,6 +378,84 @@ impl RadiographModel {
             })?);
         }
         Ok(gradients)
+    }
+
+    /// The scatter estimate of every view (the model must have scatter).
+    fn scatter_images(
+        &self,
+        projections: &[ArrayView3<f32>],
+        geometry: &ProjectionGeometry,
+    ) -> Result<Vec<ScatterImage>> {
+        let Some(kernels) = &self.scatter else {
+            return Err(Error::InvalidParameter {
+                name: "scatter",
+                reason: "this model adds no scatter (see `with_scatter`)".into(),
+            });
+        };
+        let flat: f64 = self.lines.iter().map(|l| l.detected * l.weight).sum();
+        let (rows, cols) = (geometry.rows, geometry.cols);
+        (0..geometry.views.len())
+            .into_par_iter()
+            .map(|view| {
+                let exposure = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
+                    self.exposure_of(geometry, view, r, c)
+                });
+                let transmission = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
+                    if flat > 0.0 {
+                        self.quantum_mean(projections, [view, r, c]) / flat
+                    } else {
+                        1.0
+                    }
+                });
+                let v = &geometry.views[view];
+                kernels.estimate(exposure.view(), transmission.view(), v.u, v.v)
+            })
+            .collect()
+    }
+
+    /// Adds one draw of the scattered photons to `signal`, row `i` (over all views)
+    /// from ChaCha8 stream `first_stream + i` of `seed`.
+    fn add_sampled_scatter(
+        &self,
+        signal: &mut Array3<f32>,
+        images: &[ScatterImage],
+        seed: u64,
+        first_stream: u64,
+    ) -> Result<()> {
+        let rows = signal.len_of(Axis(1));
+        let unsampled = AtomicBool::new(false);
+        signal
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .zip(images)
+            .enumerate()
+            .for_each(|(view, (mut out, image))| {
+                for (row, mut pixels) in out.axis_iter_mut(Axis(0)).enumerate() {
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    rng.set_stream(first_stream + (view * rows + row) as u64);
+                    for (col, value) in pixels.iter_mut().enumerate() {
+                        let (mean, signal) = (image.photons[[row, col]], image.signal[[row, col]]);
+                        if mean > 0.0 {
+                            match Poisson::new(mean) {
+                                Ok(d) => {
+                                    let count: f64 = d.sample(&mut rng);
+                                    *value = (f64::from(*value) + count * signal / mean) as f32;
+                                }
+                                Err(_) => unsampled.store(true, Ordering::Relaxed),
+                            }
+                        }
+                    }
+                }
+            });
+        if unsampled.load(Ordering::Relaxed) {
+            return Err(Error::InvalidParameter {
+                name: "exposure",
+                reason: "a pixel expects more scattered photons than Poisson sampling \
+                         takes (1.8e19): lower the dose"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// The mean signal of pixel `at` per unit of exposure.
@@ -467,7 +625,7 @@ fn check_shape(what: &'static str, shape: &[usize], geometry: &ProjectionGeometr
     }
 }
 
-fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+pub(super) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],
@@ -479,6 +637,6 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-fn norm(a: [f64; 3]) -> f64 {
+pub(super) fn norm(a: [f64; 3]) -> f64 {
     dot(a, a).sqrt()
 }
