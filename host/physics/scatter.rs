@@ -39,8 +39,9 @@ use rustfft::{Fft, FftPlanner};
 
 use super::detector::Detector;
 use super::material::Material;
-use super::model::{cross, norm};
+use super::model::{cross, dot, norm};
 use crate::error::{Error, Result};
+use crate::geometry::{ProjectionGeometry, VolumeGeometry};
 
 /// The Monte Carlo's kernels (`scatter-kernels.csv`).
 const KERNELS_CSV: &str = include_str!("../../data/physics/scatter-kernels.csv");
@@ -218,6 +219,39 @@ impl Scatter {
     /// The air gap, mm.
     pub fn air_gap_mm(&self) -> f64 {
         self.air_gap_mm
+    }
+
+    /// Scatter with the air gap between `grid`'s box and the detector: over the
+    /// views, the least distance from the box's far side (along the detector's
+    /// normal) to the detector plane, held within the kernels' range. A box with air
+    /// around the body gives a gap a little short of the body's (so a little more
+    /// scatter); give the gap with [`Scatter::new`] where it is known.
+    pub fn behind(grid: &VolumeGeometry, geometry: &ProjectionGeometry) -> Scatter {
+        let centre = grid.centre();
+        let axes = [0, 1, 2].map(|a| {
+            let direction = [0, 1, 2].map(|r| grid.direction[r][a]);
+            let size = grid.shape[2 - a] as f64 * grid.spacing[a];
+            (direction, size)
+        });
+        let gap = geometry
+            .views
+            .iter()
+            .map(|v| {
+                let n = cross(v.u, v.v);
+                let length = norm(n);
+                let n = n.map(|x| x / length);
+                let to_detector = dot(n, [0, 1, 2].map(|a| v.detector[a] - centre[a])).abs();
+                let half: f64 = axes
+                    .iter()
+                    .map(|(d, size)| 0.5 * size * dot(n, *d).abs())
+                    .sum();
+                to_detector - half
+            })
+            .fold(f64::INFINITY, f64::min);
+        let gap = if gap.is_finite() { gap } else { 0.0 };
+        Scatter {
+            air_gap_mm: gap.clamp(0.0, Self::MAX_AIR_GAP_MM),
+        }
     }
 }
 

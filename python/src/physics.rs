@@ -7,7 +7,7 @@ use numpy::{PyArray1, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyAr
 use pyo3::prelude::*;
 use xray_projector::phantom::MaterialPhantom;
 use xray_projector::physics::{
-    segmentation, Absorber, Detector, Exposure, Line, Material, RadiographModel, Response,
+    segmentation, Absorber, Detector, Exposure, Line, Material, RadiographModel, Response, Scatter,
     Scintillator, Spectrum,
 };
 
@@ -307,7 +307,9 @@ fn model(
 }
 
 /// The detector's output for one projection per absorber: `mode` `"expected"`,
-/// `"sample"` (one exposure from `seed`) or `"flat"` (nothing in the beam).
+/// `"sample"` (one exposure from `seed`), `"flat"` (nothing in the beam) or
+/// `"scatter"` (the scatter estimate alone); with scatter from the object when
+/// `air_gap` (mm) is given.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn radiograph<'py>(
@@ -324,16 +326,23 @@ fn radiograph<'py>(
     beam: &str,
     mode: &str,
     seed: Option<u64>,
+    air_gap: Option<f64>,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let geometry = args::geometry(&vectors, rows, cols, beam)?;
-    let model = model(&absorbers, &energies, &photons, &detector, mas)?;
+    let mut model = model(&absorbers, &energies, &photons, &detector, mas)?;
+    if let Some(gap) = air_gap {
+        model = model
+            .with_scatter(Scatter::new(gap).map_err(to_python)?)
+            .map_err(to_python)?;
+    }
     let views = array_views(&projections);
     let out = py
         .detach(|| match (mode, seed) {
             ("expected", _) => Ok(model.expected(&views, &geometry)),
             ("sample", Some(seed)) => Ok(model.sample(&views, &geometry, seed)),
             ("flat", _) => Ok(model.flat_field(&geometry)),
-            _ => Err(format!("mode {mode:?} (with seed {seed:?}) is not one of expected, sample (with a seed), flat")),
+            ("scatter", _) => Ok(model.scatter_estimate(&views, &geometry)),
+            _ => Err(format!("mode {mode:?} (with seed {seed:?}) is not one of expected, sample (with a seed), flat, scatter")),
         })
         .map_err(value_error)?
         .map_err(to_python)?;

@@ -129,3 +129,28 @@ def test_label_maps_become_density_maps():
     assert np.array_equal(body.maps[1], np.array([[[0, 0, 1.9, 0]]], np.float32))
     with pytest.raises(ValueError, match="holds 2"):
         physics.MaterialVolume.from_labels(xp.Volume(labels), {1: ("soft_tissue", 1.05)})
+
+
+def test_scatter_is_the_clis_and_adds_the_estimate_to_the_primary(xray_cli, tmp_path):
+    options = ["drr", "--size", "32", "--det", "24x24", "--pixel", "12", "--kvp", "100",
+               "--mas", "2", "--scatter", "--air-gap", "300", "--raw-signal"]
+    xray_cli(*options, "--out", tmp_path / "scatter.npy")
+    head = physics.MaterialVolume.head(32)
+    geometry = xp.Geometry.circular(1000, 1500, 1, (24, 24), 12.0)
+    beam = physics.Spectrum.tube(100, filters=[("al", 2.5)])
+    total = physics.radiograph(head, geometry, beam, mas=2.0, log=False, backend="cpu",
+                               scatter_air_gap_mm=300)[0]
+    assert np.array_equal(total, np.load(tmp_path / "scatter.npy"))
+    primary = physics.radiograph(head, geometry, beam, mas=2.0, log=False, backend="cpu")[0]
+    scatter = physics.scatter_estimate(head, geometry, beam, 300.0, mas=2.0, backend="cpu")[0]
+    assert scatter.min() > 0
+    np.testing.assert_allclose(total, primary.astype(np.float64) + scatter, rtol=1e-5)
+    # Scatter lowers the log image's contrast: the skull's shadow is less deep.
+    log_with = physics.radiograph(head, geometry, beam, mas=2.0, backend="cpu",
+                                  scatter_air_gap_mm=300)[0]
+    log_without = physics.radiograph(head, geometry, beam, mas=2.0, backend="cpu")[0]
+    assert log_with.max() < log_without.max()
+    with pytest.raises(ValueError, match="air gap"):
+        physics.scatter_estimate(head, geometry, beam, 900.0, backend="cpu")
+    with pytest.raises(TypeError, match="air gap"):
+        physics.radiograph(head, geometry, beam, scatter_air_gap_mm=True, backend="cpu")

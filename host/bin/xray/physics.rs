@@ -7,9 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ndarray::{Array3, ArrayView3};
 use xray_projector::physics::{
-    Absorber, Detector, Exposure, Material, RadiographModel, Response, Scintillator, Spectrum,
+    Absorber, Detector, Exposure, Material, RadiographModel, Response, Scatter, Scintillator,
+    Spectrum,
 };
-use xray_projector::ProjectionGeometry;
+use xray_projector::{ProjectionGeometry, VolumeGeometry};
 
 /// The tube voltage of the built-in head when no --kvp is given: a lateral skull
 /// radiograph's.
@@ -142,6 +143,20 @@ pub struct PhysicsArgs {
     /// flat-field-corrected radiograph -ln((signal - offset) / (flat - offset)).
     #[arg(long)]
     pub raw_signal: bool,
+    /// Add scatter from the object: scatter kernel superposition on each ray's
+    /// water-equivalent thickness, with Monte Carlo kernels of water slabs (off by
+    /// default: the primary image).
+    #[arg(long)]
+    scatter: bool,
+    /// Air gap between the object and the detector for --scatter, mm (0 to 800)
+    /// [default: from the volume's box to the detector].
+    #[arg(
+        long,
+        value_name = "MM",
+        requires = "scatter",
+        allow_negative_numbers = true
+    )]
+    air_gap: Option<f64>,
 }
 
 impl PhysicsArgs {
@@ -164,6 +179,8 @@ impl PhysicsArgs {
                 ("--gain", self.gain.is_some()),
                 ("--offset", self.offset.is_some()),
                 ("--raw-signal", self.raw_signal),
+                ("--scatter", self.scatter),
+                ("--air-gap", self.air_gap.is_some()),
             ]
             .into_iter()
             .filter_map(|(name, given)| given.then_some(name)),
@@ -171,9 +188,9 @@ impl PhysicsArgs {
         names
     }
 
-    /// One line on the model for the report: kV, filters, detector, mAs, mean energy
-    /// and half-value layer.
-    pub fn summary(&self, default_kvp: f64) -> String {
+    /// One line on `model` for the report: kV, filters, detector, mAs, mean energy,
+    /// half-value layer and scatter.
+    pub fn summary(&self, model: &RadiographModel, default_kvp: f64) -> String {
         let beam = match self.beam.spectrum(default_kvp) {
             Ok(s) => format!(
                 ", mean {:.1} keV, HVL {:.2} mm Al",
@@ -182,8 +199,12 @@ impl PhysicsArgs {
             ),
             Err(_) => String::new(),
         };
+        let scatter = match model.scatter() {
+            Some(s) => format!(", scatter (air gap {:.0} mm)", s.air_gap_mm()),
+            None => String::new(),
+        };
         format!(
-            "{}, {:?} detector{}, {} mAs{beam}",
+            "{}, {:?} detector{}, {} mAs{beam}{scatter}",
             self.beam.describe(default_kvp),
             self.detector.unwrap_or(DetectorName::Csi),
             if self.counting { " (counting)" } else { "" },
@@ -191,8 +212,15 @@ impl PhysicsArgs {
         )
     }
 
-    /// The model for `absorbers`.
-    pub fn model(&self, absorbers: Vec<Absorber>, default_kvp: f64) -> Result<RadiographModel> {
+    /// The model for `absorbers` of `grid` seen by `geometry` (which set the air gap
+    /// of --scatter unless --air-gap does).
+    pub fn model(
+        &self,
+        absorbers: Vec<Absorber>,
+        default_kvp: f64,
+        grid: &VolumeGeometry,
+        geometry: &ProjectionGeometry,
+    ) -> Result<RadiographModel> {
         let mut detector = match self.detector.unwrap_or(DetectorName::Csi) {
             DetectorName::Csi => Detector::flat_panel(Scintillator::csi()),
             DetectorName::Gos => Detector::flat_panel(Scintillator::gos()),
@@ -208,7 +236,7 @@ impl PhysicsArgs {
         detector.offset = self.offset.unwrap_or(0.0);
         detector.electronic_noise = self.electronic_noise.unwrap_or(0.0);
         detector.blur_pixels = self.blur.unwrap_or(0.0);
-        RadiographModel::new(
+        let model = RadiographModel::new(
             &self.beam.spectrum(default_kvp)?,
             absorbers,
             detector,
@@ -216,7 +244,15 @@ impl PhysicsArgs {
                 mas: self.mas.unwrap_or(DEFAULT_MAS),
             },
         )
-        .context("the detector and exposure options")
+        .context("the detector and exposure options")?;
+        if !self.scatter {
+            return Ok(model);
+        }
+        let scatter = match self.air_gap {
+            Some(gap) => Scatter::new(gap).context("--air-gap")?,
+            None => Scatter::behind(grid, geometry),
+        };
+        model.with_scatter(scatter).context("--scatter")
     }
 
     /// The radiographs from one projection per absorber: the noise-free output, or one

@@ -100,29 +100,39 @@ impl CommonArgs {
         }
     }
 
-    /// What the detector records of `input`: line integrals, intensities with optional
-    /// noise, or the polychromatic model's radiographs.
+    /// What the detector records of `input` (line integrals, intensities with
+    /// optional noise, or the polychromatic model's radiographs), and what the report
+    /// line adds about the model.
     fn render(
         &self,
         input: &Input,
         projector: &xray_projector::Projector,
         geometry: &xray_projector::ProjectionGeometry,
-    ) -> Result<Array3<f32>> {
+    ) -> Result<(Array3<f32>, String)> {
         let method = self.method.into();
         match input {
             Input::Attenuation(volume, grid) => {
                 let p = projector
                     .forward(volume, grid, geometry, method)
                     .context("projecting")?;
-                self.detector_signal(p)
+                Ok((self.detector_signal(p)?, String::new()))
             }
             Input::Materials(maps, absorbers, grid) => {
-                let model = self.physics.model(absorbers.clone(), HEAD_KVP)?;
+                let model = self
+                    .physics
+                    .model(absorbers.clone(), HEAD_KVP, grid, geometry)?;
                 let projections =
                     xray_projector::physics::project_maps(projector, maps, grid, geometry, method)
                         .context("projecting the material maps")?;
-                self.physics
-                    .radiographs(&model, &projections, geometry, self.noise_seed)
+                let signal =
+                    self.physics
+                        .radiographs(&model, &projections, geometry, self.noise_seed)?;
+                let detail = format!(
+                    ", {} material maps, {}",
+                    maps.len(),
+                    self.physics.summary(&model, HEAD_KVP)
+                );
+                Ok((signal, detail))
             }
         }
     }
@@ -133,18 +143,6 @@ impl CommonArgs {
         match input {
             Input::Attenuation(..) => self.i0.is_some(),
             Input::Materials(..) => self.physics.raw_signal,
-        }
-    }
-
-    /// What the report line adds about the model.
-    fn describe(&self, input: &Input) -> String {
-        match input {
-            Input::Attenuation(..) => String::new(),
-            Input::Materials(maps, ..) => format!(
-                ", {} material maps, {}",
-                maps.len(),
-                self.physics.summary(HEAD_KVP)
-            ),
         }
     }
 
@@ -181,7 +179,7 @@ pub fn drr(args: DrrArgs) -> Result<()> {
     args.common.check(&input)?;
     let projector = projector(&args.common.backend)?;
     let start = Instant::now();
-    let signal = args.common.render(&input, &projector, &geometry)?;
+    let (signal, detail) = args.common.render(&input, &projector, &geometry)?;
     let elapsed = start.elapsed();
     match format {
         Format::Png => outputs::png(
@@ -201,7 +199,7 @@ pub fn drr(args: DrrArgs) -> Result<()> {
         geometry.cols,
         args.common.method,
         projector.backend(),
-        args.common.describe(&input),
+        detail,
         elapsed.as_secs_f64() * 1e3
     );
     Ok(())
@@ -231,9 +229,8 @@ pub fn project(args: ProjectArgs) -> Result<()> {
                 bail!("the polychromatic model is not available under mpirun yet: run it alone");
             }
             let start = Instant::now();
-            let signal = args.common.render(&materials, &projector, &geometry)?;
+            let (signal, detail) = args.common.render(&materials, &projector, &geometry)?;
             outputs::projections(&args.out, format, signal.view(), &geometry, overwrite)?;
-            let detail = args.common.describe(&materials);
             report_stack(&args, &geometry, &projector, &detail, start.elapsed());
             return Ok(());
         }
