@@ -7,6 +7,8 @@
 //!   integral over the 80 kV spectrum (78 energies after 2.5 mm Al) with a CsI detector.
 //! * `radiograph/polychromatic_80kv_noisy`: the same with one noisy exposure (a Poisson
 //!   sample per energy and pixel).
+//! * `radiograph/polychromatic_80kv_scatter`: `polychromatic_80kv` with scatter from
+//!   the object (kernel superposition, air gap 372 mm as `xray drr --scatter` sets it).
 //! * `radiograph/model_only_80kv`: the energy integral alone, from projections made
 //!   once.
 
@@ -15,7 +17,7 @@ use ndarray::{Array3, ArrayView3};
 use xray_projector::intensity::beer_lambert;
 use xray_projector::phantom::MaterialPhantom;
 use xray_projector::physics::{
-    project_maps, Detector, Exposure, Material, RadiographModel, Scintillator, Spectrum,
+    project_maps, Detector, Exposure, Material, RadiographModel, Scatter, Scintillator, Spectrum,
 };
 use xray_projector::{Backend, CircularScan, Method, Projector, VolumeGeometry};
 
@@ -74,6 +76,20 @@ fn radiographs(c: &mut Criterion) {
                 .expect("the projections run");
             let views: Vec<ArrayView3<f32>> = p.iter().map(|a| a.view()).collect();
             model.sample(&views, &geometry, 1).expect("the model runs")
+        })
+    });
+    let scattering = model
+        .clone()
+        .with_scatter(Scatter::behind(&grid, &geometry))
+        .expect("the detector covers the scattered energies");
+    group.bench_function("polychromatic_80kv_scatter", |b| {
+        b.iter(|| {
+            let p = project_maps(&projector, &maps, &grid, &geometry, method)
+                .expect("the projections run");
+            let views: Vec<ArrayView3<f32>> = p.iter().map(|a| a.view()).collect();
+            scattering
+                .expected(&views, &geometry)
+                .expect("the model runs")
         })
     });
     let p = project_maps(&projector, &maps, &grid, &geometry, method).expect("the projections run");

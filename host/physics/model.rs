@@ -26,7 +26,9 @@ use rayon::prelude::*;
 
 use super::detector::{Blur, Detector};
 use super::material::Material;
-use super::scatter::{Scatter, ScatterImage, ScatterKernels, ScatterLine};
+use super::scatter::{
+    Scatter, ScatterImage, ScatterKernels, ScatterLine, ViewKernels as ScatterSpectra,
+};
 use super::spectrum::Spectrum;
 use crate::error::{Error, Result};
 use crate::geometry::{Beam, ProjectionGeometry};
@@ -183,7 +185,8 @@ impl RadiographModel {
         geometry: &ProjectionGeometry,
     ) -> Result<Array3<f32>> {
         self.check(projections, geometry)?;
-        let images = self.scatter_images(projections, geometry)?;
+        let primary = self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
+        let images = self.scatter_images(&primary, geometry, false)?;
         let mut out = crate::alloc::zeroed_array(geometry.shape(), "the scatter estimate")?;
         for (mut view, image) in out.axis_iter_mut(Axis(0)).zip(&images) {
             view.zip_mut_with(&image.signal, |o, s| *o = *s as f32);
@@ -217,7 +220,7 @@ impl RadiographModel {
         let mut signal =
             self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
         if self.scatter.is_some() {
-            let images = self.scatter_images(projections, geometry)?;
+            let images = self.scatter_images(&signal, geometry, false)?;
             for (mut view, image) in signal.axis_iter_mut(Axis(0)).zip(&images) {
                 view.zip_mut_with(&image.signal, |o, s| *o = (f64::from(*o) + s) as f32);
             }
@@ -282,7 +285,9 @@ impl RadiographModel {
             });
         }
         if self.scatter.is_some() {
-            let images = self.scatter_images(projections, geometry)?;
+            let primary =
+                self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
+            let images = self.scatter_images(&primary, geometry, true)?;
             self.add_sampled_scatter(&mut signal, &images, seed, 2 * lines_total)?;
         }
         self.finish(&mut signal, Some((seed, lines_total)));
@@ -380,11 +385,14 @@ impl RadiographModel {
         Ok(gradients)
     }
 
-    /// The scatter estimate of every view (the model must have scatter).
+    /// The scatter estimate of every view (the model must have scatter), from the
+    /// noise-free primary signal `primary` (before gain, blur and offset); with the
+    /// detected photons when `photons` (to sample them).
     fn scatter_images(
         &self,
-        projections: &[ArrayView3<f32>],
+        primary: &Array3<f32>,
         geometry: &ProjectionGeometry,
+        photons: bool,
     ) -> Result<Vec<ScatterImage>> {
         let Some(kernels) = &self.scatter else {
             return Err(Error::InvalidParameter {
@@ -394,6 +402,18 @@ impl RadiographModel {
         };
         let flat: f64 = self.lines.iter().map(|l| l.detected * l.weight).sum();
         let (rows, cols) = (geometry.rows, geometry.cols);
+        // One set of kernel spectra per pixel shape (one for a circular scan).
+        let mut spectra: Vec<ScatterSpectra> = Vec::new();
+        let mut which = Vec::with_capacity(geometry.views.len());
+        for v in &geometry.views {
+            match spectra.iter().position(|k| k.fits(rows, cols, v.u, v.v)) {
+                Some(k) => which.push(k),
+                None => {
+                    spectra.push(kernels.spectra(rows, cols, v.u, v.v, photons)?);
+                    which.push(spectra.len() - 1);
+                }
+            }
+        }
         (0..geometry.views.len())
             .into_par_iter()
             .map(|view| {
@@ -401,14 +421,14 @@ impl RadiographModel {
                     self.exposure_of(geometry, view, r, c)
                 });
                 let transmission = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
-                    if flat > 0.0 {
-                        self.quantum_mean(projections, [view, r, c]) / flat
+                    let expected = exposure[[r, c]] * flat;
+                    if expected > 0.0 {
+                        f64::from(primary[[view, r, c]]) / expected
                     } else {
                         1.0
                     }
                 });
-                let v = &geometry.views[view];
-                kernels.estimate(exposure.view(), transmission.view(), v.u, v.v)
+                kernels.estimate(&spectra[which[view]], exposure.view(), transmission.view())
             })
             .collect()
     }
@@ -434,7 +454,8 @@ impl RadiographModel {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
                     rng.set_stream(first_stream + (view * rows + row) as u64);
                     for (col, value) in pixels.iter_mut().enumerate() {
-                        let (mean, signal) = (image.photons[[row, col]], image.signal[[row, col]]);
+                        let mean = image.photons.as_ref().map_or(0.0, |p| p[[row, col]]);
+                        let signal = image.signal[[row, col]];
                         if mean > 0.0 {
                             match Poisson::new(mean) {
                                 Ok(d) => {

@@ -277,15 +277,17 @@ pub(crate) struct ScatterKernels {
     photons: Vec<Vec<f64>>,
     /// Ring edges, mm.
     edges_mm: Vec<f64>,
+    /// Ring centres, mm.
+    centres_mm: Vec<f64>,
     /// Primary transmission of water every [`THICKNESS_STEP_MM`] from 0, decreasing.
     water: Vec<f64>,
 }
 
-/// The scatter a set of views receives: signal (as the model's output before gain,
-/// blur and offset) and detected photons, per pixel.
+/// The scatter a view receives, per pixel: signal (as the model's output before gain,
+/// blur and offset) and, when asked for, detected photons.
 pub(crate) struct ScatterImage {
     pub signal: Array2<f64>,
-    pub photons: Array2<f64>,
+    pub photons: Option<Array2<f64>>,
 }
 
 impl ScatterKernels {
@@ -364,6 +366,11 @@ impl ScatterKernels {
             signal,
             photons,
             edges_mm: t.ring_edges_mm.clone(),
+            centres_mm: t
+                .ring_edges_mm
+                .windows(2)
+                .map(|w| 0.5 * (w[0] + w[1]))
+                .collect(),
             water,
         })
     }
@@ -393,24 +400,23 @@ impl ScatterKernels {
         ((k - 1) as f64 + f) * THICKNESS_STEP_MM
     }
 
-    /// The density (per mm^2) of profile `values` at `r` mm: linear between ring
-    /// centres, the ring's own value within the first half ring, 0 beyond the last.
-    fn density_at(&self, values: &[f64], r: f64) -> f64 {
-        let e = &self.edges_mm;
+    /// Where `r` mm falls among the ring centres, as `(k, f)`: the density there is
+    /// `values[k] (1 - f) + values[k + 1] f` (the first ring's own value within its
+    /// first half, the last ring's up to its outer edge); `None` beyond.
+    fn ring_weights(&self, r: f64) -> Option<(usize, f64)> {
+        let (e, c) = (&self.edges_mm, &self.centres_mm);
         if r >= e[e.len() - 1] {
-            return 0.0;
+            return None;
         }
-        let centre = |k: usize| 0.5 * (e[k] + e[k + 1]);
-        if r <= centre(0) {
-            return values[0];
+        let last = c.len() - 1;
+        if r <= c[0] {
+            return Some((0, 0.0));
         }
-        let last = values.len() - 1;
-        if r >= centre(last) {
-            return values[last];
+        if r >= c[last] {
+            return Some((last - 1, 1.0));
         }
-        let k = (0..last).rfind(|&k| centre(k) <= r).unwrap_or(0);
-        let f = (r - centre(k)) / (centre(k + 1) - centre(k));
-        values[k] * (1.0 - f) + values[k + 1] * f
+        let k = c.partition_point(|&x| x <= r) - 1;
+        Some((k, (r - c[k]) / (c[k + 1] - c[k])))
     }
 
     /// The mean density of `values` over a disc of radius `r` mm (rings are uniform).
@@ -427,25 +433,86 @@ impl ScatterKernels {
         total / (std::f64::consts::PI * r * r)
     }
 
-    /// The scatter on one view of `rows x cols` pixels (pixel vectors `u`, `v` in mm)
-    /// from `exposure` (photons per unit of spectrum per pixel) and `transmission`
-    /// (each pixel's primary over its flat field).
-    pub(crate) fn estimate(
+    /// The kernels' spectra for views of `rows x cols` pixels with pixel vectors `u`,
+    /// `v` (mm): the signal's, and the detected photons' when `photons` (to sample
+    /// noise). Views whose pixels have the same shape share them.
+    pub(crate) fn spectra(
         &self,
-        exposure: ArrayView2<f64>,
-        transmission: ArrayView2<f64>,
+        rows: usize,
+        cols: usize,
         u: [f64; 3],
         v: [f64; 3],
-    ) -> Result<ScatterImage> {
-        let (rows, cols) = exposure.dim();
+        photons: bool,
+    ) -> Result<ViewKernels> {
         let bin = rows.max(cols).div_ceil(MAX_GRID).max(1);
         let (grid_rows, grid_cols) = (rows.div_ceil(bin), cols.div_ceil(bin));
         let scale = bin as f64;
         let (bu, bv) = (u.map(|x| x * scale), v.map(|x| x * scale));
         let area = norm(cross(bu, bv));
+        let conv = Convolver::new(grid_rows, grid_cols)?;
+        // Ring weights per offset (dr, dc), |dr| < grid_rows, |dc| < grid_cols: the
+        // same for every kernel.
+        let width = 2 * grid_cols - 1;
+        let offset_index = |dr: isize, dc: isize| {
+            (dr + grid_rows as isize - 1) as usize * width + (dc + grid_cols as isize - 1) as usize
+        };
+        let weights: Vec<Option<(usize, f64)>> = (0..(2 * grid_rows - 1) * width)
+            .into_par_iter()
+            .map(|i| {
+                let dr = (i / width) as f64 - (grid_rows - 1) as f64;
+                let dc = (i % width) as f64 - (grid_cols - 1) as f64;
+                self.ring_weights(norm(std::array::from_fn(|a| dc * bu[a] + dr * bv[a])))
+            })
+            .collect();
+        let spectrum_of = |profile: &[f64]| {
+            let centre = self.disc_mean(profile, (area / std::f64::consts::PI).sqrt());
+            conv.forward_kernel(|dr, dc| {
+                let density = if dr == 0 && dc == 0 {
+                    centre
+                } else {
+                    match weights[offset_index(dr, dc)] {
+                        Some((k, f)) => profile[k] * (1.0 - f) + profile[k + 1] * f,
+                        None => 0.0,
+                    }
+                };
+                density * area
+            })
+        };
+        let mut signal = vec![Vec::new()];
+        let mut counts = vec![Vec::new()];
+        for node in 1..self.nodes_mm.len() {
+            signal.push(spectrum_of(&self.signal[node])?);
+            counts.push(if photons {
+                spectrum_of(&self.photons[node])?
+            } else {
+                Vec::new()
+            });
+        }
+        Ok(ViewKernels {
+            rows,
+            cols,
+            bin,
+            shape: pixel_shape(u, v),
+            conv,
+            signal,
+            photons: photons.then_some(counts),
+        })
+    }
+
+    /// The scatter on one view (of the size and pixel shape of `kernels`) from
+    /// `exposure` (photons per unit of spectrum per pixel) and `transmission` (each
+    /// pixel's primary over its flat field).
+    pub(crate) fn estimate(
+        &self,
+        kernels: &ViewKernels,
+        exposure: ArrayView2<f64>,
+        transmission: ArrayView2<f64>,
+    ) -> Result<ScatterImage> {
+        let (rows, cols, bin) = (kernels.rows, kernels.cols, kernels.bin);
+        let conv = &kernels.conv;
         // Incident photons per binned pixel and thickness node.
         let nodes = self.nodes_mm.len();
-        let mut sources = vec![Array2::<f64>::zeros((grid_rows, grid_cols)); nodes];
+        let mut sources = vec![Array2::<f64>::zeros((conv.rows, conv.cols)); nodes];
         for ((r, c), &g) in exposure.indexed_iter() {
             let thickness = self.water_equivalent_mm(transmission[[r, c]]);
             for (node, w) in bracket(&self.nodes_mm, thickness) {
@@ -454,41 +521,63 @@ impl ScatterKernels {
                 }
             }
         }
-        let conv = Convolver::new(grid_rows, grid_cols)?;
         let mut signal_spectrum = conv.zeros();
-        let mut photon_spectrum = conv.zeros();
+        let mut photon_spectrum = kernels.photons.as_ref().map(|_| conv.zeros());
         for (node, image) in sources.iter().enumerate().skip(1) {
             if image.iter().all(|&s| s == 0.0) {
                 continue;
             }
             let source = conv.forward(image.view())?;
-            for (profile, out) in [
-                (&self.signal[node], &mut signal_spectrum),
-                (&self.photons[node], &mut photon_spectrum),
-            ] {
-                let kernel = conv.forward_kernel(|dr, dc| {
-                    let offset: [f64; 3] =
-                        std::array::from_fn(|a| dc as f64 * bu[a] + dr as f64 * bv[a]);
-                    let density = if dr == 0 && dc == 0 {
-                        self.disc_mean(profile, (area / std::f64::consts::PI).sqrt())
-                    } else {
-                        self.density_at(profile, norm(offset))
-                    };
-                    density * area
-                })?;
-                for ((o, s), k) in out.iter_mut().zip(&source).zip(&kernel) {
+            let accumulate = |out: &mut Vec<Complex<f64>>, kernel: &[Complex<f64>]| {
+                for ((o, s), k) in out.iter_mut().zip(&source).zip(kernel) {
                     *o += s * k;
                 }
+            };
+            accumulate(&mut signal_spectrum, &kernels.signal[node]);
+            if let (Some(out), Some(counts)) = (photon_spectrum.as_mut(), &kernels.photons) {
+                accumulate(out, &counts[node]);
             }
         }
-        let per_bin = |spectrum: Vec<Complex<f64>>| -> Result<Array2<f64>> {
+        let per_pixel = |spectrum: Vec<Complex<f64>>| -> Result<Array2<f64>> {
             let binned = conv.inverse(spectrum)?;
             Ok(upsample(binned.view(), bin, rows, cols))
         };
         Ok(ScatterImage {
-            signal: per_bin(signal_spectrum)?,
-            photons: per_bin(photon_spectrum)?,
+            signal: per_pixel(signal_spectrum)?,
+            photons: photon_spectrum.map(per_pixel).transpose()?,
         })
+    }
+}
+
+/// What the kernel of an offset depends on: `|u|^2`, `|v|^2` and `u . v`.
+fn pixel_shape(u: [f64; 3], v: [f64; 3]) -> [f64; 3] {
+    [dot(u, u), dot(v, v), dot(u, v)]
+}
+
+/// The kernels' spectra for views of one size and pixel shape.
+pub(crate) struct ViewKernels {
+    rows: usize,
+    cols: usize,
+    bin: usize,
+    shape: [f64; 3],
+    conv: Convolver,
+    /// Per thickness node (none for the first, 0 mm).
+    signal: Vec<Vec<Complex<f64>>>,
+    photons: Option<Vec<Vec<Complex<f64>>>>,
+}
+
+impl ViewKernels {
+    /// Whether a view of `rows x cols` pixels with pixel vectors `u`, `v` can use
+    /// these (the same shape to 1e-9).
+    pub(crate) fn fits(&self, rows: usize, cols: usize, u: [f64; 3], v: [f64; 3]) -> bool {
+        let shape = pixel_shape(u, v);
+        let scale = self.shape[0].max(self.shape[1]);
+        rows == self.rows
+            && cols == self.cols
+            && shape
+                .iter()
+                .zip(&self.shape)
+                .all(|(a, b)| (a - b).abs() <= 1e-9 * scale)
     }
 }
 
