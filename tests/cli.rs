@@ -1035,3 +1035,92 @@ fn spectrum_prints_the_beam_and_writes_lines_that_drr_reads_back() {
         assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} {y}");
     }
 }
+
+#[test]
+fn scatter_is_the_librarys_with_the_gap_behind_the_volume_and_bad_gaps_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = [
+        "drr",
+        "--size",
+        "32",
+        "--det",
+        "24x24",
+        "--pixel",
+        "12",
+        "--raw-signal",
+    ];
+    let out = xray(
+        &[&common[..], &["--scatter", "--out", "s.npy"]].concat(),
+        dir.path(),
+    );
+    ok(&out);
+    // The head's box (256 mm) is centred 500 mm before the detector: a 372 mm gap.
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("scatter (air gap 372 mm)"), "{report}");
+    let got: Array2<f32> = read_npy(dir.path().join("s.npy")).unwrap();
+    let grid = VolumeGeometry::centered([32; 3], [8.0; 3]);
+    let head = xray_projector::phantom::MaterialPhantom::head();
+    let maps = head.voxelize(&grid, 1).unwrap();
+    let geometry = CircularScan::new(1000.0, 1500.0, 1, [24, 24], 12.0)
+        .geometry()
+        .unwrap();
+    use xray_projector::physics::*;
+    let p = project_maps(
+        &Projector::new(Backend::Cpu).unwrap(),
+        &maps,
+        &grid,
+        &geometry,
+        Method::Siddon,
+    )
+    .unwrap();
+    let views: Vec<_> = p.iter().map(|a| a.view()).collect();
+    let spectrum = Spectrum::tube(80.0, 12.0)
+        .unwrap()
+        .filtered(Material::Aluminium, 2.5)
+        .unwrap();
+    let model = RadiographModel::new(
+        &spectrum,
+        head.absorbers(),
+        Detector::flat_panel(Scintillator::csi()),
+        Exposure::TubeCurrent { mas: 4.0 },
+    )
+    .unwrap();
+    let primary = model.expected(&views, &geometry).unwrap();
+    let model = model.with_scatter(Scatter::new(372.0).unwrap()).unwrap();
+    assert_eq!(
+        model.scatter(),
+        Some(Scatter::behind(&grid, &geometry)),
+        "the CLI's gap"
+    );
+    let want = model.expected(&views, &geometry).unwrap();
+    for ((r, c), value) in got.indexed_iter() {
+        assert_eq!(value.to_bits(), want[[0, r, c]].to_bits(), "pixel {r} {c}");
+        assert!(*value > primary[[0, r, c]], "scatter adds at {r} {c}");
+    }
+    fails_with(
+        &xray(
+            &[&common[..], &["--scatter", "--air-gap", "900"]].concat(),
+            dir.path(),
+        ),
+        "air gap",
+    );
+    fails_with(
+        &xray(&[&common[..], &["--air-gap", "100"]].concat(), dir.path()),
+        "--scatter",
+    );
+    fails_with(
+        &xray(
+            &[
+                "drr",
+                "--phantom",
+                "shepp-logan",
+                "--size",
+                "8",
+                "--scatter",
+            ],
+            dir.path(),
+        ),
+        "--scatter",
+    );
+    assert!(!dir.path().join("drr.png").exists());
+}

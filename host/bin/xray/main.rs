@@ -43,14 +43,17 @@ enum Command {
     ///   xray drr --out drr.png
     ///   xray drr --kvp 120 --filter 2.5mm-al,0.1mm-cu --mas 2 --noise-seed 1 --out head.png
     ///   xray drr --volume ct.nii.gz --hu --kvp 70 --angle 90 --out ct70.png
+    ///   xray drr --volume ct.nii.gz --hu --kvp 120 --scatter --out ct-scatter.png
     ///   xray drr --phantom shepp-logan --out shepp.png   # line integrals of mu
     ///   xray drr --volume ct.npy --spacing 0.7,0.7,2.5 --angle 90 --i0 1e5 --out ct.png
     ///   xray drr --phantom body --method joseph --bits 16 --out body.png
+    #[command(verbatim_doc_comment)]
     Drr(render::DrrArgs),
     /// Project many views of a circular scan into a [views, rows, cols] .npy stack.
     ///
     /// Example:
     ///   xray project --views 360 --out sinogram.npy
+    #[command(verbatim_doc_comment)]
     Project(render::ProjectArgs),
     /// Backproject a [views, rows, cols] .npy stack into a [z, y, x] volume: the exact
     /// transpose of `project` with the same scanner options (what reconstruction and
@@ -58,6 +61,7 @@ enum Command {
     ///
     /// Example:
     ///   xray project --views 90 --out p.npy && xray backproject --projections p.npy --out bp.npy
+    #[command(verbatim_doc_comment)]
     Backproject(backproject::BackprojectArgs),
     /// Reconstruct a [z, y, x] volume of attenuation (1/mm) from a [views, rows, cols]
     /// .npy stack of line integrals: FDK (filtered backprojection of a circular scan,
@@ -67,11 +71,13 @@ enum Command {
     ///   xray project --views 360 --out p.npy && xray recon --projections p.npy --out fdk.npy
     ///   xray recon --projections p.npy --algorithm cgls --iterations 20 --out cgls.npy
     ///   xray recon --projections short.npy --arc 200 --filter hann --out fdk.npy
+    #[command(verbatim_doc_comment)]
     Recon(recon::ReconArgs),
     /// Print an X-ray tube's spectrum: photons per keV, mean energy, half-value layer.
     ///
     /// Example:
     ///   xray spectrum --kvp 120 --filter 2.5mm-al,0.1mm-cu --out spectrum.csv
+    #[command(verbatim_doc_comment)]
     Spectrum(physics::SpectrumArgs),
     /// Time the standard benchmark cases (BENCHMARKS.md) on this machine.
     ///
@@ -81,6 +87,7 @@ enum Command {
     ///
     /// Example:
     ///   xray bench --case fp256 --backend cpu --json
+    #[command(verbatim_doc_comment)]
     Bench(bench::BenchArgs),
     /// Show which backends are usable here, and why not.
     Info,
