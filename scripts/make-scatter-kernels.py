@@ -24,6 +24,10 @@ energy (keV). Photons that cross without interacting are the primary, not tallie
 Columns: energy_kev, thickness_mm, gap_mm, quantity ("photons_per_mm2" or
 "mean_kev"), then one value per ring; the ring edges are on the "# r_edges_mm:" line.
 
+It also writes data/physics/scatter-check.csv: the scatter behind a heterogeneous
+slab under a broad beam (see `check`), what the Rust tests hold the superposition to
+(`--check-only` writes that file alone).
+
 Run (about five minutes):
     python3 -m venv /tmp/physics && /tmp/physics/bin/pip install xraylib==4.3.0 numpy
     /tmp/physics/bin/python scripts/make-scatter-kernels.py
@@ -122,12 +126,18 @@ def turn(u, v, w, theta, phi):
     return u2 / norm, v2 / norm, w2 / norm
 
 
-def transport(energy, thickness, rng):
+def transport(energy, thickness, rng, n=PHOTONS, field=0.0, density=None):
     """Exit positions, directions and energies of the photons that leave the exit face
-    having scattered."""
-    n = PHOTONS
-    x = np.zeros(n)
-    y = np.zeros(n)
+    having scattered: `n` photons entering at the origin (a pencil) or uniformly over
+    a `field` mm square; water of density 1, or `density(x, y, z)` <= 1 by Woodcock
+    tracking (a step at the largest density, kept as an interaction with probability
+    density / 1, else the photon goes on unchanged)."""
+    if field > 0.0:
+        x = (rng.random(n) - 0.5) * field
+        y = (rng.random(n) - 0.5) * field
+    else:
+        x = np.zeros(n)
+        y = np.zeros(n)
     z = np.zeros(n)
     u = np.zeros(n)
     v = np.zeros(n)
@@ -156,17 +166,24 @@ def transport(energy, thickness, rng):
         )
         if not len(x):
             break
-        pick = rng.random(len(x)) * MU_TOTAL[rows]
+        if density is not None:
+            real = rng.random(len(x)) < density(x, y, z)
+        else:
+            real = np.ones(len(x), dtype=bool)
+        pick = np.where(real, rng.random(len(x)) * MU_TOTAL[rows], -1.0)
+        virtual = pick < 0.0
         compton = (pick >= MU_PHOTO[rows]) & (pick < MU_PHOTO[rows] + MU_COMPT[rows])
         rayleigh = pick >= MU_PHOTO[rows] + MU_COMPT[rows]
-        keep = compton | rayleigh
+        keep = compton | rayleigh | virtual
         theta = np.zeros(len(x))
         theta[compton] = sample_theta(CDF_COMPT, rows[compton], rng)
         theta[rayleigh] = sample_theta(CDF_RAYL, rows[rayleigh], rng)
         phi = 2.0 * np.pi * rng.random(len(x))
-        u, v, w = turn(u, v, w, theta, phi)
+        turned = compton | rayleigh
+        u2, v2, w2 = turn(u, v, w, theta, phi)
+        u, v, w = np.where(turned, u2, u), np.where(turned, v2, v), np.where(turned, w2, w)
         e = np.where(compton, e / (1.0 + e / 510.998950 * (1.0 - np.cos(theta))), e)
-        scattered = scattered | keep
+        scattered = scattered | turned
         keep &= e >= 1.0
         x, y, z, u, v, w, e, scattered = (a[keep] for a in (x, y, z, u, v, w, e, scattered))
     return np.concatenate(out) if out else np.zeros((0, 6))
@@ -184,7 +201,57 @@ def rings(exits, gap):
     return density, mean
 
 
+CHECK_OUT = os.path.join(HERE, "..", "data", "physics", "scatter-check.csv")
+CHECK_FIELD = 300.0  # mm, square, parallel beam
+CHECK_THICKNESS = 200.0  # mm
+CHECK_PHOTONS = 10_000_000
+CHECK_BINS = np.arange(-150.0, 151.0, 10.0)  # x bins on the detector, mm
+
+
+def lung_insert(x, y, z):
+    """Water, but for x >= 0 a layer of density 0.3 from 50 to 150 mm deep: 130 mm of
+    water-equivalent thickness beside 200 mm."""
+    return np.where((x >= 0.0) & (z >= 50.0) & (z < 150.0), 0.3, 1.0)
+
+
+def check(rng):
+    """A heterogeneous case for the superposition to be tested against: a 300 mm square
+    parallel beam into a 200 mm slab whose half x >= 0 holds a 100 mm layer of water at
+    density 0.3. Scattered photons per mm^2 on the detector per incident photon per
+    mm^2, in 10 mm bins of x over |y| < 50 mm, for gaps 0 and 200 mm."""
+    lines = [
+        "# Broad-beam Monte Carlo of a heterogeneous slab: scripts/make-scatter-kernels.py",
+        f"# {CHECK_PHOTONS} photons per energy over a {CHECK_FIELD:g} mm square, seed {SEED + 1}",
+        "# 200 mm of water; for x >= 0 the depths 50-150 mm at density 0.3",
+        "energy_kev,gap_mm,x_from_mm,x_to_mm,scatter_per_fluence",
+    ]
+    chunk = 1_000_000
+    for energy in (60.0, 100.0):
+        exits = np.concatenate(
+            [
+                transport(energy, CHECK_THICKNESS, rng, n=chunk, field=CHECK_FIELD, density=lung_insert)
+                for _ in range(CHECK_PHOTONS // chunk)
+            ]
+        )
+        for gap in (0.0, 200.0):
+            x = exits[:, 0] + exits[:, 2] / exits[:, 4] * gap
+            y = exits[:, 1] + exits[:, 3] / exits[:, 4] * gap
+            band = np.abs(y) < 50.0
+            counts, _ = np.histogram(x[band], bins=CHECK_BINS)
+            area = np.diff(CHECK_BINS) * 100.0
+            fluence = CHECK_PHOTONS / CHECK_FIELD**2
+            for a, b, c, ar in zip(CHECK_BINS[:-1], CHECK_BINS[1:], counts, area):
+                lines.append(f"{energy:g},{gap:g},{a:g},{b:g},{c / ar / fluence:.5g}")
+            print(f"check {energy:g} keV gap {gap:g}: {len(exits)} scattered", file=sys.stderr)
+    with open(CHECK_OUT, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {CHECK_OUT}", file=sys.stderr)
+
+
 def main():
+    if sys.argv[1:] == ["--check-only"]:
+        check(np.random.default_rng(SEED + 1))
+        return
     rng = np.random.default_rng(SEED)
     lines = [
         "# Scatter point-spread functions of water slabs: scripts/make-scatter-kernels.py",
@@ -209,6 +276,7 @@ def main():
     with open(OUT, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {OUT}", file=sys.stderr)
+    check(np.random.default_rng(SEED + 1))
 
 
 if __name__ == "__main__":

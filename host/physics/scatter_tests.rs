@@ -285,3 +285,79 @@ fn bad_scatter_settings_and_the_gradient_with_scatter_are_refused() {
         .to_string();
     assert!(err.contains("no scatter"), "{err}");
 }
+
+/// The scatter the superposition gives behind the heterogeneous slab of
+/// `scatter-check.csv`, against the broad-beam Monte Carlo's, per row of the table:
+/// (energy, gap, x from, x to, Monte Carlo, ours).
+fn heterogeneous_slab_against_monte_carlo() -> Vec<(f64, f64, f64, f64, f64, f64)> {
+    let text = include_str!("../../data/physics/scatter-check.csv");
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    // 300 mm square field of 2 mm pixels; x (columns) from -150 mm.
+    let (n, pitch) = (150, 2.0);
+    let geometry = field(n, pitch);
+    // 200 mm of water, but 50 + 0.3 x 100 + 50 = 130 g/cm^3 mm where x >= 0.
+    let p = Array3::from_shape_fn(
+        geometry.shape(),
+        |(_, _, c)| {
+            if c >= n / 2 {
+                130.0f32
+            } else {
+                200.0
+            }
+        },
+    );
+    let mut out = Vec::new();
+    for row in rows {
+        let (energy, gap, from, to, reference) = (row[0], row[1], row[2], row[3], row[4]);
+        let model = water_model(
+            &Spectrum::monochromatic(energy, 1.0).unwrap(),
+            Detector::ideal(),
+            gap,
+        );
+        let scatter = model.scatter_estimate(&[p.view()], &geometry).unwrap();
+        // One photon per pixel: a pixel's scatter is per unit of incident fluence.
+        let (mut sum, mut count) = (0.0, 0);
+        for r in 0..n {
+            let y = (r as f64 + 0.5) * pitch - 150.0;
+            for c in 0..n {
+                let x = (c as f64 + 0.5) * pitch - 150.0;
+                if y.abs() < 50.0 && x >= from && x < to {
+                    sum += f64::from(scatter[[0, r, c]]);
+                    count += 1;
+                }
+            }
+        }
+        out.push((energy, gap, from, to, reference, sum / count as f64));
+    }
+    out
+}
+
+#[test]
+fn a_heterogeneous_slabs_scatter_is_within_the_stated_error_of_a_monte_carlo() {
+    // The broad-beam Monte Carlo of scatter-check.csv (not the kernels' pencils): 200 mm
+    // of water, half of it with a 100 mm layer at density 0.3 (130 mm of water
+    // equivalent). Measured: where the slab is uniform, 100 mm or more from the
+    // layer's edge and on the detector, within 3 %; over the layer the superposition
+    // puts 15-23 % too much (it replaces the layered slab with a compact 130 mm of
+    // water, whose scatter leaves closer to the detector), and with a 200 mm gap that
+    // excess reaches the whole field (4-15 %). The bounds: 5 % and 25 %.
+    let rows = heterogeneous_slab_against_monte_carlo();
+    assert_eq!(rows.len(), 2 * 2 * 30);
+    for (energy, gap, from, to, reference, ours) in rows {
+        let error = ours / reference - 1.0;
+        let bound = if gap == 0.0 && to <= -100.0 {
+            0.05
+        } else {
+            0.25
+        };
+        assert!(
+            error.abs() < bound,
+            "{energy} keV, gap {gap}, x {from}..{to}: {ours} against {reference}"
+        );
+    }
+}
