@@ -26,7 +26,9 @@ Columns: energy_kev, thickness_mm, gap_mm, quantity ("photons_per_mm2" or
 
 It also writes data/physics/scatter-check.csv: the scatter behind a heterogeneous
 slab under a broad beam (see `check`), what the Rust tests hold the superposition to
-(`--check-only` writes that file alone).
+and data/physics/scatter-between.csv: pencil beams at energies, thicknesses and gaps
+between the table's points, what its interpolation is held to (`--check-only` writes
+these two files alone).
 
 Run (about five minutes):
     python3 -m venv /tmp/physics && /tmp/physics/bin/pip install xraylib==4.3.0 numpy
@@ -248,9 +250,35 @@ def check(rng):
     print(f"wrote {CHECK_OUT}", file=sys.stderr)
 
 
+BETWEEN_OUT = os.path.join(HERE, "..", "data", "physics", "scatter-between.csv")
+# (keV, mm of water, air gap mm) off the table's points.
+BETWEEN = [(60.0, 350.0, 0.0), (100.0, 350.0, 0.0), (60.0, 200.0, 300.0),
+           (100.0, 130.0, 600.0), (65.0, 200.0, 0.0), (45.0, 250.0, 150.0)]
+
+
+def between(rng):
+    """Pencil beams at energies, thicknesses and gaps between the table's points: the
+    scattered photons reaching the detector within 800 mm of the axis, per photon."""
+    lines = [
+        "# Pencil beams off the table's points: scripts/make-scatter-kernels.py",
+        f"# {PHOTONS} photons each, seed {SEED + 2}; scattered photons per photon within 100 and 800 mm",
+        "energy_kev,thickness_mm,gap_mm,within_100mm,within_800mm",
+    ]
+    for energy, thickness, gap in BETWEEN:
+        exits = transport(energy, thickness, rng)
+        density, _ = rings(exits, gap)
+        area = np.pi * (R_EDGES[1:] ** 2 - R_EDGES[:-1] ** 2)
+        near = (density * area)[R_EDGES[1:] <= 100.0].sum()
+        lines.append(f"{energy:g},{thickness:g},{gap:g},{near:.5g},{(density * area).sum():.5g}")
+    with open(BETWEEN_OUT, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {BETWEEN_OUT}", file=sys.stderr)
+
+
 def main():
     if sys.argv[1:] == ["--check-only"]:
         check(np.random.default_rng(SEED + 1))
+        between(np.random.default_rng(SEED + 2))
         return
     rng = np.random.default_rng(SEED)
     lines = [
@@ -277,6 +305,7 @@ def main():
         f.write("\n".join(lines) + "\n")
     print(f"wrote {OUT}", file=sys.stderr)
     check(np.random.default_rng(SEED + 1))
+    between(np.random.default_rng(SEED + 2))
 
 
 if __name__ == "__main__":

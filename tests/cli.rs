@@ -1124,3 +1124,116 @@ fn scatter_is_the_librarys_with_the_gap_behind_the_volume_and_bad_gaps_are_refus
     );
     assert!(!dir.path().join("drr.png").exists());
 }
+
+#[test]
+fn a_label_map_becomes_material_maps_as_the_library_makes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Soft tissue (label 1) holding a bone block (label 2) in air (0).
+    let labels = Array3::from_shape_fn((16, 16, 16), |(z, y, x)| {
+        let inside = |lo: usize, hi: usize| [z, y, x].iter().all(|&i| (lo..hi).contains(&i));
+        if inside(6, 10) {
+            2.0f32
+        } else if inside(2, 14) {
+            1.0
+        } else {
+            0.0
+        }
+    });
+    write_npy(dir.path().join("labels.npy"), &labels).unwrap();
+    let common = [
+        "drr",
+        "--volume",
+        "labels.npy",
+        "--spacing",
+        "4,4,4",
+        "--det",
+        "16x16",
+        "--pixel",
+        "8",
+        "--raw-signal",
+    ];
+    let assign = ["--labels", "1=soft_tissue, 2=bone:1.85", "--kvp", "80"];
+    ok(&xray(
+        &[&common[..], &assign, &["--out", "l.npy"]].concat(),
+        dir.path(),
+    ));
+    let got: Array2<f32> = read_npy(dir.path().join("l.npy")).unwrap();
+    use xray_projector::physics::segmentation::{from_labels, LabelMaterial};
+    use xray_projector::physics::*;
+    let assignments = [
+        LabelMaterial {
+            label: 1,
+            material: Material::SoftTissue,
+            density: Material::SoftTissue.density(),
+        },
+        LabelMaterial {
+            label: 2,
+            material: Material::Bone,
+            density: 1.85,
+        },
+    ];
+    let maps = from_labels(labels.view(), &assignments).unwrap();
+    let grid = VolumeGeometry::centered([16; 3], [4.0; 3]);
+    let geometry = CircularScan::new(1000.0, 1500.0, 1, [16, 16], 8.0)
+        .geometry()
+        .unwrap();
+    let p = project_maps(
+        &Projector::new(Backend::Cpu).unwrap(),
+        &maps,
+        &grid,
+        &geometry,
+        Method::Siddon,
+    )
+    .unwrap();
+    let views: Vec<_> = p.iter().map(|a| a.view()).collect();
+    let spectrum = Spectrum::tube(80.0, 12.0)
+        .unwrap()
+        .filtered(Material::Aluminium, 2.5)
+        .unwrap();
+    let model = RadiographModel::new(
+        &spectrum,
+        vec![
+            Absorber::Material(Material::SoftTissue),
+            Absorber::Material(Material::Bone),
+        ],
+        Detector::flat_panel(Scintillator::csi()),
+        Exposure::TubeCurrent { mas: 4.0 },
+    )
+    .unwrap();
+    let want = model.expected(&views, &geometry).unwrap();
+    for ((r, c), value) in got.indexed_iter() {
+        assert_eq!(value.to_bits(), want[[0, r, c]].to_bits(), "pixel {r} {c}");
+    }
+    // The bone's shadow is darker than the tissue's alone.
+    assert!(got[[8, 8]] < got[[8, 3]]);
+    for (extra, message) in [
+        (&["--labels", "1=soft_tissue,2=bone"][..], "add --kvp"),
+        (
+            &["--labels", "1=soft_tissue", "--kvp", "80"][..],
+            "neither 0 nor an assigned label",
+        ),
+        (
+            &["--labels", "1=unobtainium,2=bone", "--kvp", "80"][..],
+            "unknown material",
+        ),
+        (
+            &["--labels", "1:soft_tissue", "--kvp", "80"][..],
+            "LABEL=MATERIAL",
+        ),
+        (&["--labels", "x=bone", "--kvp", "80"][..], "whole number"),
+        (
+            &["--labels", "1=bone:-2,2=bone", "--kvp", "80"][..],
+            "positive",
+        ),
+        (&["--labels", "1=bone", "--hu", "--kvp", "80"][..], "--hu"),
+    ] {
+        fails_with(
+            &xray(
+                &[&common[..], extra, &["--out", "bad.npy"]].concat(),
+                dir.path(),
+            ),
+            message,
+        );
+    }
+    assert!(!dir.path().join("bad.npy").exists());
+}

@@ -26,9 +26,7 @@ use rayon::prelude::*;
 
 use super::detector::{Blur, Detector};
 use super::material::Material;
-use super::scatter::{
-    Scatter, ScatterImage, ScatterKernels, ScatterLine, ViewKernels as ScatterSpectra,
-};
+use super::scatter::{Scatter, ScatterKernels, ScatterLine, ViewKernels as ScatterSpectra};
 use super::spectrum::Spectrum;
 use crate::error::{Error, Result};
 use crate::geometry::{Beam, ProjectionGeometry};
@@ -186,11 +184,8 @@ impl RadiographModel {
     ) -> Result<Array3<f32>> {
         self.check(projections, geometry)?;
         let primary = self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
-        let images = self.scatter_images(&primary, geometry, false)?;
         let mut out = crate::alloc::zeroed_array(geometry.shape(), "the scatter estimate")?;
-        for (mut view, image) in out.axis_iter_mut(Axis(0)).zip(&images) {
-            view.zip_mut_with(&image.signal, |o, s| *o = *s as f32);
-        }
+        self.add_scatter(&mut out, Some(&primary), geometry, None)?;
         Ok(out)
     }
 
@@ -220,10 +215,7 @@ impl RadiographModel {
         let mut signal =
             self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
         if self.scatter.is_some() {
-            let images = self.scatter_images(&signal, geometry, false)?;
-            for (mut view, image) in signal.axis_iter_mut(Axis(0)).zip(&images) {
-                view.zip_mut_with(&image.signal, |o, s| *o = (f64::from(*o) + s) as f32);
-            }
+            self.add_scatter(&mut signal, None, geometry, None)?;
         }
         self.finish(&mut signal, None);
         Ok(signal)
@@ -287,8 +279,12 @@ impl RadiographModel {
         if self.scatter.is_some() {
             let primary =
                 self.pixels(geometry, |_, at, g| g * self.quantum_mean(projections, at))?;
-            let images = self.scatter_images(&primary, geometry, true)?;
-            self.add_sampled_scatter(&mut signal, &images, seed, 2 * lines_total)?;
+            self.add_scatter(
+                &mut signal,
+                Some(&primary),
+                geometry,
+                Some((seed, 2 * lines_total)),
+            )?;
         }
         self.finish(&mut signal, Some((seed, lines_total)));
         Ok(signal)
@@ -385,15 +381,18 @@ impl RadiographModel {
         Ok(gradients)
     }
 
-    /// The scatter estimate of every view (the model must have scatter), from the
-    /// noise-free primary signal `primary` (before gain, blur and offset); with the
-    /// detected photons when `photons` (to sample them).
-    fn scatter_images(
+    /// Adds the scatter to every view of `signal`, view by view: the noise-free
+    /// estimate, or with `noise = (seed, first_stream)` a Poisson draw of the scattered
+    /// photons, row `i` (over all views) from ChaCha8 stream `first_stream + i`. The
+    /// estimate is made from the noise-free primary (before gain, blur and offset):
+    /// `primary`, or `signal` itself when it holds it. The model must have scatter.
+    fn add_scatter(
         &self,
-        primary: &Array3<f32>,
+        signal: &mut Array3<f32>,
+        primary: Option<&Array3<f32>>,
         geometry: &ProjectionGeometry,
-        photons: bool,
-    ) -> Result<Vec<ScatterImage>> {
+        noise: Option<(u64, u64)>,
+    ) -> Result<()> {
         let Some(kernels) = &self.scatter else {
             return Err(Error::InvalidParameter {
                 name: "scatter",
@@ -409,65 +408,61 @@ impl RadiographModel {
             match spectra.iter().position(|k| k.fits(rows, cols, v.u, v.v)) {
                 Some(k) => which.push(k),
                 None => {
-                    spectra.push(kernels.spectra(rows, cols, v.u, v.v, photons)?);
+                    spectra.push(kernels.spectra(rows, cols, v.u, v.v, noise.is_some())?);
                     which.push(spectra.len() - 1);
                 }
             }
         }
-        (0..geometry.views.len())
+        let unsampled = AtomicBool::new(false);
+        signal
+            .axis_iter_mut(Axis(0))
             .into_par_iter()
-            .map(|view| {
+            .enumerate()
+            .try_for_each(|(view, mut out)| -> Result<()> {
                 let exposure = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
                     self.exposure_of(geometry, view, r, c)
                 });
                 let transmission = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| {
                     let expected = exposure[[r, c]] * flat;
+                    let p = match primary {
+                        Some(p) => p[[view, r, c]],
+                        None => out[[r, c]],
+                    };
                     if expected > 0.0 {
-                        f64::from(primary[[view, r, c]]) / expected
+                        f64::from(p) / expected
                     } else {
                         1.0
                     }
                 });
-                kernels.estimate(&spectra[which[view]], exposure.view(), transmission.view())
-            })
-            .collect()
-    }
-
-    /// Adds one draw of the scattered photons to `signal`, row `i` (over all views)
-    /// from ChaCha8 stream `first_stream + i` of `seed`.
-    fn add_sampled_scatter(
-        &self,
-        signal: &mut Array3<f32>,
-        images: &[ScatterImage],
-        seed: u64,
-        first_stream: u64,
-    ) -> Result<()> {
-        let rows = signal.len_of(Axis(1));
-        let unsampled = AtomicBool::new(false);
-        signal
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(images)
-            .enumerate()
-            .for_each(|(view, (mut out, image))| {
+                let image = kernels.estimate(
+                    &spectra[which[view]],
+                    exposure.view(),
+                    transmission.view(),
+                )?;
+                let Some((seed, first_stream)) = noise else {
+                    out.zip_mut_with(&image.signal, |o, s| *o = (f64::from(*o) + s) as f32);
+                    return Ok(());
+                };
+                let photons = image.photons.as_ref();
                 for (row, mut pixels) in out.axis_iter_mut(Axis(0)).enumerate() {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
                     rng.set_stream(first_stream + (view * rows + row) as u64);
                     for (col, value) in pixels.iter_mut().enumerate() {
-                        let mean = image.photons.as_ref().map_or(0.0, |p| p[[row, col]]);
-                        let signal = image.signal[[row, col]];
+                        let mean = photons.map_or(0.0, |p| p[[row, col]]);
                         if mean > 0.0 {
                             match Poisson::new(mean) {
                                 Ok(d) => {
                                     let count: f64 = d.sample(&mut rng);
-                                    *value = (f64::from(*value) + count * signal / mean) as f32;
+                                    let per_photon = image.signal[[row, col]] / mean;
+                                    *value = (f64::from(*value) + count * per_photon) as f32;
                                 }
                                 Err(_) => unsampled.store(true, Ordering::Relaxed),
                             }
                         }
                     }
                 }
-            });
+                Ok(())
+            })?;
         if unsampled.load(Ordering::Relaxed) {
             return Err(Error::InvalidParameter {
                 name: "exposure",

@@ -11,7 +11,7 @@ use xray_projector::io::{
     read_volume, ByteOrder, RawLayout, ReadOptions, SampleType, DEFAULT_MAX_BYTES,
 };
 use xray_projector::phantom::MaterialPhantom;
-use xray_projector::physics::{segmentation, Absorber};
+use xray_projector::physics::{segmentation, Absorber, Material};
 use xray_projector::{
     Backend, CircularScan, GeometryFile, Method, Phantom, ProjectionGeometry, Projector,
     VolumeGeometry,
@@ -80,6 +80,18 @@ pub struct VolumeArgs {
     /// 1 keeps the plain definition [default: 1].
     #[arg(long, value_name = "FACTOR", requires = "hu")]
     pub bone_scale: Option<f64>,
+    /// The volume is a label map (whole numbers): give each label its material and,
+    /// optionally, its density in g/cm^3 (default: the material's), as
+    /// LABEL=MATERIAL[:DENSITY],... (for example 1=soft_tissue,2=bone:1.85,3=lung:0.3);
+    /// label 0 and unassigned labels are refused unless 0, which is empty. For the
+    /// polychromatic model (--kvp).
+    #[arg(
+        long,
+        value_name = "LABEL=MATERIAL[:DENSITY],...",
+        requires = "volume",
+        conflicts_with = "hu"
+    )]
+    pub labels: Option<String>,
     /// Keep the volume where its file puts it (scanner/patient coordinates, LPS) and
     /// give the geometry in that frame. By default the volume's centre is moved to
     /// the origin, so that the scanner options aim at it.
@@ -111,7 +123,22 @@ impl VolumeArgs {
     /// `default_phantom` stands in for a --phantom not given.
     pub fn load_input(&self, default_phantom: PhantomName, materials: bool) -> Result<Input> {
         let phantom = self.phantom.unwrap_or(default_phantom);
+        if self.labels.is_some() && !materials {
+            bail!("--labels makes material maps for the polychromatic model: add --kvp");
+        }
         match (&self.volume, phantom) {
+            (Some(path), _) if materials && self.labels.is_some() => {
+                let assignments = parse_labels(self.labels.as_deref().unwrap_or_default())?;
+                let loaded = read_volume(path, &self.read_options()?)
+                    .with_context(|| format!("reading the label map {}", path.display()))?;
+                let maps = segmentation::from_labels(loaded.data.view(), &assignments)
+                    .context("the label map's material maps (--labels)")?;
+                let absorbers = assignments
+                    .iter()
+                    .map(|a| Absorber::Material(a.material))
+                    .collect();
+                Ok(Input::Materials(maps, absorbers, self.placed(loaded.grid)))
+            }
             (Some(path), _) if materials => {
                 if self.mu_water.is_some() || self.bone_scale.is_some() {
                     bail!(
@@ -122,7 +149,7 @@ impl VolumeArgs {
                 if !self.hu {
                     bail!(
                         "--kvp and --spectrum need materials: a CT in Hounsfield units (add --hu), \
-                         or the built-in head (no --volume)"
+                         a label map (add --labels), or the built-in head (no --volume)"
                     );
                 }
                 let loaded = read_volume(path, &self.read_options()?)
@@ -491,4 +518,40 @@ fn limited(projector: Projector, device_memory: Option<u64>) -> Projector {
         Some(bytes) => projector.with_device_memory(bytes),
         None => projector,
     }
+}
+
+/// Parses --labels: `LABEL=MATERIAL[:DENSITY]`, comma-separated.
+fn parse_labels(text: &str) -> Result<Vec<segmentation::LabelMaterial>> {
+    text.split(',')
+        .map(|item| {
+            let item = item.trim();
+            let (label, rest) = item
+                .split_once('=')
+                .with_context(|| format!("--labels: {item:?} is not LABEL=MATERIAL[:DENSITY]"))?;
+            let label: u32 = label
+                .trim()
+                .parse()
+                .with_context(|| format!("--labels: label {label:?} is not a whole number"))?;
+            let (name, density) = match rest.split_once(':') {
+                Some((name, density)) => (name, Some(density)),
+                None => (rest, None),
+            };
+            let material: Material = name
+                .trim()
+                .parse()
+                .with_context(|| format!("--labels: label {label}"))?;
+            let density = match density {
+                Some(d) => d
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--labels: density {d:?} of label {label}"))?,
+                None => material.density(),
+            };
+            Ok(segmentation::LabelMaterial {
+                label,
+                material,
+                density,
+            })
+        })
+        .collect()
 }

@@ -92,8 +92,8 @@ impl CommonArgs {
                 bail!("--noise-seed needs --i0 (or a polychromatic model: --kvp with materials)")
             }
             Input::Attenuation(..) if !self.physics.given().is_empty() => bail!(
-                "{} set the polychromatic model, which runs with --kvp on the built-in head \
-                 or a CT with --hu",
+                "{} set the polychromatic model, which runs with --kvp on the built-in head, \
+                 a CT with --hu or a label map with --labels",
                 self.physics.given().join(", ")
             ),
             _ => Ok(()),
@@ -292,6 +292,7 @@ fn project_streamed(args: &ProjectArgs, max_memory: u64) -> Result<()> {
         || args.common.noise_seed.is_some()
         || args.common.physics.requested()
         || !args.common.physics.given().is_empty()
+        || args.volume.labels.is_some()
     {
         bail!(
             "--max-memory writes line integrals: --i0, --noise-seed and the polychromatic \
