@@ -81,10 +81,11 @@ pub struct VolumeArgs {
     #[arg(long, value_name = "FACTOR", requires = "hu")]
     pub bone_scale: Option<f64>,
     /// The volume is a label map (whole numbers): give each label its material and,
-    /// optionally, its density in g/cm^3 (default: the material's), as
-    /// LABEL=MATERIAL[:DENSITY],... (for example 1=soft_tissue,2=bone:1.85,3=lung:0.3);
-    /// label 0 and unassigned labels are refused unless 0, which is empty. For the
-    /// polychromatic model (--kvp).
+    /// optionally, its density in g/cm^3 (default: the material's), comma-separated,
+    /// as LABEL=MATERIAL or LABEL=MATERIAL:DENSITY (for example
+    /// 1=soft_tissue,2=bone:1.85,3=lung:0.3); a label in the map that is given no
+    /// material is refused, except 0, which is empty. For the polychromatic model
+    /// (--kvp).
     #[arg(
         long,
         value_name = "LABEL=MATERIAL[:DENSITY],...",
