@@ -171,8 +171,8 @@ impl VolumeArgs {
                 Ok(Input::Materials(maps, head.absorbers(), grid))
             }
             _ if materials => bail!(
-                "--kvp and --spectrum need materials: the built-in head (--phantom head) or a \
-                 CT with --hu"
+                "--kvp and --spectrum need materials: the built-in head (--phantom head), a \
+                 CT with --hu or a label map with --labels"
             ),
             _ => {
                 let (volume, grid) = self.load(phantom)?;
