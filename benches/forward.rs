@@ -3,13 +3,15 @@
 //!
 //! CPU runs use fewer views than the cases' own (rays per second is what compares with
 //! the anchors): fp256 8 views, fp512 2 views, drr1 1 view. Names are
-//! `cpu_<method>/<case>/<views>_views_<lanes>`, where `<lanes>` is the vector path that
-//! ran (`avx512`, `avx2` or `scalar`: the fastest the CPU has, or the one
-//! `XRAY_CPU_LANES` caps it to); throughput is in rays (detector pixels).
+//! `cpu_<method>/<case>/<views>_views_<lanes>_<gather>`, where `<lanes>` is the vector
+//! path that ran (`avx512`, `avx2` or `scalar`: the fastest the CPU has, or the one
+//! `XRAY_CPU_LANES` caps it to) and `<gather>` how its lanes read voxels (`instruction`
+//! or `loads`: this CPU's preferred way, or the one `XRAY_CPU_GATHER` names);
+//! throughput is in rays (detector pixels).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xray_projector::cases::StandardCase;
-use xray_projector::{Backend, LanePath, Method, Projector};
+use xray_projector::{Backend, Gather, LanePath, Method, Projector};
 
 fn cpu_forward(c: &mut Criterion) {
     let projector = Projector::new(Backend::Cpu).expect("the CPU backend is always there");
@@ -24,7 +26,10 @@ fn cpu_forward(c: &mut Criterion) {
             group.throughput(Throughput::Elements(rays));
             group.sample_size(10);
             group.bench_function(
-                BenchmarkId::new(name, format!("{views}_views_{}", LanePath::in_use())),
+                BenchmarkId::new(
+                    name,
+                    format!("{views}_views_{}_{}", LanePath::in_use(), Gather::in_use()),
+                ),
                 |b| {
                     b.iter(|| {
                         projector

@@ -8,12 +8,14 @@
 //!   updates (voxels times views).
 //!
 //! Each id ends in the vector path that ran (`avx512`, `avx2` or `scalar`: the fastest
-//! the CPU has, or the one `XRAY_CPU_LANES` caps it to).
+//! the CPU has, or the one `XRAY_CPU_LANES` caps it to) and how its lanes gather
+//! (`instruction` or `loads`: this CPU's preferred way, or the one `XRAY_CPU_GATHER`
+//! names).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xray_projector::cases::StandardCase;
 use xray_projector::recon::{self, Filter};
-use xray_projector::{Backend, LanePath, Method, Projector};
+use xray_projector::{Backend, Gather, LanePath, Method, Projector};
 
 fn cpu_recon(c: &mut Criterion) {
     let projector = Projector::new(Backend::Cpu).expect("the CPU backend is always there");
@@ -30,7 +32,10 @@ fn cpu_recon(c: &mut Criterion) {
         group.throughput(Throughput::Elements(rays));
         group.sample_size(10);
         group.bench_function(
-            BenchmarkId::new("fp256", format!("8_views_{}", LanePath::in_use())),
+            BenchmarkId::new(
+                "fp256",
+                format!("8_views_{}_{}", LanePath::in_use(), Gather::in_use()),
+            ),
             |b| {
                 b.iter(|| {
                     projector
@@ -52,7 +57,10 @@ fn cpu_recon(c: &mut Criterion) {
     group.throughput(Throughput::Elements(updates as u64));
     group.sample_size(10);
     group.bench_function(
-        BenchmarkId::new("fp256", format!("16_views_{}", LanePath::in_use())),
+        BenchmarkId::new(
+            "fp256",
+            format!("16_views_{}_{}", LanePath::in_use(), Gather::in_use()),
+        ),
         |b| {
             b.iter(|| {
                 recon::fdk(

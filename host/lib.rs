@@ -67,7 +67,7 @@ pub mod recon;
 #[cfg(unix)]
 pub mod streaming;
 
-pub use backend::lanes::{LanePath, CPU_LANES_VARIABLE};
+pub use backend::lanes::{Gather, LanePath, CPU_GATHER_VARIABLE, CPU_LANES_VARIABLE};
 pub use backend::{backend_statuses, Backend, BackendKind, BackendStatus};
 pub use cancel::Cancel;
 pub use error::{Error, GeometryError, Result};

@@ -623,7 +623,7 @@ fn bench_times_backprojection_and_fdk_with_their_own_fields() {
 }
 
 #[test]
-fn info_names_the_cpu_lane_path_and_the_variable_caps_it() {
+fn info_names_the_cpu_lane_path_and_gather_and_the_variables_choose_them() {
     let dir = tempfile::tempdir().unwrap();
     let output = xray(&["info"], dir.path());
     ok(&output);
@@ -644,6 +644,24 @@ fn info_names_the_cpu_lane_path_and_the_variable_caps_it() {
     ok(&capped);
     let stdout = String::from_utf8_lossy(&capped.stdout);
     assert!(stdout.contains("; scalar lanes"), "{stdout}");
+    // A vector path names how its lanes gather, and XRAY_CPU_GATHER chooses it.
+    if !cpu.contains("; scalar lanes") {
+        assert!(
+            cpu.contains("gathers by instruction") || cpu.contains("gathers by loads"),
+            "{cpu}"
+        );
+        for way in ["loads", "instruction"] {
+            let chosen = Command::new(env!("CARGO_BIN_EXE_xray"))
+                .arg("info")
+                .env(xray_projector::CPU_GATHER_VARIABLE, way)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            ok(&chosen);
+            let stdout = String::from_utf8_lossy(&chosen.stdout);
+            assert!(stdout.contains(&format!("gathers by {way}")), "{stdout}");
+        }
+    }
 }
 
 #[test]

@@ -16,9 +16,9 @@ use xray_kernels::{fdk_sample, VoxelView};
 
 #[cfg(target_arch = "x86_64")]
 use super::joseph_lanes::{tap, within};
-use super::lanes::LanePath;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::Simd;
+use super::lanes::{Gather, LanePath};
 
 /// The filtered projections and view matrices of one FDK backprojection, and the lane
 /// path that runs it.
@@ -30,6 +30,8 @@ pub(crate) struct FdkRows<'a> {
     cols: usize,
     views: &'a [VoxelView],
     path: LanePath,
+    /// How the lanes read the detector pixels.
+    gather: Gather,
 }
 
 impl<'a> FdkRows<'a> {
@@ -58,7 +60,15 @@ impl<'a> FdkRows<'a> {
             cols,
             views,
             path,
+            gather: Gather::in_use(),
         }
+    }
+
+    /// The same backprojection reading its pixels the way `gather` says (the tests run
+    /// both).
+    #[cfg(test)]
+    fn with_gather(self, gather: Gather) -> Self {
+        FdkRows { gather, ..self }
     }
 
     /// Adds to `out[ix]` the backprojection of voxel `(ix, iy, iz)` for every `ix` of
@@ -129,7 +139,7 @@ unsafe fn on_avx512(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
-    let (rows, cols) = (task.rows, task.cols);
+    let (rows, cols, how) = (task.rows, task.cols, task.gather);
     let image = rows * cols;
     if image == 0 {
         // The scalar kernel: every sample is off the detector, every sum exactly 0.
@@ -173,10 +183,11 @@ unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
             let (col0, col1) = (within::<S>(c0, cols_i), within::<S>(c1, cols_i));
             let (row0, row1) = (within::<S>(r0, rows_i), within::<S>(r1, rows_i));
             let base = S::add_i(S::mul_i(r0, cols_i), c0);
-            let t00 = tap::<S>(pixels, base, zero_i, S::and_m(row0, col0), used);
-            let t01 = tap::<S>(pixels, base, one_i, S::and_m(row0, col1), used);
-            let t10 = tap::<S>(pixels, base, cols_i, S::and_m(row1, col0), used);
+            let t00 = tap::<S>(how, pixels, base, zero_i, S::and_m(row0, col0), used);
+            let t01 = tap::<S>(how, pixels, base, one_i, S::and_m(row0, col1), used);
+            let t10 = tap::<S>(how, pixels, base, cols_i, S::and_m(row1, col0), used);
             let t11 = tap::<S>(
+                how,
                 pixels,
                 base,
                 S::add_i(cols_i, one_i),
@@ -220,7 +231,7 @@ mod tests {
     use xray_kernels::VoxelView;
 
     use super::super::lanes::test_support::vector_paths;
-    use super::super::lanes::LanePath;
+    use super::super::lanes::{Gather, LanePath};
     use super::FdkRows;
 
     /// A cone-beam-like view of an `n`-voxel row: voxel `ix` projects near column
@@ -260,13 +271,21 @@ mod tests {
             let lanes = FdkRows::new(&filtered, rows, cols, &views, path);
             // Rows longer and shorter than a vector, and a partial last vector; rows
             // partly off the detector on both sides.
-            for (nx, iy, iz) in [(37usize, 3.0f32, 2.0f32), (5, 11.0, 0.0), (40, -4.0, 15.5)] {
+            let cases = [(37usize, 3.0f32, 2.0f32), (5, 11.0, 0.0), (40, -4.0, 15.5)];
+            for ((nx, iy, iz), gather) in
+                cases.into_iter().flat_map(|c| Gather::ALL.map(|g| (c, g)))
+            {
+                let lanes = lanes.with_gather(gather);
                 let start: Vec<f32> = (0..nx).map(|i| i as f32 * 0.25).collect();
                 let (mut want, mut got) = (start.clone(), start);
                 scalar.add_row(iy, iz, &mut want);
                 lanes.add_row(iy, iz, &mut got);
                 for (ix, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert_eq!(g.to_bits(), w.to_bits(), "{path} ({ix}, {iy}, {iz})");
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{path} {gather} ({ix}, {iy}, {iz})"
+                    );
                 }
                 let touched = want
                     .iter()

@@ -22,7 +22,7 @@ use xray_kernels::GridParams;
 
 #[cfg(target_arch = "x86_64")]
 use super::lanes::scatter_add;
-use super::lanes::{LanePath, Simd, MAX_LANES};
+use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
 use super::span::Span;
 
 /// The lockstep sampler for one volume: it exists only when the lane path is a vector
@@ -32,6 +32,8 @@ pub(crate) struct JosephLanes<'a> {
     volume: &'a [f32],
     grid: &'a GridParams,
     path: LanePath,
+    /// How the lanes read their taps.
+    gather: Gather,
 }
 
 /// Whether `grid` (of `voxels` voxels) can be walked in the lanes of `path`: a whole
@@ -52,7 +54,18 @@ impl<'a> JosephLanes<'a> {
     /// `volume` does not hold exactly the whole grid's voxels (a slab of it goes one ray
     /// at a time).
     pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams, path: LanePath) -> Option<Self> {
-        lanes_fit(grid, volume.len(), path).then_some(JosephLanes { volume, grid, path })
+        lanes_fit(grid, volume.len(), path).then_some(JosephLanes {
+            volume,
+            grid,
+            path,
+            gather: Gather::in_use(),
+        })
+    }
+
+    /// The same sampler reading its taps the way `gather` says (the tests run both).
+    #[cfg(test)]
+    fn with_gather(self, gather: Gather) -> Self {
+        JosephLanes { gather, ..self }
     }
 
     /// Rays per call of [`JosephLanes::trace`].
@@ -80,8 +93,8 @@ impl<'a> JosephLanes<'a> {
             // `rays.len()` are `None`.
             unsafe {
                 match self.path {
-                    LanePath::Avx512 => integrate_avx512(self.volume, &starts, out),
-                    _ => integrate_avx2(self.volume, &starts, out),
+                    LanePath::Avx512 => integrate_avx512(self.volume, self.gather, &starts, out),
+                    _ => integrate_avx2(self.volume, self.gather, &starts, out),
                 }
             }
             return;
@@ -197,8 +210,8 @@ fn share_a_frame(starts: &Starts) -> bool {
 /// As [`integrate`], on a CPU with AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn integrate_avx2(volume: &[f32], starts: &Starts, out: &mut [f32]) {
-    integrate::<super::lanes::avx2::Avx2>(volume, starts, out)
+unsafe fn integrate_avx2(volume: &[f32], how: Gather, starts: &Starts, out: &mut [f32]) {
+    integrate::<super::lanes::avx2::Avx2>(volume, how, starts, out)
 }
 
 /// [`integrate`] compiled for AVX-512.
@@ -207,8 +220,8 @@ unsafe fn integrate_avx2(volume: &[f32], starts: &Starts, out: &mut [f32]) {
 /// As [`integrate`], on a CPU with AVX-512 F, BW, DQ and VL.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn integrate_avx512(volume: &[f32], starts: &Starts, out: &mut [f32]) {
-    integrate::<super::lanes::avx512::Avx512>(volume, starts, out)
+unsafe fn integrate_avx512(volume: &[f32], how: Gather, starts: &Starts, out: &mut [f32]) {
+    integrate::<super::lanes::avx512::Avx512>(volume, how, starts, out)
 }
 
 /// [`scatter`] compiled for AVX2.
@@ -386,7 +399,7 @@ impl<S: Simd> Lockstep<S> {
 /// indices are inside the grid, and other taps read voxel 0 and are masked to 0.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn integrate<S: Simd>(volume: &[f32], starts: &Starts, out: &mut [f32]) {
+unsafe fn integrate<S: Simd>(volume: &[f32], how: Gather, starts: &Starts, out: &mut [f32]) {
     let Some(lockstep) = Lockstep::<S>::new(starts) else {
         // No ray has a sample: each gives exactly 0, as in the scalar kernel.
         out.fill(0.0);
@@ -397,10 +410,10 @@ unsafe fn integrate<S: Simd>(volume: &[f32], starts: &Starts, out: &mut [f32]) {
         let t = lockstep.taps(k);
         // (Plain calls, not a closure: a closure would be compiled without the
         // instruction set, and its vector operations would become calls.)
-        let v00 = tap::<S>(volume, t.base, t.offset[0], t.inside[0], t.active);
-        let v10 = tap::<S>(volume, t.base, t.offset[1], t.inside[1], t.active);
-        let v01 = tap::<S>(volume, t.base, t.offset[2], t.inside[2], t.active);
-        let v11 = tap::<S>(volume, t.base, t.offset[3], t.inside[3], t.active);
+        let v00 = tap::<S>(how, volume, t.base, t.offset[0], t.inside[0], t.active);
+        let v10 = tap::<S>(how, volume, t.base, t.offset[1], t.inside[1], t.active);
+        let v01 = tap::<S>(how, volume, t.base, t.offset[2], t.inside[2], t.active);
+        let v11 = tap::<S>(how, volume, t.base, t.offset[3], t.inside[3], t.active);
         // The kernel's `bilinear`, operation for operation.
         let low = S::add_f(v00, S::mul_f(t.wb, S::sub_f(v10, v00)));
         let high = S::add_f(v01, S::mul_f(t.wb, S::sub_f(v11, v01)));
@@ -473,6 +486,7 @@ pub(crate) unsafe fn within<S: Simd>(i: S::I, n: S::I) -> S::M {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) unsafe fn tap<S: Simd>(
+    how: Gather,
     values: &[f32],
     base: S::I,
     offset: S::I,
@@ -481,7 +495,7 @@ pub(crate) unsafe fn tap<S: Simd>(
 ) -> S::F {
     let valid = S::and_m(valid, active);
     let index = S::keep_i(valid, S::add_i(base, offset));
-    S::keep_f(valid, S::gather(values, index))
+    S::keep_f(valid, gather::<S>(how, values, index))
 }
 
 #[cfg(test)]
@@ -498,16 +512,21 @@ mod tests {
         assert_prefixes_match, assert_scatter_matches, between, grid, ray_group, segment,
         vector_paths,
     };
+    use super::super::lanes::Gather;
     use super::{JosephAdjointLanes, JosephLanes};
 
-    /// Checks every prefix of `rays` against the scalar kernel.
+    /// Checks every prefix of `rays` against the scalar kernel, with either way of
+    /// reading the taps.
     fn assert_lanes_equal_scalar(
         lanes: &JosephLanes,
         volume: &[f32],
         g: &GridParams,
         rays: &[Ray],
     ) {
-        assert_prefixes_match(rays, |r, out| lanes.trace(r, out), |r| joseph(volume, g, r));
+        for gather in Gather::ALL {
+            let lanes = lanes.with_gather(gather);
+            assert_prefixes_match(rays, |r, out| lanes.trace(r, out), |r| joseph(volume, g, r));
+        }
     }
 
     #[test]

@@ -83,7 +83,11 @@ pub fn backend_statuses() -> Vec<BackendStatus> {
                     path,
                     match path {
                         lanes::LanePath::Scalar => "one ray or voxel per step".to_string(),
-                        _ => format!("{} rays or voxels per step", path.lanes()),
+                        _ => format!(
+                            "{} rays or voxels per step; gathers by {}",
+                            path.lanes(),
+                            lanes::Gather::in_use()
+                        ),
                     }
                 )
             },

@@ -24,7 +24,7 @@ use xray_kernels::GridParams;
 
 #[cfg(target_arch = "x86_64")]
 use super::lanes::scatter_add;
-use super::lanes::{LanePath, Simd, MAX_LANES};
+use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
 use super::span::Span;
 
 /// The lockstep walker for one volume: it exists only when the lane path is a vector
@@ -37,6 +37,8 @@ pub(crate) struct SiddonLanes<'a> {
     /// Whether to prefetch ahead of each lane: only for volumes larger than
     /// [`PREFETCH_ABOVE_BYTES`], which a cache does not hold.
     prefetch: bool,
+    /// How the lanes read their voxels.
+    gather: Gather,
 }
 
 /// Volumes larger than this (bytes) are walked with software prefetching. Smaller ones
@@ -60,6 +62,7 @@ impl<'a> SiddonLanes<'a> {
             grid,
             path,
             prefetch,
+            gather: Gather::in_use(),
         })
     }
 
@@ -67,6 +70,12 @@ impl<'a> SiddonLanes<'a> {
     #[cfg(test)]
     fn with_prefetch(self, prefetch: bool) -> Self {
         SiddonLanes { prefetch, ..self }
+    }
+
+    /// The same walker reading its voxels the way `gather` says (the tests run both).
+    #[cfg(test)]
+    fn with_gather(self, gather: Gather) -> Self {
+        SiddonLanes { gather, ..self }
     }
 
     /// Rays per call of [`SiddonLanes::trace`].
@@ -85,17 +94,19 @@ impl<'a> SiddonLanes<'a> {
             }
             return;
         }
-        let (volume, grid) = (self.volume, self.grid);
+        let (volume, grid, how) = (self.volume, self.grid, self.gather);
         // SAFETY: `new` checked that the CPU runs `path` (a vector path), that `volume`
         // holds exactly the grid's voxels (at least one), and that their count fits in
         // `i32`.
         #[cfg(target_arch = "x86_64")]
         unsafe {
             match (self.path, self.prefetch) {
-                (LanePath::Avx512, true) => integrate_avx512::<true>(volume, grid, rays, out),
-                (LanePath::Avx512, false) => integrate_avx512::<false>(volume, grid, rays, out),
-                (_, true) => integrate_avx2::<true>(volume, grid, rays, out),
-                (_, false) => integrate_avx2::<false>(volume, grid, rays, out),
+                (LanePath::Avx512, true) => integrate_avx512::<true>(volume, grid, how, rays, out),
+                (LanePath::Avx512, false) => {
+                    integrate_avx512::<false>(volume, grid, how, rays, out)
+                }
+                (_, true) => integrate_avx2::<true>(volume, grid, how, rays, out),
+                (_, false) => integrate_avx2::<false>(volume, grid, how, rays, out),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -211,6 +222,8 @@ trait Visit<S: Simd> {
 #[cfg(target_arch = "x86_64")]
 struct Integrate<'a, S: Simd> {
     volume: &'a [f32],
+    /// How the voxels are read.
+    how: Gather,
     sum: S::F,
 }
 
@@ -225,7 +238,7 @@ impl<S: Simd> Visit<S> for Integrate<'_, S> {
     unsafe fn visit(&mut self, active: S::M, linear: S::I, length: S::F) {
         // Done lanes read voxel 0 and add +0.0, which leaves any sum unchanged bit for
         // bit (a sum that starts at +0.0 is never -0.0).
-        let mu = S::gather(self.volume, S::keep_i(active, linear));
+        let mu = gather::<S>(self.how, self.volume, S::keep_i(active, linear));
         self.sum = S::add_f(self.sum, S::keep_f(active, S::mul_f(mu, length)));
     }
 }
@@ -268,11 +281,13 @@ impl<S: Simd> Visit<S> for Scatter<'_, S> {
 unsafe fn integrate<S: Simd, const PREFETCH: bool>(
     volume: &[f32],
     grid: &GridParams,
+    how: Gather,
     rays: &[Ray],
     out: &mut [f32],
 ) {
     let mut sink = Integrate::<S> {
         volume,
+        how,
         sum: S::splat_f(0.0),
     };
     walk::<S, _, PREFETCH>(grid, rays, &mut sink);
@@ -338,7 +353,13 @@ compiled_for_each_set!(
     integrate,
     integrate_avx2,
     integrate_avx512,
-    (volume: &[f32], grid: &GridParams, rays: &[Ray], out: &mut [f32])
+    (
+        volume: &[f32],
+        grid: &GridParams,
+        how: Gather,
+        rays: &[Ray],
+        out: &mut [f32]
+    )
 );
 compiled_for_each_set!(
     scatter,
@@ -578,14 +599,17 @@ mod tests {
         assert_prefixes_match, assert_scatter_matches, between, grid, point_around_grid, ray_group,
         segment, vector_paths,
     };
-    use super::super::lanes::LanePath;
+    use super::super::lanes::{Gather, LanePath};
     use super::{SiddonAdjointLanes, SiddonLanes};
 
     /// Checks every prefix of `rays` against the scalar kernel, with and without
-    /// prefetching.
+    /// prefetching, with either way of reading the voxels.
     fn assert_lanes_equal_scalar(lanes: SiddonLanes, volume: &[f32], g: &GridParams, rays: &[Ray]) {
-        for prefetch in [false, true] {
-            let lanes = lanes.with_prefetch(prefetch);
+        for (prefetch, gather) in [false, true]
+            .into_iter()
+            .flat_map(|p| Gather::ALL.map(|g| (p, g)))
+        {
+            let lanes = lanes.with_prefetch(prefetch).with_gather(gather);
             assert_prefixes_match(rays, |r, out| lanes.trace(r, out), |r| siddon(volume, g, r));
         }
     }

@@ -185,10 +185,8 @@ impl Simd for Avx512 {
         }
     }
 
-    /// Scalar loads: on Zen 4 (fp256, one thread) `vgatherdps` made Joseph 10-25%
-    /// slower and Siddon no faster.
     #[inline(always)]
-    unsafe fn gather(values: &[f32], at: __m512i) -> __m512 {
+    unsafe fn gather_loads(values: &[f32], at: __m512i) -> __m512 {
         let mut out = [0.0f32; MAX_LANES];
         let mut lane = 0;
         Self::for_each_lane(at, |i| {
@@ -196,5 +194,10 @@ impl Simd for Avx512 {
             lane += 1;
         });
         _mm512_loadu_ps(out.as_ptr())
+    }
+
+    #[inline(always)]
+    unsafe fn gather_instruction(values: &[f32], at: __m512i) -> __m512 {
+        _mm512_i32gather_ps::<4>(at, values.as_ptr())
     }
 }

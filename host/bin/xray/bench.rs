@@ -9,7 +9,7 @@ use ndarray::Array3;
 use serde::Serialize;
 use xray_projector::cases::StandardCase;
 use xray_projector::recon::{self, Filter};
-use xray_projector::{BackendKind, LanePath, Projector};
+use xray_projector::{BackendKind, Gather, LanePath, Projector};
 
 use crate::inputs::{projector, BackendArgs, MethodName};
 
@@ -96,6 +96,9 @@ struct Record {
     /// CPU only: the vector path that ran (`avx512`, `avx2` or `scalar`).
     #[serde(skip_serializing_if = "Option::is_none")]
     lanes: Option<&'static str>,
+    /// CPU only: how the lanes gather (`instruction` or `loads`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gather: Option<&'static str>,
     method: &'static str,
     views: usize,
     seconds: f64,
@@ -182,6 +185,7 @@ fn run_case(
         op: op.name(),
         backend: projector.backend(),
         lanes: (projector.backend() == BackendKind::Cpu).then(|| LanePath::in_use().name()),
+        gather: (projector.backend() == BackendKind::Cpu).then(|| Gather::in_use().name()),
         method: match args.method {
             MethodName::Siddon => "siddon",
             MethodName::Joseph => "joseph",
