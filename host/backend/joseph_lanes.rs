@@ -20,9 +20,9 @@ use xray_kernels::joseph::{joseph, joseph_adjoint, joseph_start, JosephStart};
 use xray_kernels::ray::Ray;
 use xray_kernels::GridParams;
 
-#[cfg(target_arch = "x86_64")]
-use super::lanes::scatter_add;
 use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{scatter_add, SpanLanes};
 use super::span::Span;
 
 /// The lockstep sampler for one volume: it exists only when the lane path is a vector
@@ -448,6 +448,7 @@ unsafe fn scatter<S: Simd>(
     };
     let weight = S::load_f(weights);
     let one = S::splat_f(1.0);
+    let mut written = SpanLanes::<S>::new();
     for k in lockstep.first..=lockstep.last {
         let t = lockstep.taps(k);
         // The scalar kernel's tap weights: (1 - wb)(1 - wc), wb (1 - wc), (1 - wb) wc,
@@ -462,9 +463,11 @@ unsafe fn scatter<S: Simd>(
         for ((inside, offset), tap_weight) in t.inside.iter().zip(&t.offset).zip(tap_weights) {
             let valid = S::and_m(*inside, t.active);
             let index = S::keep_i(valid, S::add_i(t.base, *offset));
-            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weight), span);
+            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weight));
+            written.include(valid, index);
         }
     }
+    *span = span.union(written.span());
 }
 
 /// Lanes where `0 <= i < n`.

@@ -22,9 +22,9 @@ use xray_kernels::ray::Ray;
 use xray_kernels::siddon::{siddon_adjoint, walk_start, Axis};
 use xray_kernels::GridParams;
 
-#[cfg(target_arch = "x86_64")]
-use super::lanes::scatter_add;
 use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{scatter_add, SpanLanes};
 use super::span::Span;
 
 /// The lockstep walker for one volume: it exists only when the lane path is a vector
@@ -250,7 +250,7 @@ struct Scatter<'a, S: Simd> {
     target: &'a mut [f32],
     weight: S::F,
     /// The voxels written so far.
-    span: &'a mut Span,
+    written: SpanLanes<S>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -262,13 +262,8 @@ impl<S: Simd> Visit<S> for Scatter<'_, S> {
 
     #[inline(always)]
     unsafe fn visit(&mut self, active: S::M, linear: S::I, length: S::F) {
-        scatter_add::<S>(
-            self.target,
-            linear,
-            active,
-            S::mul_f(self.weight, length),
-            self.span,
-        );
+        scatter_add::<S>(self.target, linear, active, S::mul_f(self.weight, length));
+        self.written.include(active, linear);
     }
 }
 
@@ -318,9 +313,10 @@ unsafe fn scatter<S: Simd, const PREFETCH: bool>(
     let mut sink = Scatter::<S> {
         target,
         weight: S::load_f(&weights),
-        span,
+        written: SpanLanes::new(),
     };
     walk::<S, _, PREFETCH>(grid, rays, &mut sink);
+    *span = span.union(sink.written.span());
 }
 
 /// Compiles `$generic::<S, PREFETCH>` for AVX2 (as `$avx2`) and AVX-512 (as `$avx512`),

@@ -29,6 +29,12 @@ impl Simd for Avx2 {
         out
     }
     #[inline(always)]
+    unsafe fn to_array_i(v: __m256i) -> [i32; MAX_LANES] {
+        let mut out = [0i32; MAX_LANES];
+        _mm256_storeu_si256(out.as_mut_ptr().cast(), v);
+        out
+    }
+    #[inline(always)]
     unsafe fn splat_f(x: f32) -> __m256 {
         _mm256_set1_ps(x)
     }
@@ -86,6 +92,14 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn mul_i(a: __m256i, b: __m256i) -> __m256i {
         _mm256_mullo_epi32(a, b)
+    }
+    #[inline(always)]
+    unsafe fn min_i(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_min_epi32(a, b)
+    }
+    #[inline(always)]
+    unsafe fn max_i(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_max_epi32(a, b)
     }
 
     #[inline(always)]

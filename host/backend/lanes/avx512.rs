@@ -34,6 +34,12 @@ impl Simd for Avx512 {
         out
     }
     #[inline(always)]
+    unsafe fn to_array_i(v: __m512i) -> [i32; MAX_LANES] {
+        let mut out = [0i32; MAX_LANES];
+        _mm512_storeu_si512(out.as_mut_ptr().cast(), v);
+        out
+    }
+    #[inline(always)]
     unsafe fn splat_f(x: f32) -> __m512 {
         _mm512_set1_ps(x)
     }
@@ -91,6 +97,14 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn mul_i(a: __m512i, b: __m512i) -> __m512i {
         _mm512_mullo_epi32(a, b)
+    }
+    #[inline(always)]
+    unsafe fn min_i(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_min_epi32(a, b)
+    }
+    #[inline(always)]
+    unsafe fn max_i(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_max_epi32(a, b)
     }
 
     #[inline(always)]
