@@ -9,7 +9,7 @@ round's figures as they come, then the medians over the rounds and the ratios th
 project's goals are stated in (BENCHMARKS.md): Siddon against Numba, Joseph against
 RTK, FDK against RTK, and each backprojection against its own forward projection.
 
-    scripts/cpu-peers.py [--rounds 3] [--threads N] [--paths avx512,avx2]
+    scripts/cpu-peers.py [--rounds 3] [--threads N] [--paths avx512,avx2,avx512/loads]
 
 Needs target/release/xray (cargo build --release) and the anchors beside the project
 (../shared/anchors, or --anchors DIR). The peers run in a virtual environment
@@ -17,7 +17,8 @@ Needs target/release/xray (cargo build --release) and the anchors beside the pro
 itk-rtk 2.7.0.post1. --threads sets RAYON_NUM_THREADS, NUMBA_NUM_THREADS and
 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS alike (default: every core); --paths the
 XRAY_CPU_LANES values to run ours with (default: the best this CPU has, and avx2 below
-it).
+it), each optionally with `/loads` or `/instruction` for XRAY_CPU_GATHER (default: the
+way `xray info` names for this CPU).
 """
 import argparse
 import json
@@ -67,17 +68,22 @@ def cpu_description():
 
 
 def best_path(xray, env):
-    """The vector path `xray info` reports for this CPU."""
+    """The vector path `xray info` reports for this CPU, and how its lanes gather."""
     info = run([xray, "info"], env)
+    gather = next((way for way in ("instruction", "loads") if f"gathers by {way}" in info), "-")
     for path in ("avx512", "avx2", "scalar"):
         if f"; {path} lanes" in info:
-            return path
+            return path, gather
     raise SystemExit(f"xray info names no vector path:\n{info}")
 
 
 def ours(xray, env, path, op, method):
-    """One `xray bench` record (median of 3 repeats after a warm-up)."""
-    env = dict(env, XRAY_CPU_LANES=path)
+    """One `xray bench` record (median of 3 repeats after a warm-up); `path` is an
+    XRAY_CPU_LANES value, optionally followed by `/` and an XRAY_CPU_GATHER value."""
+    lanes, _, gather = path.partition("/")
+    env = dict(env, XRAY_CPU_LANES=lanes)
+    if gather:
+        env["XRAY_CPU_GATHER"] = gather
     line = run([xray, "bench", "--backend", "cpu", "--case", "fp256", "--op", op,
                 "--method", method, "--repeats", "3", "--json"], env)
     return json.loads(line.strip().splitlines()[-1])
@@ -106,9 +112,10 @@ def main():
     env = dict(os.environ, RAYON_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads,
                ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=threads)
     python = peers_python(args.venv)
-    best = best_path(xray, env)
+    best, gather = best_path(xray, env)
     paths = args.paths.split(",") if args.paths else ([best, "avx2"] if best == "avx512" else [best])
-    print(f"# {cpu_description()}; {threads} threads; ours on {', '.join(paths)}", flush=True)
+    print(f"# {cpu_description()}; {threads} threads; ours on {', '.join(paths)} "
+          f"(gathers by {gather} unless a path names another way)", flush=True)
 
     # figures[name] = list over rounds; rays per second, or seconds for FDK.
     figures = {}

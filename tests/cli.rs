@@ -36,6 +36,32 @@ fn fails_with(output: &Output, message: &str) {
     );
 }
 
+/// The library's side of `xray drr --kvp 80`'s defaults: `maps` (on `grid`) projected on
+/// the CPU with Siddon, and the model of an 80 kV tube (12 degree anode) through 2.5 mm
+/// of aluminium onto a CsI flat panel at 4 mAs.
+fn library_radiograph(
+    maps: &[Array3<f32>],
+    absorbers: Vec<xray_projector::physics::Absorber>,
+    grid: &VolumeGeometry,
+    geometry: &xray_projector::ProjectionGeometry,
+) -> (xray_projector::physics::RadiographModel, Vec<Array3<f32>>) {
+    use xray_projector::physics::*;
+    let projector = Projector::new(Backend::Cpu).unwrap();
+    let p = project_maps(&projector, maps, grid, geometry, Method::Siddon).unwrap();
+    let spectrum = Spectrum::tube(80.0, 12.0)
+        .unwrap()
+        .filtered(Material::Aluminium, 2.5)
+        .unwrap();
+    let model = RadiographModel::new(
+        &spectrum,
+        absorbers,
+        Detector::flat_panel(Scintillator::csi()),
+        Exposure::TubeCurrent { mas: 4.0 },
+    )
+    .unwrap();
+    (model, p)
+}
+
 #[test]
 fn drr_with_no_input_is_the_head_through_the_polychromatic_model() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,20 +79,7 @@ fn drr_with_no_input_is_the_head_through_the_polychromatic_model() {
     let geometry = CircularScan::new(1000.0, 1500.0, 1, [24, 24], 12.0)
         .geometry()
         .unwrap();
-    let projector = Projector::new(Backend::Cpu).unwrap();
-    use xray_projector::physics::*;
-    let p = project_maps(&projector, &maps, &grid, &geometry, Method::Siddon).unwrap();
-    let spectrum = Spectrum::tube(80.0, 12.0)
-        .unwrap()
-        .filtered(Material::Aluminium, 2.5)
-        .unwrap();
-    let model = RadiographModel::new(
-        &spectrum,
-        head.absorbers(),
-        Detector::flat_panel(Scintillator::csi()),
-        Exposure::TubeCurrent { mas: 4.0 },
-    )
-    .unwrap();
+    let (model, p) = library_radiograph(&maps, head.absorbers(), &grid, &geometry);
     let views: Vec<_> = p.iter().map(|a| a.view()).collect();
     let signal = model.expected(&views, &geometry).unwrap();
     let flat = model.flat_field(&geometry).unwrap();
@@ -1082,27 +1095,9 @@ fn scatter_is_the_librarys_with_the_gap_behind_the_volume_and_bad_gaps_are_refus
     let geometry = CircularScan::new(1000.0, 1500.0, 1, [24, 24], 12.0)
         .geometry()
         .unwrap();
-    use xray_projector::physics::*;
-    let p = project_maps(
-        &Projector::new(Backend::Cpu).unwrap(),
-        &maps,
-        &grid,
-        &geometry,
-        Method::Siddon,
-    )
-    .unwrap();
+    use xray_projector::physics::Scatter;
+    let (model, p) = library_radiograph(&maps, head.absorbers(), &grid, &geometry);
     let views: Vec<_> = p.iter().map(|a| a.view()).collect();
-    let spectrum = Spectrum::tube(80.0, 12.0)
-        .unwrap()
-        .filtered(Material::Aluminium, 2.5)
-        .unwrap();
-    let model = RadiographModel::new(
-        &spectrum,
-        head.absorbers(),
-        Detector::flat_panel(Scintillator::csi()),
-        Exposure::TubeCurrent { mas: 4.0 },
-    )
-    .unwrap();
     let primary = model.expected(&views, &geometry).unwrap();
     let model = model.with_scatter(Scatter::new(372.0).unwrap()).unwrap();
     assert_eq!(
@@ -1195,29 +1190,12 @@ fn a_label_map_becomes_material_maps_as_the_library_makes_them() {
     let geometry = CircularScan::new(1000.0, 1500.0, 1, [16, 16], 8.0)
         .geometry()
         .unwrap();
-    let p = project_maps(
-        &Projector::new(Backend::Cpu).unwrap(),
-        &maps,
-        &grid,
-        &geometry,
-        Method::Siddon,
-    )
-    .unwrap();
+    let absorbers = vec![
+        Absorber::Material(Material::SoftTissue),
+        Absorber::Material(Material::Bone),
+    ];
+    let (model, p) = library_radiograph(&maps, absorbers, &grid, &geometry);
     let views: Vec<_> = p.iter().map(|a| a.view()).collect();
-    let spectrum = Spectrum::tube(80.0, 12.0)
-        .unwrap()
-        .filtered(Material::Aluminium, 2.5)
-        .unwrap();
-    let model = RadiographModel::new(
-        &spectrum,
-        vec![
-            Absorber::Material(Material::SoftTissue),
-            Absorber::Material(Material::Bone),
-        ],
-        Detector::flat_panel(Scintillator::csi()),
-        Exposure::TubeCurrent { mas: 4.0 },
-    )
-    .unwrap();
     let want = model.expected(&views, &geometry).unwrap();
     for ((r, c), value) in got.indexed_iter() {
         assert_eq!(value.to_bits(), want[[0, r, c]].to_bits(), "pixel {r} {c}");

@@ -6,6 +6,7 @@
 
 use ndarray::Array3;
 
+use super::tests::on_one_and_two_threads;
 use super::*;
 use crate::geometry::{Beam, View};
 
@@ -249,16 +250,7 @@ fn sampled_scatter_keeps_the_models_mean_and_does_not_depend_on_threads() {
         (variance / expected - 1.0).abs() < 0.12,
         "{variance} against {expected}"
     );
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let two = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
-    let a = one.install(|| model.sample(&[p.view()], &geometry, 3).unwrap());
-    let b = two.install(|| model.sample(&[p.view()], &geometry, 3).unwrap());
+    let (a, b) = on_one_and_two_threads(|| model.sample(&[p.view()], &geometry, 3).unwrap());
     assert_eq!(a, b);
     let primary_only = model.clone().without_scatter();
     assert_ne!(a, primary_only.sample(&[p.view()], &geometry, 3).unwrap());

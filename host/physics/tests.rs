@@ -199,16 +199,7 @@ fn noise_has_the_models_mean_and_variance_and_does_not_depend_on_threads() {
             );
         }
         // The same bits on one thread and on two.
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let a = one.install(|| model.sample(&[p.view()], &geometry, 7).unwrap());
-        let b = two.install(|| model.sample(&[p.view()], &geometry, 7).unwrap());
+        let (a, b) = on_one_and_two_threads(|| model.sample(&[p.view()], &geometry, 7).unwrap());
         assert_eq!(a, b);
         assert_ne!(a, model.sample(&[p.view()], &geometry, 8).unwrap());
     }
@@ -365,4 +356,16 @@ fn projections_that_do_not_fit_the_model_are_refused() {
         Exposure::PerPixel
     )
     .is_err());
+}
+
+/// What `run` returns in a rayon pool of one thread and in one of two (the physics
+/// tests check that a result does not depend on the thread count).
+pub(super) fn on_one_and_two_threads<T: Send>(run: impl Fn() -> T + Sync) -> (T, T) {
+    let pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    (pool(1).install(&run), pool(2).install(&run))
 }
