@@ -68,6 +68,7 @@ pub mod recon;
 pub mod streaming;
 
 pub use backend::lanes::{Gather, LanePath, CPU_GATHER_VARIABLE, CPU_LANES_VARIABLE};
+pub use backend::siddon_lanes::CPU_PREFETCH_VARIABLE;
 pub use backend::{backend_statuses, Backend, BackendKind, BackendStatus};
 pub use cancel::Cancel;
 pub use error::{Error, GeometryError, Result};

@@ -26,6 +26,7 @@ use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{scatter_add, SpanLanes};
 use super::span::Span;
+use std::sync::OnceLock;
 
 /// The lockstep walker for one volume: it exists only when the lane path is a vector
 /// one and the volume's linear indices fit in the `i32` lanes.
@@ -41,20 +42,27 @@ pub(crate) struct SiddonLanes<'a> {
     gather: Gather,
 }
 
+/// Whether every side of `grid` is under 2^24 voxels, so that the walk's per-axis
+/// crossing counts, kept as `f32`, are exact whole numbers.
+fn sides_fit(grid: &GridParams) -> bool {
+    grid.nx.max(grid.ny).max(grid.nz) < 1 << 24
+}
+
 /// Volumes larger than this (bytes) are walked with software prefetching. Smaller ones
 /// stay in the last-level cache, where the prefetches cost more than they save.
 const PREFETCH_ABOVE_BYTES: usize = 32 << 20;
 
 impl<'a> SiddonLanes<'a> {
     /// The walker for `volume` on `grid` on `path`, or `None` when `path` is scalar or
-    /// this CPU does not run it, the volume has `2^31` voxels or more or none, or
-    /// `volume` does not hold exactly the whole grid's voxels (a slab of it goes one
-    /// ray at a time).
+    /// this CPU does not run it, the volume has `2^31` voxels or more or none, or a side
+    /// of `2^24` voxels or more, or `volume` does not hold exactly the whole grid's
+    /// voxels (a slab of it goes one ray at a time).
     pub(crate) fn new(volume: &'a [f32], grid: &'a GridParams, path: LanePath) -> Option<Self> {
         let fits = grid.is_whole()
             && volume.len() == grid.voxel_count()
             && !volume.is_empty()
-            && volume.len() <= i32::MAX as usize;
+            && volume.len() <= i32::MAX as usize
+            && sides_fit(grid);
         let prefetch = std::mem::size_of_val(volume) > PREFETCH_ABOVE_BYTES;
         let vector = path != LanePath::Scalar && path.is_supported();
         (fits && vector).then_some(SiddonLanes {
@@ -130,10 +138,10 @@ pub(crate) struct SiddonAdjointLanes<'a> {
 impl<'a> SiddonAdjointLanes<'a> {
     /// The walker for volumes of the whole `grid` on `path`, or `None` when `path` is
     /// scalar or this CPU does not run it, or the grid is a slab, empty, or has `2^31`
-    /// voxels or more.
+    /// voxels or more or a side of `2^24` voxels or more.
     pub(crate) fn new(grid: &'a GridParams, path: LanePath) -> Option<Self> {
         let voxels = grid.voxel_count();
-        let fits = grid.is_whole() && voxels > 0 && voxels <= i32::MAX as usize;
+        let fits = grid.is_whole() && voxels > 0 && voxels <= i32::MAX as usize && sides_fit(grid);
         let vector = path != LanePath::Scalar && path.is_supported();
         let prefetch = voxels.saturating_mul(std::mem::size_of::<f32>()) > PREFETCH_ABOVE_BYTES;
         (fits && vector).then_some(SiddonAdjointLanes {
@@ -374,9 +382,37 @@ compiled_for_each_set!(
 /// axis: far enough to cover a memory access, near enough to stay on the ray.
 const PREFETCH_VOXELS: f32 = 24.0;
 
-/// Prefetch on every this many steps: a lane moves at most one voxel per step, so
-/// consecutive prefetches mostly name the same cache lines.
+/// Prefetch on every this many steps by default: a lane moves at most one voxel per
+/// step, so consecutive prefetches mostly name the same cache lines.
 const PREFETCH_EVERY: u32 = 4;
+
+/// Environment variable that sets how often the Siddon lanes prefetch, in steps (a
+/// positive whole number; default [`PREFETCH_EVERY`]), to tune it on a machine.
+pub const CPU_PREFETCH_VARIABLE: &str = "XRAY_CPU_PREFETCH_EVERY";
+
+/// The prefetch interval in steps: [`CPU_PREFETCH_VARIABLE`]'s value where it is a
+/// positive whole number (another value is ignored with a warning), else
+/// [`PREFETCH_EVERY`]. Read once per process.
+///
+/// The walk reads it at run time on purpose: with the interval a compile-time constant
+/// (or a field, or a `black_box`ed constant), the Siddon walk over fp256 ran 1.5-1.7x
+/// slower on the Intel Xeon measured, with the same results (the loops' instructions
+/// differ only in register allocation; the cause was not found).
+fn prefetch_interval() -> u32 {
+    static EVERY: OnceLock<u32> = OnceLock::new();
+    *EVERY.get_or_init(|| match std::env::var(CPU_PREFETCH_VARIABLE) {
+        Ok(value) => match value.parse::<u32>() {
+            Ok(every) if every > 0 => every,
+            _ => {
+                log::warn!(
+                    "{CPU_PREFETCH_VARIABLE}={value:?} is not a positive whole number: ignored"
+                );
+                PREFETCH_EVERY
+            }
+        },
+        Err(_) => PREFETCH_EVERY,
+    })
+}
 
 /// The walk of up to `S::LANES` rays in lockstep, handing each step's voxels and
 /// lengths to `sink`; see the module docs. With `PREFETCH`,
@@ -476,14 +512,16 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
         S::load_f(&t_first[2]),
     ];
     // `Axis::advance`: a crossing is `t_first + crossed * t_delta`. Faces crossed per
-    // axis, and each axis's crossing after the next one, computed a step ahead so that
-    // the walk's chain of dependent instructions stays one blend per step.
-    let one = S::splat_i(1);
-    let [mut cx, mut cy, mut cz] = [S::splat_i(0); 3];
+    // axis plus one, as `f32` (exact: the walker exists only for grids under 2^24 voxels
+    // a side, so an active lane's count stays below 2^24, and `crossed as f32` is the
+    // same number), and each axis's crossing after the next one, computed a step ahead
+    // so that the walk's chain of dependent instructions stays one blend per step.
+    let one = S::splat_f(1.0);
+    let [mut kx, mut ky, mut kz] = [one; 3];
     let [mut ux, mut uy, mut uz] = [
-        next::<S>(fx, one, dx),
-        next::<S>(fy, one, dy),
-        next::<S>(fz, one, dz),
+        next::<S>(fx, kx, dx),
+        next::<S>(fy, ky, dy),
+        next::<S>(fz, kz, dz),
     ];
     let origin = [
         S::load_f(&origin[0]),
@@ -506,17 +544,15 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
     let mut linear = S::load_i(&linear_start);
     let minus_one = S::splat_i(-1);
 
+    let prefetch_every = prefetch_interval();
     let mut step = 0u32;
     loop {
-        let done = S::or_m(
-            S::negative_i(rx),
-            S::or_m(S::negative_i(ry), S::negative_i(rz)),
-        );
+        let done = S::negative_i(S::or_i(rx, S::or_i(ry, rz)));
         if S::all(done) {
             break;
         }
         step = step.wrapping_add(1);
-        if PREFETCH && step.is_multiple_of(PREFETCH_EVERY) {
+        if PREFETCH && step.is_multiple_of(prefetch_every) {
             // The voxel each lane will be in `lead` further along its ray.
             let ahead = S::add_f(t, lead);
             let mut at = S::splat_i(0);
@@ -533,6 +569,7 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
         // scalar kernel.
         let length = S::sub_f(S::min_f(t_exit, t_cross), t);
         sink.visit(S::not_m(done), linear, length);
+
         t = t_cross;
         // The walk ends at the exit, or where `t_cross` is NaN (no axis is crossed).
         let stop = S::not_lt_f(t_cross, t_exit);
@@ -545,12 +582,12 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
         tx = S::select_f(mx, ux, tx);
         ty = S::select_f(my, uy, ty);
         tz = S::select_f(mxy, tz, uz);
-        cx = S::increment_where(mx, cx);
-        cy = S::increment_where(my, cy);
-        cz = S::increment_where(mz, cz);
-        ux = next::<S>(fx, S::add_i(cx, one), dx);
-        uy = next::<S>(fy, S::add_i(cy, one), dy);
-        uz = next::<S>(fz, S::add_i(cz, one), dz);
+        kx = S::select_f(mx, S::add_f(kx, one), kx);
+        ky = S::select_f(my, S::add_f(ky, one), ky);
+        kz = S::select_f(mz, S::add_f(kz, one), kz);
+        ux = next::<S>(fx, kx, dx);
+        uy = next::<S>(fy, ky, dy);
+        uz = next::<S>(fz, kz, dz);
         // Counting one crossing off; a stopped lane's x count becomes -1.
         rx = S::select_i(stop, minus_one, S::decrement_where(mx, rx));
         ry = S::decrement_where(my, ry);
@@ -559,14 +596,14 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
     }
 }
 
-/// `Axis::advance`'s crossing: `first + crossed * delta`.
+/// `Axis::advance`'s crossing: `first + crossed * delta` (`crossed` a whole number).
 ///
 /// # Safety
 /// As [`Simd`]'s methods.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn next<S: Simd>(first: S::F, crossed: S::I, delta: S::F) -> S::F {
-    S::add_f(first, S::mul_f(S::to_f(crossed), delta))
+unsafe fn next<S: Simd>(first: S::F, crossed: S::F, delta: S::F) -> S::F {
+    S::add_f(first, S::mul_f(crossed, delta))
 }
 
 /// Asks for the cache line at `p` (any address: a prefetch never faults).
@@ -708,5 +745,21 @@ mod tests {
         }
         // The scalar path has no lanes, even for a volume that fits.
         assert!(SiddonLanes::new(&[0.0; 64], &g, LanePath::Scalar).is_none());
+    }
+
+    #[test]
+    fn a_grid_with_a_side_of_2_to_the_24_voxels_gets_no_lanes() {
+        // The walk counts crossings in `f32`, exact only below 2^24.
+        for path in vector_paths("siddon lanes, long sides") {
+            assert!(
+                SiddonAdjointLanes::new(&grid([1, 1, (1 << 24) - 1], [1.0; 3]), path).is_some()
+            );
+            for n in [[1 << 24, 1, 1], [1, 1 << 24, 1], [1, 1, 1 << 24]] {
+                assert!(
+                    SiddonAdjointLanes::new(&grid(n, [1.0; 3]), path).is_none(),
+                    "{n:?}"
+                );
+            }
+        }
     }
 }

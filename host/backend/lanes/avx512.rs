@@ -99,6 +99,10 @@ impl Simd for Avx512 {
         _mm512_mullo_epi32(a, b)
     }
     #[inline(always)]
+    unsafe fn or_i(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_or_si512(a, b)
+    }
+    #[inline(always)]
     unsafe fn min_i(a: __m512i, b: __m512i) -> __m512i {
         _mm512_min_epi32(a, b)
     }
@@ -176,10 +180,6 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn decrement_where(m: __mmask16, a: __m512i) -> __m512i {
         _mm512_mask_sub_epi32(a, m, a, _mm512_set1_epi32(1))
-    }
-    #[inline(always)]
-    unsafe fn increment_where(m: __mmask16, a: __m512i) -> __m512i {
-        _mm512_mask_add_epi32(a, m, a, _mm512_set1_epi32(1))
     }
 
     /// Two lanes per 64-bit move out of each 128-bit quarter.
