@@ -70,7 +70,7 @@ def cpu_description():
 def best_path(xray, env):
     """The vector path `xray info` reports for this CPU, and how its lanes gather."""
     info = run([xray, "info"], env)
-    gather = next((way for way in ("instruction", "loads") if f"gathers by {way}" in info), "-")
+    gather = next((way for way in ("instruction", "loads") if f"gathers by {way}" in info), "nothing")
     for path in ("avx512", "avx2", "scalar"):
         if f"; {path} lanes" in info:
             return path, gather
@@ -99,7 +99,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--paths", help="comma-separated XRAY_CPU_LANES values")
+    parser.add_argument("--paths", help="comma-separated XRAY_CPU_LANES values, each optionally "
+                        "followed by /loads or /instruction (XRAY_CPU_GATHER)")
     parser.add_argument("--anchors", type=Path, default=ROOT.parent / "shared" / "anchors")
     parser.add_argument("--venv", type=Path, default=ROOT / "target" / "peers-venv")
     args = parser.parse_args()

@@ -583,6 +583,14 @@ fn bench_json_has_the_documented_fields() {
     assert_eq!(record["views"], 1);
     let centre = record["centre_ray"].as_f64().unwrap();
     assert!((centre - 6.040).abs() < 5e-4, "centre ray {centre}");
+    // A CPU record names its lane path, and a vector path how its lanes gather.
+    let lanes = record["lanes"].as_str().unwrap();
+    let gather = record.get("gather").and_then(|g| g.as_str());
+    match lanes {
+        "scalar" => assert_eq!(gather, None, "{line}"),
+        "avx2" | "avx512" => assert!(matches!(gather, Some("instruction" | "loads")), "{line}"),
+        other => panic!("unknown lane path {other}"),
+    }
 }
 
 #[test]
@@ -674,6 +682,31 @@ fn info_names_the_cpu_lane_path_and_gather_and_the_variables_choose_them() {
             let stdout = String::from_utf8_lossy(&chosen.stdout);
             assert!(stdout.contains(&format!("gathers by {way}")), "{stdout}");
         }
+        // An unknown way is ignored with a warning: the CPU's own way runs.
+        let unknown = Command::new(env!("CARGO_BIN_EXE_xray"))
+            .arg("info")
+            .env(xray_projector::CPU_GATHER_VARIABLE, "sideways")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        ok(&unknown);
+        let unset = Command::new(env!("CARGO_BIN_EXE_xray"))
+            .arg("info")
+            .env_remove(xray_projector::CPU_GATHER_VARIABLE)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        ok(&unset);
+        let own_way = if String::from_utf8_lossy(&unset.stdout).contains("gathers by instruction") {
+            "instruction"
+        } else {
+            "loads"
+        };
+        let stdout = String::from_utf8_lossy(&unknown.stdout);
+        assert!(
+            stdout.contains(&format!("gathers by {own_way}")),
+            "{stdout}"
+        );
     }
 }
 

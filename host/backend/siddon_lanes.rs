@@ -5,7 +5,8 @@
 //! the ray crosses next), so a scalar core spends most of its time waiting on that chain
 //! and on mispredicted branches. Here neighbouring rays walk in lockstep: each step
 //! picks every lane's next axis with compare masks instead of branches, and reads the
-//! lanes' voxels with independent loads. A lane that leaves the grid stops
+//! lanes' voxels with one gather (the instruction or scalar loads, as
+//! [`Gather::in_use`] says for this CPU). A lane that leaves the grid stops
 //! contributing; the loop ends when all have. For volumes larger than a cache, each lane
 //! also prefetches the voxel it will reach a few dozen steps later.
 //!
@@ -22,14 +23,16 @@ use xray_kernels::ray::Ray;
 use xray_kernels::siddon::{siddon_adjoint, walk_start, Axis};
 use xray_kernels::GridParams;
 
-use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
 #[cfg(target_arch = "x86_64")]
-use super::lanes::{scatter_add, SpanLanes};
+use super::lanes::{gather, scatter_add, SpanLanes};
+use super::lanes::{Gather, LanePath, Simd, MAX_LANES};
 use super::span::Span;
+#[cfg(target_arch = "x86_64")]
 use std::sync::OnceLock;
 
 /// The lockstep walker for one volume: it exists only when the lane path is a vector
-/// one and the volume's linear indices fit in the `i32` lanes.
+/// one, the volume's linear indices fit in the `i32` lanes and its sides are under
+/// 2^24 voxels.
 #[derive(Clone, Copy)]
 pub(crate) struct SiddonLanes<'a> {
     volume: &'a [f32],
@@ -125,8 +128,8 @@ impl<'a> SiddonLanes<'a> {
 }
 
 /// The lockstep walker of the transpose (backprojection) on one grid: it exists only
-/// when the lane path is a vector one and the grid's linear indices fit in the `i32`
-/// lanes.
+/// when the lane path is a vector one, the grid's linear indices fit in the `i32` lanes
+/// and its sides are under 2^24 voxels.
 #[derive(Clone, Copy)]
 pub(crate) struct SiddonAdjointLanes<'a> {
     grid: &'a GridParams,
@@ -386,18 +389,23 @@ const PREFETCH_VOXELS: f32 = 24.0;
 /// step, so consecutive prefetches mostly name the same cache lines.
 const PREFETCH_EVERY: u32 = 4;
 
-/// Environment variable that sets how often the Siddon lanes prefetch, in steps (a
-/// positive whole number; default [`PREFETCH_EVERY`]), to tune it on a machine.
+/// Environment variable that sets how often the Siddon lanes prefetch for volumes
+/// larger than a cache, in steps (a positive whole number; default 4), to tune it on a
+/// machine.
 pub const CPU_PREFETCH_VARIABLE: &str = "XRAY_CPU_PREFETCH_EVERY";
 
 /// The prefetch interval in steps: [`CPU_PREFETCH_VARIABLE`]'s value where it is a
 /// positive whole number (another value is ignored with a warning), else
 /// [`PREFETCH_EVERY`]. Read once per process.
 ///
-/// The walk reads it at run time on purpose: with the interval a compile-time constant
-/// (or a field, or a `black_box`ed constant), the Siddon walk over fp256 ran 1.5-1.7x
-/// slower on the Intel Xeon measured, with the same results (the loops' instructions
-/// differ only in register allocation; the cause was not found).
+/// The walk reads it at run time, from here, on purpose: with the interval a
+/// compile-time constant (or a field, or a `black_box`ed constant) the Siddon walk over
+/// fp256 ran 1.5-1.7x slower on the Intel Xeon measured, with the same results. The
+/// loops' vector instructions are the same; they differ in register allocation and in
+/// the interval test (a bit test for the constant, a division here). The cause of the
+/// difference was not found, so it rests on the compiler's choices: re-measure after a
+/// toolchain update.
+#[cfg(target_arch = "x86_64")]
 fn prefetch_interval() -> u32 {
     static EVERY: OnceLock<u32> = OnceLock::new();
     *EVERY.get_or_init(|| match std::env::var(CPU_PREFETCH_VARIABLE) {
@@ -416,7 +424,7 @@ fn prefetch_interval() -> u32 {
 
 /// The walk of up to `S::LANES` rays in lockstep, handing each step's voxels and
 /// lengths to `sink`; see the module docs. With `PREFETCH`,
-/// every [`PREFETCH_EVERY`] steps it also asks for the cache lines the lanes will read
+/// every [`prefetch_interval`] steps it also asks for the cache lines the lanes will read
 /// [`PREFETCH_VOXELS`] further on (worth it once the volume does not fit in the cache).
 /// On a Zen 3 this made fp256 (64 MB) 10-25% faster and a 1 MB volume 15% slower,
 /// hence the size threshold.
@@ -750,6 +758,15 @@ mod tests {
     #[test]
     fn a_grid_with_a_side_of_2_to_the_24_voxels_gets_no_lanes() {
         // The walk counts crossings in `f32`, exact only below 2^24.
+        assert!(super::sides_fit(&grid([(1 << 24) - 1, 1, 1], [1.0; 3])));
+        for n in [
+            [1 << 24, 1, 1],
+            [1, 1 << 24, 1],
+            [1, 1, 1 << 24],
+            [1 << 30, 1, 1],
+        ] {
+            assert!(!super::sides_fit(&grid(n, [1.0; 3])), "{n:?}");
+        }
         for path in vector_paths("siddon lanes, long sides") {
             assert!(
                 SiddonAdjointLanes::new(&grid([1, 1, (1 << 24) - 1], [1.0; 3]), path).is_some()

@@ -42,9 +42,9 @@ pub enum Gather {
     /// One scalar load per lane, inserted into the vector. Faster on the AMD cores
     /// measured (Zen 3, Zen 4: `vgatherdps` made Joseph 10-25% slower on Zen 4).
     Loads,
-    /// The gather instruction (`vgatherdps`). Faster on the Intel Xeon measured (a
-    /// Sapphire Rapids-class core with AVX-512: Joseph 1.6x, FDK 1.2-1.4x, Siddon the
-    /// same).
+    /// The gather instruction (`vgatherdps`). Faster on the Intel Xeon measured (family 6
+    /// model 207, an Emerald Rapids-class core with AVX-512: Joseph 1.6x, FDK 1.2-1.4x,
+    /// Siddon the same), the only Intel core measured.
     Instruction,
 }
 
@@ -60,10 +60,16 @@ impl Gather {
         }
     }
 
-    /// The faster way on this CPU, as measured: the gather instruction on Intel CPUs,
-    /// scalar loads on others (AMD's gathers were slower on every core measured).
+    /// The faster way on this CPU, as measured: the gather instruction on Intel CPUs with
+    /// AVX-512 that Linux reports not affected by Gather Data Sampling ("Downfall", whose
+    /// microcode fix slows the instruction several times on the Skylake to Ice Lake and
+    /// Tiger Lake cores that have it), scalar loads everywhere else (AMD's gathers were
+    /// slower on every core measured; older Intel cores' gathers are slow too).
     pub fn preferred() -> Gather {
-        if cpu_vendor_is_intel() {
+        if cpu_vendor_is_intel()
+            && LanePath::Avx512.is_supported()
+            && linux_reports_no_gather_data_sampling()
+        {
             Gather::Instruction
         } else {
             Gather::Loads
@@ -95,6 +101,13 @@ impl std::fmt::Display for Gather {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Whether Linux says this CPU is not affected by Gather Data Sampling (false where it
+/// cannot tell: another system, an older kernel, or an affected CPU).
+fn linux_reports_no_gather_data_sampling() -> bool {
+    std::fs::read_to_string("/sys/devices/system/cpu/vulnerabilities/gather_data_sampling")
+        .is_ok_and(|state| state.trim() == "Not affected")
 }
 
 /// Whether the CPU's vendor string (CPUID leaf 0) is `GenuineIntel`.

@@ -96,7 +96,7 @@ struct Record {
     /// CPU only: the vector path that ran (`avx512`, `avx2` or `scalar`).
     #[serde(skip_serializing_if = "Option::is_none")]
     lanes: Option<&'static str>,
-    /// CPU only: how the lanes gather (`instruction` or `loads`).
+    /// CPU vector paths only: how the lanes gather (`instruction` or `loads`).
     #[serde(skip_serializing_if = "Option::is_none")]
     gather: Option<&'static str>,
     method: &'static str,
@@ -185,7 +185,8 @@ fn run_case(
         op: op.name(),
         backend: projector.backend(),
         lanes: (projector.backend() == BackendKind::Cpu).then(|| LanePath::in_use().name()),
-        gather: (projector.backend() == BackendKind::Cpu).then(|| Gather::in_use().name()),
+        gather: (projector.backend() == BackendKind::Cpu && LanePath::in_use() != LanePath::Scalar)
+            .then(|| Gather::in_use().name()),
         method: match args.method {
             MethodName::Siddon => "siddon",
             MethodName::Joseph => "joseph",
