@@ -643,6 +643,20 @@ fn bench_times_backprojection_and_fdk_with_their_own_fields() {
     assert!(records[0]["centre_voxel"].as_f64().unwrap() > 0.0, "{text}");
 }
 
+/// `xray info`'s standard output with the environment variable `variable` set to
+/// `value` (removed where `None`).
+fn info_with(dir: &Path, variable: &str, value: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xray"));
+    command.arg("info").current_dir(dir);
+    match value {
+        Some(value) => command.env(variable, value),
+        None => command.env_remove(variable),
+    };
+    let output = command.output().expect("the xray binary runs");
+    ok(&output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[test]
 fn info_names_the_cpu_lane_path_and_gather_and_the_variables_choose_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -656,56 +670,33 @@ fn info_names_the_cpu_lane_path_and_gather_and_the_variables_choose_them() {
             .any(|path| cpu.contains(path)),
         "{cpu}"
     );
-    let capped = Command::new(env!("CARGO_BIN_EXE_xray"))
-        .arg("info")
-        .env(xray_projector::CPU_LANES_VARIABLE, "scalar")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    ok(&capped);
-    let stdout = String::from_utf8_lossy(&capped.stdout);
-    assert!(stdout.contains("; scalar lanes"), "{stdout}");
+    let capped = info_with(
+        dir.path(),
+        xray_projector::CPU_LANES_VARIABLE,
+        Some("scalar"),
+    );
+    assert!(capped.contains("; scalar lanes"), "{capped}");
     // A vector path names how its lanes gather, and XRAY_CPU_GATHER chooses it.
     if !cpu.contains("; scalar lanes") {
         assert!(
             cpu.contains("gathers by instruction") || cpu.contains("gathers by loads"),
             "{cpu}"
         );
+        let gather = xray_projector::CPU_GATHER_VARIABLE;
         for way in ["loads", "instruction"] {
-            let chosen = Command::new(env!("CARGO_BIN_EXE_xray"))
-                .arg("info")
-                .env(xray_projector::CPU_GATHER_VARIABLE, way)
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            ok(&chosen);
-            let stdout = String::from_utf8_lossy(&chosen.stdout);
-            assert!(stdout.contains(&format!("gathers by {way}")), "{stdout}");
+            let chosen = info_with(dir.path(), gather, Some(way));
+            assert!(chosen.contains(&format!("gathers by {way}")), "{chosen}");
         }
         // An unknown way is ignored with a warning: the CPU's own way runs.
-        let unknown = Command::new(env!("CARGO_BIN_EXE_xray"))
-            .arg("info")
-            .env(xray_projector::CPU_GATHER_VARIABLE, "sideways")
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        ok(&unknown);
-        let unset = Command::new(env!("CARGO_BIN_EXE_xray"))
-            .arg("info")
-            .env_remove(xray_projector::CPU_GATHER_VARIABLE)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        ok(&unset);
-        let own_way = if String::from_utf8_lossy(&unset.stdout).contains("gathers by instruction") {
+        let own_way = if info_with(dir.path(), gather, None).contains("gathers by instruction") {
             "instruction"
         } else {
             "loads"
         };
-        let stdout = String::from_utf8_lossy(&unknown.stdout);
+        let unknown = info_with(dir.path(), gather, Some("sideways"));
         assert!(
-            stdout.contains(&format!("gathers by {own_way}")),
-            "{stdout}"
+            unknown.contains(&format!("gathers by {own_way}")),
+            "{unknown}"
         );
     }
 }

@@ -4,8 +4,9 @@
 //! Neighbouring rays almost always share their dominant axis, so the lanes' rays sample
 //! the same slice at each step: one vector computes their sample positions, bilinear
 //! weights and tap indices, and four gathers read their taps (the instruction or scalar
-//! loads, as `Gather::in_use` says for this CPU; taps outside the grid read as 0). A group whose rays do not share a dominant axis is sampled one ray
-//! at a time by the scalar kernel.
+//! loads, as `Gather::in_use` says for this CPU; taps outside the grid read as 0). A
+//! group whose rays do not share a dominant axis is sampled one ray at a time by the
+//! scalar kernel.
 //!
 //! The sampling is written once, over [`Simd`]; [`JosephLanes::trace`] runs it compiled
 //! for the chosen [`LanePath`]. Every lane starts from

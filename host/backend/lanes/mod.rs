@@ -117,11 +117,7 @@ fn cpu_vendor_is_intel() -> bool {
         // SAFETY: CPUID leaf 0 exists on every x86-64 CPU.
         #[allow(unused_unsafe)]
         let leaf = unsafe { std::arch::x86_64::__cpuid(0) };
-        let vendor: Vec<u8> = [leaf.ebx, leaf.edx, leaf.ecx]
-            .iter()
-            .flat_map(|word| word.to_le_bytes())
-            .collect();
-        vendor == b"GenuineIntel"
+        [leaf.ebx, leaf.edx, leaf.ecx].map(u32::to_le_bytes) == [*b"Genu", *b"ineI", *b"ntel"]
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
