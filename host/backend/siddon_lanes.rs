@@ -20,7 +20,9 @@
 //! a time). The unit tests below, and those of [`super::cpu`], check both.
 
 use xray_kernels::ray::Ray;
-use xray_kernels::siddon::{siddon_adjoint, walk_start, Axis};
+#[cfg(target_arch = "x86_64")]
+use xray_kernels::siddon::WalkStart;
+use xray_kernels::siddon::{siddon_adjoint, walk_start};
 use xray_kernels::GridParams;
 
 #[cfg(target_arch = "x86_64")]
@@ -296,10 +298,14 @@ unsafe fn integrate<S: Simd, const PREFETCH: bool>(
         how,
         sum: S::splat_f(0.0),
     };
-    walk::<S, _, PREFETCH>(grid, rays, &mut sink);
+    let scalar_lanes = walk::<S, _, PREFETCH>(grid, rays, &mut sink);
     let sums = S::to_array(sink.sum);
-    for ((value, ray), lane_sum) in out.iter_mut().zip(rays).zip(sums) {
-        *value = lane_sum * grid.world_length(ray.direction);
+    for (lane, ((value, ray), lane_sum)) in out.iter_mut().zip(rays).zip(sums).enumerate() {
+        *value = if scalar_lanes & (1 << lane) == 0 {
+            lane_sum * grid.world_length(ray.direction)
+        } else {
+            xray_kernels::siddon::siddon(volume, grid, ray)
+        };
     }
 }
 
@@ -326,8 +332,16 @@ unsafe fn scatter<S: Simd, const PREFETCH: bool>(
         weight: S::load_f(&weights),
         written: SpanLanes::new(),
     };
-    walk::<S, _, PREFETCH>(grid, rays, &mut sink);
+    let scalar_lanes = walk::<S, _, PREFETCH>(grid, rays, &mut sink);
     *span = span.union(sink.written.span());
+    for (lane, (ray, &value)) in rays.iter().zip(values).enumerate() {
+        if scalar_lanes & (1 << lane) != 0 {
+            siddon_adjoint(grid, ray, value, |i, w| {
+                target[i] += w;
+                span.include(i);
+            });
+        }
+    }
 }
 
 /// Compiles `$generic::<S, PREFETCH>` for AVX2 (as `$avx2`) and AVX-512 (as `$avx512`),
@@ -396,15 +410,8 @@ pub const CPU_PREFETCH_VARIABLE: &str = "XRAY_CPU_PREFETCH_EVERY";
 
 /// The prefetch interval in steps: [`CPU_PREFETCH_VARIABLE`]'s value where it is a
 /// positive whole number (another value is ignored with a warning), else
-/// [`PREFETCH_EVERY`]. Read once per process.
-///
-/// The walk reads it at run time, from here, on purpose: with the interval a
-/// compile-time constant (or a field, or a `black_box`ed constant) the Siddon walk over
-/// fp256 ran 1.5-1.7x slower on the Intel Xeon measured, with the same results. The
-/// loops' vector instructions are the same; they differ in register allocation and in
-/// the interval test (a bit test for the constant, a division here). The cause of the
-/// difference was not found, so it rests on the compiler's choices: re-measure after a
-/// toolchain update.
+/// [`PREFETCH_EVERY`]. Read once per process; the walk counts it down (no division
+/// per step).
 #[cfg(target_arch = "x86_64")]
 fn prefetch_interval() -> u32 {
     static EVERY: OnceLock<u32> = OnceLock::new();
@@ -422,83 +429,114 @@ fn prefetch_interval() -> u32 {
     })
 }
 
+/// Where a lane's walk stops (see [`walk`]): the smallest of `start.t_exit` and, for
+/// each axis the ray moves along, the crossing at which its index would leave
+/// `0..counts[a]`, computed as `Axis::advance` computes it (`t_first + n * t_delta`,
+/// `t_first` itself for the first). `None` where an axis's first crossing is not a
+/// finite number (a direction so close to the axis that it overflows `t_first`): those
+/// rays go to the scalar kernel. Otherwise every crossing the walk computes is a number
+/// (finite or `+inf`), never NaN.
+#[cfg(target_arch = "x86_64")]
+fn lane_stop(counts: [i32; 3], start: &WalkStart) -> Option<f32> {
+    let mut stop = start.t_exit;
+    for (a, axis) in [start.x, start.y, start.z].into_iter().enumerate() {
+        // Crossing a face moves the index by `step`: the crossings numbered (from 0)
+        // below `inside` keep it in `0..count`, crossing `inside` leaves.
+        let inside = match axis.step {
+            1 => counts[a] - 1 - axis.index,
+            -1 => axis.index,
+            _ => continue,
+        };
+        if !axis.t_first.is_finite() {
+            return None;
+        }
+        let leave = if inside == 0 {
+            axis.t_first
+        } else {
+            axis.t_first + inside as f32 * axis.t_delta
+        };
+        stop = xray_kernels::math::min(leave, stop);
+    }
+    Some(stop)
+}
+
 /// The walk of up to `S::LANES` rays in lockstep, handing each step's voxels and
-/// lengths to `sink`; see the module docs. With `PREFETCH`,
-/// every [`prefetch_interval`] steps it also asks for the cache lines the lanes will read
-/// [`PREFETCH_VOXELS`] further on (worth it once the volume does not fit in the cache).
-/// On a Zen 3 this made fp256 (64 MB) 10-25% faster and a 1 MB volume 15% slower,
-/// hence the size threshold.
+/// lengths to `sink`; see the module docs. Returns the lanes (bit `i` for `rays[i]`)
+/// it leaves to the caller to walk with the scalar kernel: rays with a crossing that
+/// is not a finite number (a direction so close to an axis that `1 / d` overflows),
+/// which the lanes' stopping rule below does not cover. With `PREFETCH`, every
+/// [`prefetch_interval`] steps it also asks for the cache lines the lanes will read
+/// about [`PREFETCH_VOXELS`] further on (worth it once the volume does not fit in the
+/// cache).
+///
+/// Each lane stops at the first step whose crossing reaches its `t_stop`: the smallest
+/// of its exit parameter and the crossings at which each axis would leave the grid (the
+/// crossing after the last one that keeps the index in `0..count`, computed as
+/// `Axis::advance` computes it). That is the step where the scalar kernel stops, or an
+/// earlier one after which every step it takes has length zero (crossings tied with
+/// the leaving one), whose terms `mu * 0` leave a sum bit for bit as it is (the
+/// projectors refuse non-finite volumes and projections).
 ///
 /// # Safety
 /// Must run compiled for `S`'s instruction set, on a CPU that has it; `rays` must hold
 /// at most `S::LANES` rays; the grid must have at least one voxel and fewer than `2^31`,
 /// and `sink` must accept any of its voxels. Then every voxel visited is in the grid:
-/// active lanes start inside it (`walk_start` clamps the entry voxel) and are done from
-/// the step that would take any of their three indices out of it (the per-axis count of
-/// faces left runs out). Prefetches may point anywhere; they never fault.
+/// active lanes start inside it (`walk_start` clamps the entry voxel), and an index
+/// leaves it only at a step where its axis is crossed at its leaving crossing, so
+/// `t_cross` equals that crossing and is at least `t_stop`: the lane is done from that
+/// step, whose visit comes before the move. Prefetches may point anywhere; they never
+/// fault.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
     grid: &GridParams,
     rays: &[Ray],
     sink: &mut V,
-) {
+) -> u32 {
     let counts = [grid.nx, grid.ny, grid.nz].map(|n| n as i32);
     let strides = [1, counts[0], counts[0] * counts[1]];
 
-    // Per-lane start state, one array per quantity.
-    // Faces each lane may still cross on each axis before it leaves the grid; -1 (done
-    // from the start, with a zero sum) for lanes without a ray or whose ray misses.
-    let mut remaining = [[-1i32; MAX_LANES]; 3];
+    // Per-lane start state, one array per quantity. Lanes without a ray, whose ray
+    // misses, or left to the caller are done from the start (-1 in `idle`).
+    let mut idle = [-1i32; MAX_LANES];
+    let mut scalar_lanes = 0u32;
     let mut stride_step = [[0i32; MAX_LANES]; 3];
     let mut t_next = [[0.0f32; MAX_LANES]; 3];
     let mut t_delta = [[0.0f32; MAX_LANES]; 3];
     let mut t_first = [[0.0f32; MAX_LANES]; 3];
-    let mut origin = [[0.0f32; MAX_LANES]; 3];
-    let mut direction = [[0.0f32; MAX_LANES]; 3];
     let mut t_now = [0.0f32; MAX_LANES];
-    let mut t_end = [0.0f32; MAX_LANES];
-    let mut lead = [0.0f32; MAX_LANES];
+    let mut t_stop = [0.0f32; MAX_LANES];
+    let mut lead_offset = [0i32; MAX_LANES];
     let mut linear_start = [0i32; MAX_LANES];
     for (lane, ray) in rays.iter().enumerate().take(S::LANES) {
         let Some(start) = walk_start(grid, ray) else {
             continue;
         };
-        let axes: [Axis; 3] = [start.x, start.y, start.z];
-        for a in 0..3 {
-            let axis = axes[a];
-            // Crossing a face moves the index by `step`; the walk leaves the grid on the
-            // crossing after the last one that keeps it in `0..count`.
-            remaining[a][lane] = match axis.step {
-                1 => counts[a] - 1 - axis.index,
-                -1 => axis.index,
-                _ => i32::MAX,
-            };
+        let Some(stop) = lane_stop(counts, &start) else {
+            scalar_lanes |= 1 << lane;
+            continue;
+        };
+        for (a, axis) in [start.x, start.y, start.z].into_iter().enumerate() {
             stride_step[a][lane] = axis.step * strides[a];
             t_next[a][lane] = axis.t_next;
             t_delta[a][lane] = axis.t_delta;
             t_first[a][lane] = axis.t_first;
-            origin[a][lane] = ray.origin[a];
-            direction[a][lane] = ray.direction[a];
             linear_start[lane] += axis.index * strides[a];
         }
+        // The voxel `PREFETCH_VOXELS` further along the longest axis is about this many
+        // places further on in memory (rounded per axis: a prefetch need not be exact).
         let d = ray.direction.map(f32::abs);
-        lead[lane] = PREFETCH_VOXELS / d[0].max(d[1]).max(d[2]);
+        let lead = PREFETCH_VOXELS / d[0].max(d[1]).max(d[2]);
+        lead_offset[lane] = (0..3)
+            .map(|a| (lead * ray.direction[a]).round() as i32 * strides[a])
+            .fold(0i32, i32::wrapping_add);
+        idle[lane] = 0;
         t_now[lane] = start.t_enter;
-        t_end[lane] = start.t_exit;
+        t_stop[lane] = stop;
     }
 
-    // A lane is done once any of its counts is negative: it left the grid, or it
-    // reached its exit (every step at or past the exit sets the x count to -1). A done
-    // lane stays done: counts only go down, apart from that reset to -1, and none can
-    // wrap, as the loop ends within nx + ny + nz steps.
     // (Plain statements, not closures: a closure would be compiled without the
     // instruction set, and its vector operations would become calls.)
-    let [mut rx, mut ry, mut rz] = [
-        S::load_i(&remaining[0]),
-        S::load_i(&remaining[1]),
-        S::load_i(&remaining[2]),
-    ];
     let [lx, ly, lz] = [
         S::load_i(&stride_step[0]),
         S::load_i(&stride_step[1]),
@@ -526,82 +564,52 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
     // so that the walk's chain of dependent instructions stays one blend per step.
     let one = S::splat_f(1.0);
     let [mut kx, mut ky, mut kz] = [one; 3];
-    let [mut ux, mut uy, mut uz] = [
-        next::<S>(fx, kx, dx),
-        next::<S>(fy, ky, dy),
-        next::<S>(fz, kz, dz),
-    ];
-    let origin = [
-        S::load_f(&origin[0]),
-        S::load_f(&origin[1]),
-        S::load_f(&origin[2]),
-    ];
-    let direction = [
-        S::load_f(&direction[0]),
-        S::load_f(&direction[1]),
-        S::load_f(&direction[2]),
-    ];
-    let strides = [
-        S::splat_i(strides[0]),
-        S::splat_i(strides[1]),
-        S::splat_i(strides[2]),
-    ];
-    let lead = S::load_f(&lead);
+    let lead_offset = S::load_i(&lead_offset);
     let mut t = S::load_f(&t_now);
-    let t_exit = S::load_f(&t_end);
+    let t_stop = S::load_f(&t_stop);
     let mut linear = S::load_i(&linear_start);
-    let minus_one = S::splat_i(-1);
+    // A done lane stays done.
+    let mut done = S::negative_i(S::load_i(&idle));
 
     let prefetch_every = prefetch_interval();
-    let mut step = 0u32;
+    let mut until_prefetch = 1u32;
     loop {
-        let done = S::negative_i(S::or_i(rx, S::or_i(ry, rz)));
         if S::all(done) {
             break;
         }
-        step = step.wrapping_add(1);
-        if PREFETCH && step.is_multiple_of(prefetch_every) {
-            // The voxel each lane will be in `lead` further along its ray.
-            let ahead = S::add_f(t, lead);
-            let mut at = S::splat_i(0);
-            for a in 0..3 {
-                let p = S::add_f(origin[a], S::mul_f(ahead, direction[a]));
-                at = S::add_i(at, S::mul_i(S::trunc_i(p), strides[a]));
+        if PREFETCH {
+            until_prefetch -= 1;
+            if until_prefetch == 0 {
+                until_prefetch = prefetch_every;
+                // About the voxel each lane will reach `PREFETCH_VOXELS` further on.
+                let ahead = S::add_i(linear, lead_offset);
+                let voxels = sink.voxels();
+                S::for_each_lane(ahead, |i| prefetch(voxels.wrapping_add(i as u32 as usize)));
             }
-            let voxels = sink.voxels();
-            S::for_each_lane(at, |i| prefetch(voxels.wrapping_add(i as u32 as usize)));
         }
         // The scalar kernel's `min(x, min(y, z))`.
         let t_cross = S::min_f(tx, S::min_f(ty, tz));
-        // `t_exit` where `t_cross >= t_exit`, else `t_cross` (NaN included), as in the
-        // scalar kernel.
-        let length = S::sub_f(S::min_f(t_exit, t_cross), t);
+        // `t_stop` where `t_cross >= t_stop`, else `t_cross`: the scalar kernel's
+        // `t_exit - t` or `t_cross - t` (equal where `t_cross` is a leaving crossing).
+        let length = S::sub_f(S::min_f(t_stop, t_cross), t);
         sink.visit(S::not_m(done), linear, length);
 
         t = t_cross;
-        // The walk ends at the exit, or where `t_cross` is NaN (no axis is crossed).
-        let stop = S::not_lt_f(t_cross, t_exit);
-        // The axis crossed: x first, then y, else z, as in the scalar kernel (a NaN
-        // `t_cross` crosses none there; here it moves z but stops the lane).
+        done = S::or_m(done, S::not_lt_f(t_cross, t_stop));
+        // The axis crossed: x first, then y, else z, as in the scalar kernel.
         let mx = S::eq_f(t_cross, tx);
         let my = S::and_not_m(mx, S::eq_f(t_cross, ty));
         let mxy = S::or_m(mx, my);
         let mz = S::not_m(mxy);
-        tx = S::select_f(mx, ux, tx);
-        ty = S::select_f(my, uy, ty);
-        tz = S::select_f(mxy, tz, uz);
+        tx = S::select_f(mx, next::<S>(fx, kx, dx), tx);
+        ty = S::select_f(my, next::<S>(fy, ky, dy), ty);
+        tz = S::select_f(mxy, tz, next::<S>(fz, kz, dz));
         kx = S::select_f(mx, S::add_f(kx, one), kx);
         ky = S::select_f(my, S::add_f(ky, one), ky);
         kz = S::select_f(mz, S::add_f(kz, one), kz);
-        ux = next::<S>(fx, kx, dx);
-        uy = next::<S>(fy, ky, dy);
-        uz = next::<S>(fz, kz, dz);
-        // Counting one crossing off; a stopped lane's x count becomes -1.
-        rx = S::select_i(stop, minus_one, S::decrement_where(mx, rx));
-        ry = S::decrement_where(my, ry);
-        rz = S::decrement_where(mz, rz);
         linear = S::add_i(linear, S::select_i(mx, lx, S::select_i(my, ly, lz)));
     }
+    scalar_lanes
 }
 
 /// `Axis::advance`'s crossing: `first + crossed * delta` (`crossed` a whole number).
@@ -633,7 +641,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use xray_kernels::ray::Ray;
-    use xray_kernels::siddon::{siddon, siddon_adjoint};
+    use xray_kernels::siddon::{siddon, siddon_adjoint, walk_start};
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
@@ -688,9 +696,52 @@ mod tests {
     }
 
     #[test]
-    fn lanes_equal_the_scalar_kernel_on_axis_face_and_corner_rays() {
+    fn lanes_equal_the_scalar_kernel_on_rays_between_lattice_points() {
+        // Endpoints on the voxel lattice (whole and half numbers) in and around the
+        // grid: rays through voxel edges and corners, whose crossings tie with each
+        // other and with the exit, and leave through edges and corners.
+        let g = grid([6, 5, 4], [1.0; 3]);
+        let mut random = ChaCha8Rng::seed_from_u64(5);
+        let volume: Vec<f32> = (0..g.voxel_count())
+            .map(|_| random.random_range(0.0..2.0))
+            .collect();
+        // From 2 voxels before each side to 2 after it, in steps of half a voxel.
+        let lattice_point = |random: &mut ChaCha8Rng| {
+            [6, 5, 4].map(|side: i32| random.random_range(-4..=2 * side + 4) as f32 / 2.0)
+        };
+        for path in vector_paths("siddon lanes, rays between lattice points") {
+            let lanes = SiddonLanes::new(&volume, &g, path).expect("a supported path");
+            let adjoint = SiddonAdjointLanes::new(&g, path).expect("a supported path");
+            for _ in 0..300 {
+                let rays: Vec<Ray> = (0..lanes.lanes())
+                    .map(|_| between(lattice_point(&mut random), lattice_point(&mut random)))
+                    .collect();
+                assert_lanes_equal_scalar(lanes, &volume, &g, &rays);
+                let values = vec![1.5f32; rays.len()];
+                assert_scatter_matches(
+                    g.voxel_count(),
+                    &rays,
+                    &values,
+                    |r, v, t| adjoint.scatter(r, v, t),
+                    |ray, value, add| siddon_adjoint(&g, ray, value, add),
+                );
+            }
+        }
+    }
+
+    /// The grid and volume of [`edge_rays`].
+    fn edge_grid() -> (GridParams, Vec<f32>) {
         let g = grid([6, 5, 4], [1.0, 1.0, 1.0]);
         let volume: Vec<f32> = (0..120).map(|i| (i % 7) as f32 + 0.5).collect();
+        (g, volume)
+    }
+
+    /// Rays along voxel faces, edges and corners of [`edge_grid`] (crossings tied with
+    /// each other and with the exit, where a lane stops before the scalar kernel's
+    /// zero-length steps), a whole line, a non-finite ray, and rays so close to an
+    /// axis that a crossing overflows (one left to the scalar kernel, one walked with
+    /// an infinite `t_delta`).
+    fn edge_rays() -> Vec<Ray> {
         let mut rays = Vec::new();
         for &(b, c) in &[(0.0f32, 0.0f32), (2.0, 3.0), (2.5, 1.5), (5.0, 3.999)] {
             rays.push(segment([-1.0, b, c], [8.0, 0.0, 0.0]));
@@ -701,6 +752,8 @@ mod tests {
         rays.push(segment([-1.0, -1.0, 2.0], [7.0, 7.0, 0.0]));
         rays.push(segment([6.0, 0.0, 0.0], [-5.0, 5.0, 0.0]));
         rays.push(segment([9.0, 9.0, 9.0], [1.0, 1.0, 1.0]));
+        rays.push(segment([-1.0, -1.0, -1.0], [8.0, 8.0, 8.0]));
+        rays.push(segment([6.0, 5.0, 4.0], [-7.0, -6.0, -5.0]));
         // A whole line (parallel beam), and one with non-finite numbers (a miss).
         rays.push(Ray {
             origin: [3.0, 2.5, 1.5],
@@ -709,12 +762,87 @@ mod tests {
             t_max: f32::INFINITY,
         });
         rays.push(segment([f32::NAN, 1.0, 1.0], [1.0, 1.0, 1.0]));
+        rays.extend(near_axis_rays());
+        rays
+    }
+
+    /// Rays nearly along x: the first's y crossing `(3 - 2.5) / 1e-39` overflows (the
+    /// scalar kernel walks it); the second's is finite with an infinite `t_delta`.
+    fn near_axis_rays() -> [Ray; 2] {
+        [
+            segment([-1.0, 2.5, 1.5], [8.0, 1e-39, 0.0]),
+            segment([-1.0, 2.999_99, 1.5], [8.0, 1e-39, 0.0]),
+        ]
+    }
+
+    #[test]
+    fn lanes_equal_the_scalar_kernel_on_axis_face_and_corner_rays() {
+        let (g, volume) = edge_grid();
+        let rays = edge_rays();
         for path in vector_paths("siddon lanes, axis, face and corner rays") {
             let lanes = SiddonLanes::new(&volume, &g, path).expect("a supported path");
             for chunk in rays.chunks(lanes.lanes()) {
                 assert_lanes_equal_scalar(lanes, &volume, &g, chunk);
             }
+            // Every ray in a lane group of its own, too.
+            for ray in &rays {
+                assert_lanes_equal_scalar(lanes, &volume, &g, std::slice::from_ref(ray));
+            }
         }
+    }
+
+    #[test]
+    fn adjoint_lanes_add_the_scalar_kernels_terms_on_axis_face_and_corner_rays() {
+        let (g, _) = edge_grid();
+        let rays = edge_rays();
+        let values: Vec<f32> = (0..rays.len()).map(|i| 0.25 + i as f32).collect();
+        for path in vector_paths("siddon adjoint lanes, axis, face and corner rays") {
+            let lanes = SiddonAdjointLanes::new(&g, path).expect("a supported path");
+            for (rays, values) in rays.chunks(lanes.lanes()).zip(values.chunks(lanes.lanes())) {
+                assert_scatter_matches(
+                    g.voxel_count(),
+                    rays,
+                    values,
+                    |r, v, t| lanes.scatter(r, v, t),
+                    |ray, value, add| siddon_adjoint(&g, ray, value, add),
+                );
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_ray_whose_first_crossing_overflows_is_left_to_the_scalar_kernel() {
+        let (g, _) = edge_grid();
+        let counts = [6, 5, 4];
+        let [overflowing, walked] = near_axis_rays();
+        let start = walk_start(&g, &overflowing).expect("inside the grid");
+        assert_eq!(start.y.t_first, f32::INFINITY);
+        assert_eq!(super::lane_stop(counts, &start), None);
+        let start = walk_start(&g, &walked).expect("inside the grid");
+        assert!(start.y.t_first.is_finite() && start.y.t_delta == f32::INFINITY);
+        // It stops where it leaves through x = 6, at t = 7/8.
+        assert_eq!(super::lane_stop(counts, &start), Some(start.t_exit));
+        assert_eq!(start.t_exit, 7.0 / 8.0);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_lane_stops_at_the_first_crossing_that_leaves_the_grid() {
+        // From voxel (2, 1, 0) towards +x and -y: x leaves after 3 crossings that keep
+        // it inside (index 2 to 5, then 6), y after 1 (index 1 to 0, then -1); z does
+        // not move. The scalar kernel's own `Axis::advance` gives those crossings.
+        let g = grid([6, 5, 4], [1.0; 3]);
+        let ray = segment([2.5, 1.5, 0.5], [40.0, -10.0, 0.0]);
+        let start = walk_start(&g, &ray).expect("inside the grid");
+        let (mut x, mut y) = (start.x, start.y);
+        (0..3).for_each(|_| x.advance());
+        y.advance();
+        assert_eq!((x.index, y.index), (5, 0));
+        let stop = super::lane_stop([6, 5, 4], &start).expect("finite crossings");
+        assert_eq!(stop, x.t_next.min(y.t_next).min(start.t_exit));
+        // In exact numbers the first leaving crossing is the exit (t = 3.5 / 40).
+        assert!((stop - 3.5 / 40.0).abs() <= 1e-7, "{stop}");
     }
 
     #[test]

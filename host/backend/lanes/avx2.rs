@@ -94,10 +94,6 @@ impl Simd for Avx2 {
         _mm256_mullo_epi32(a, b)
     }
     #[inline(always)]
-    unsafe fn or_i(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_or_si256(a, b)
-    }
-    #[inline(always)]
     unsafe fn min_i(a: __m256i, b: __m256i) -> __m256i {
         _mm256_min_epi32(a, b)
     }
@@ -175,11 +171,6 @@ impl Simd for Avx2 {
     #[inline(always)]
     unsafe fn keep_i(m: __m256i, a: __m256i) -> __m256i {
         _mm256_and_si256(a, m)
-    }
-    #[inline(always)]
-    unsafe fn decrement_where(m: __m256i, a: __m256i) -> __m256i {
-        // A set lane is -1.
-        _mm256_add_epi32(a, m)
     }
 
     /// Two lanes per 64-bit move, split by the integer units (on Zen 3, half the

@@ -99,10 +99,6 @@ impl Simd for Avx512 {
         _mm512_mullo_epi32(a, b)
     }
     #[inline(always)]
-    unsafe fn or_i(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_or_si512(a, b)
-    }
-    #[inline(always)]
     unsafe fn min_i(a: __m512i, b: __m512i) -> __m512i {
         _mm512_min_epi32(a, b)
     }
@@ -176,10 +172,6 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn keep_i(m: __mmask16, a: __m512i) -> __m512i {
         _mm512_maskz_mov_epi32(m, a)
-    }
-    #[inline(always)]
-    unsafe fn decrement_where(m: __mmask16, a: __m512i) -> __m512i {
-        _mm512_mask_sub_epi32(a, m, a, _mm512_set1_epi32(1))
     }
 
     /// Two lanes per 64-bit move out of each 128-bit quarter.

@@ -271,8 +271,6 @@ pub(crate) trait Simd: Copy {
     unsafe fn sub_i(a: Self::I, b: Self::I) -> Self::I;
     /// `a * b`, wrapping.
     unsafe fn mul_i(a: Self::I, b: Self::I) -> Self::I;
-    /// `a | b`, bit by bit.
-    unsafe fn or_i(a: Self::I, b: Self::I) -> Self::I;
     /// The smaller of `a` and `b`.
     unsafe fn min_i(a: Self::I, b: Self::I) -> Self::I;
     /// The larger of `a` and `b`.
@@ -312,8 +310,6 @@ pub(crate) trait Simd: Copy {
     unsafe fn keep_f(m: Self::M, a: Self::F) -> Self::F;
     /// `if m { a } else { 0 }`.
     unsafe fn keep_i(m: Self::M, a: Self::I) -> Self::I;
-    /// `a - 1` where `m`, else `a`.
-    unsafe fn decrement_where(m: Self::M, a: Self::I) -> Self::I;
 
     /// Calls `f` with each lane of `v`, in lane order.
     unsafe fn for_each_lane(v: Self::I, f: impl FnMut(i32));
