@@ -6,23 +6,29 @@
 //! and on mispredicted branches. Here neighbouring rays walk in lockstep: each step
 //! picks every lane's next axis with compare masks instead of branches, and reads the
 //! lanes' voxels with one gather (the instruction or scalar loads, as
-//! [`Gather::in_use`] says for this CPU). A lane that leaves the grid stops
-//! contributing; the loop ends when all have. For volumes larger than a cache, each lane
-//! also prefetches the voxel it will reach a few dozen steps later.
+//! [`Gather::in_use`] says for this CPU). Each lane stops at the first crossing that
+//! reaches its exit or would take it out of the grid (one compare a step, against a
+//! bound worked out before the walk); the loop ends when all have. For volumes larger
+//! than a cache, each lane also prefetches about the voxel it will reach a few dozen
+//! steps later.
 //!
 //! The walk is written once, over [`Simd`]; [`SiddonLanes::trace`] runs it compiled for
 //! the chosen [`LanePath`]. Every lane starts from `xray_kernels::siddon::walk_start`
 //! and does the same `f32` operations in the same order as
-//! `xray_kernels::siddon::siddon` (the function the GPU kernel runs), so the line
-//! integrals are bit for bit the scalar kernel's on every path. The transpose adds each
-//! ray's terms exactly as `siddon_adjoint` does, the rays of a group interleaved step by
-//! step (so a voxel two of them cross sums their terms in another order than one ray at
-//! a time). The unit tests below, and those of [`super::cpu`], check both.
+//! `xray_kernels::siddon::siddon` (the function the GPU kernel runs), only leaving out
+//! the zero-length steps the scalar kernel may take after a crossing tied with the one
+//! that leaves the grid (terms `mu * 0`, which change no sum), so the line integrals
+//! are bit for bit the scalar kernel's on every path. The transpose adds each ray's
+//! terms as `siddon_adjoint` does (less those zero terms), the rays of a group
+//! interleaved step by step (so a voxel two of them cross sums their terms in another
+//! order than one ray at a time). Rays so close to an axis that a crossing overflows go
+//! to the scalar kernels. The unit tests below, and those of [`super::cpu`], check all
+//! of this.
 
 use xray_kernels::ray::Ray;
-#[cfg(target_arch = "x86_64")]
+use xray_kernels::siddon::siddon_adjoint;
+#[cfg(test)]
 use xray_kernels::siddon::WalkStart;
-use xray_kernels::siddon::{siddon_adjoint, walk_start};
 use xray_kernels::GridParams;
 
 #[cfg(target_arch = "x86_64")]
@@ -168,10 +174,11 @@ impl<'a> SiddonAdjointLanes<'a> {
     }
 
     /// Adds `values[i]` times ray `i`'s Siddon weights into `target` (the whole grid's
-    /// voxels), for up to [`SiddonAdjointLanes::lanes`] rays: each ray adds exactly the
-    /// terms `xray_kernels::siddon::siddon_adjoint` adds, the rays' terms interleaved
-    /// step by step, lane by lane (so a voxel two rays cross sums their terms in that
-    /// order).
+    /// voxels), for up to [`SiddonAdjointLanes::lanes`] rays: each ray adds the terms
+    /// `xray_kernels::siddon::siddon_adjoint` adds (less zero terms of zero-length
+    /// steps, see the module docs), the rays' terms interleaved step by step, lane by
+    /// lane (so a voxel two rays cross sums their terms in that order); a ray left to
+    /// the scalar kernel adds its terms after the others.
     ///
     /// Returns the span of voxels written.
     pub(crate) fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
@@ -293,16 +300,18 @@ unsafe fn integrate<S: Simd, const PREFETCH: bool>(
     rays: &[Ray],
     out: &mut [f32],
 ) {
+    let starts = LaneStarts::<S>::new(grid, rays);
     let mut sink = Integrate::<S> {
         volume,
         how,
         sum: S::splat_f(0.0),
     };
-    let scalar_lanes = walk::<S, _, PREFETCH>(grid, rays, &mut sink);
-    let sums = S::to_array(sink.sum);
+    walk::<S, _, PREFETCH>(&starts, &mut sink);
+    // The scalar kernel's `sum * grid.world_length(ray.direction)`.
+    let sums = S::to_array(S::mul_f(sink.sum, starts.world_length));
     for (lane, ((value, ray), lane_sum)) in out.iter_mut().zip(rays).zip(sums).enumerate() {
-        *value = if scalar_lanes & (1 << lane) == 0 {
-            lane_sum * grid.world_length(ray.direction)
+        *value = if starts.scalar & (1 << lane) == 0 {
+            lane_sum
         } else {
             xray_kernels::siddon::siddon(volume, grid, ray)
         };
@@ -322,20 +331,19 @@ unsafe fn scatter<S: Simd, const PREFETCH: bool>(
     target: &mut [f32],
     span: &mut Span,
 ) {
-    // The scalar kernel's `value * grid.world_length(ray.direction)` per ray.
-    let mut weights = [0.0f32; MAX_LANES];
-    for ((weight, ray), value) in weights.iter_mut().zip(rays).zip(values) {
-        *weight = value * grid.world_length(ray.direction);
-    }
+    let starts = LaneStarts::<S>::new(grid, rays);
+    let mut padded = [0.0f32; MAX_LANES];
+    padded[..values.len()].copy_from_slice(values);
     let mut sink = Scatter::<S> {
         target,
-        weight: S::load_f(&weights),
+        // The scalar kernel's `value * grid.world_length(ray.direction)` per ray.
+        weight: S::mul_f(S::load_f(&padded), starts.world_length),
         written: SpanLanes::new(),
     };
-    let scalar_lanes = walk::<S, _, PREFETCH>(grid, rays, &mut sink);
+    walk::<S, _, PREFETCH>(&starts, &mut sink);
     *span = span.union(sink.written.span());
     for (lane, (ray, &value)) in rays.iter().zip(values).enumerate() {
-        if scalar_lanes & (1 << lane) != 0 {
+        if starts.scalar & (1 << lane) != 0 {
             siddon_adjoint(grid, ray, value, |i, w| {
                 target[i] += w;
                 span.include(i);
@@ -429,14 +437,16 @@ fn prefetch_interval() -> u32 {
     })
 }
 
-/// Where a lane's walk stops (see [`walk`]): the smallest of `start.t_exit` and, for
+/// Where a lane's walk stops (see [`walk`]), for one ray: the scalar definition that
+/// `LaneStarts::new` computes for all lanes at once (the tests compare the two). It is
+/// the smallest of `start.t_exit` and, for
 /// each axis the ray moves along, the crossing at which its index would leave
 /// `0..counts[a]`, computed as `Axis::advance` computes it (`t_first + n * t_delta`,
 /// `t_first` itself for the first). `None` where an axis's first crossing is not a
 /// finite number (a direction so close to the axis that it overflows `t_first`): those
 /// rays go to the scalar kernel. Otherwise every crossing the walk computes is a number
 /// (finite or `+inf`), never NaN.
-#[cfg(target_arch = "x86_64")]
+#[cfg(test)]
 fn lane_stop(counts: [i32; 3], start: &WalkStart) -> Option<f32> {
     let mut stop = start.t_exit;
     for (a, axis) in [start.x, start.y, start.z].into_iter().enumerate() {
@@ -460,14 +470,234 @@ fn lane_stop(counts: [i32; 3], start: &WalkStart) -> Option<f32> {
     Some(stop)
 }
 
-/// The walk of up to `S::LANES` rays in lockstep, handing each step's voxels and
-/// lengths to `sink`; see the module docs. Returns the lanes (bit `i` for `rays[i]`)
-/// it leaves to the caller to walk with the scalar kernel: rays with a crossing that
-/// is not a finite number (a direction so close to an axis that `1 / d` overflows),
-/// which the lanes' stopping rule below does not cover. With `PREFETCH`, every
-/// [`prefetch_interval`] steps it also asks for the cache lines the lanes will read
-/// about [`PREFETCH_VOXELS`] further on (worth it once the volume does not fit in the
-/// cache).
+/// Every lane's start, for up to `S::LANES` rays: what `walk_start` and [`lane_stop`]
+/// give one ray, computed for all lanes at once with the same `f32` operations in the
+/// same order, so each lane's numbers are bit for bit the scalar ones (the unit tests
+/// check this field by field).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct LaneStarts<S: Simd> {
+    /// Lanes with no walk: no ray, a ray that misses the grid, or one left to the
+    /// scalar kernel.
+    done: S::M,
+    /// Lanes left to the scalar kernel (bit `i` for ray `i`): a hit whose first crossing
+    /// on an axis it moves along is not a finite number ([`lane_stop`]).
+    scalar: u32,
+    /// `t_enter`: where the walk starts.
+    t_now: S::F,
+    /// Where each lane stops ([`lane_stop`]).
+    t_stop: S::F,
+    /// Per axis: `Axis::t_next` (the first crossing), `t_first`, `t_delta`.
+    t_next: [S::F; 3],
+    t_first: [S::F; 3],
+    t_delta: [S::F; 3],
+    /// Per axis: how far the linear index moves when the lane crosses a face.
+    stride_step: [S::I; 3],
+    /// The linear index of the entry voxel.
+    linear: S::I,
+    /// About how far on in memory the voxel [`PREFETCH_VOXELS`] further along the
+    /// lane's longest axis is (a prefetch need not be exact).
+    lead_offset: S::I,
+    /// `grid.world_length(ray.direction)`: millimetres per unit of `t`.
+    world_length: S::F,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<S: Simd> LaneStarts<S> {
+    /// The starts of `rays` (at most `S::LANES`) on the whole grid `grid`.
+    ///
+    /// # Safety
+    /// As [`Simd`]'s methods.
+    #[inline(always)]
+    unsafe fn new(grid: &GridParams, rays: &[Ray]) -> Self {
+        debug_assert!(grid.is_whole() && rays.len() <= S::LANES);
+        let counts = [grid.nx, grid.ny, grid.nz].map(|n| n as i32);
+        let strides = [1, counts[0], counts[0].wrapping_mul(counts[1])];
+        let mut present = [0i32; MAX_LANES];
+        let mut origin = [[0.0f32; MAX_LANES]; 3];
+        let mut direction = [[0.0f32; MAX_LANES]; 3];
+        let mut t_min = [0.0f32; MAX_LANES];
+        let mut t_max = [0.0f32; MAX_LANES];
+        for (lane, ray) in rays.iter().enumerate().take(S::LANES) {
+            present[lane] = -1;
+            for a in 0..3 {
+                origin[a][lane] = ray.origin[a];
+                direction[a][lane] = ray.direction[a];
+            }
+            t_min[lane] = ray.t_min;
+            t_max[lane] = ray.t_max;
+        }
+        // (Plain statements and `#[inline(always)]` functions, not closures or `map`:
+        // those would be compiled without the instruction set, and their vector
+        // operations would become calls.)
+        let origin = [
+            S::load_f(&origin[0]),
+            S::load_f(&origin[1]),
+            S::load_f(&origin[2]),
+        ];
+        let direction = [
+            S::load_f(&direction[0]),
+            S::load_f(&direction[1]),
+            S::load_f(&direction[2]),
+        ];
+        let zero = S::splat_f(0.0);
+        let one = S::splat_f(1.0);
+
+        // `Ray::clip` against the box `0 <= x < count` (a whole grid's), lane by lane:
+        // a lane that misses keeps going with numbers no one reads.
+        let mut miss = S::not_m(S::negative_i(S::load_i(&present)));
+        let mut t_enter = S::load_f(&t_min);
+        let mut t_exit = S::load_f(&t_max);
+        for a in 0..3 {
+            let (o, d) = (origin[a], direction[a]);
+            let (lo, hi) = (zero, S::splat_f(counts[a] as f32));
+            miss = S::or_m(miss, S::not_m(S::and_m(finite::<S>(o), finite::<S>(d))));
+            let parallel = S::eq_f(d, zero);
+            let inside = S::and_m(S::not_lt_f(o, lo), S::lt_f(o, hi));
+            miss = S::or_m(miss, S::and_m(parallel, S::not_m(inside)));
+            let inverse = S::div_f(one, d);
+            let t_lo = S::mul_f(S::sub_f(lo, o), inverse);
+            let t_hi = S::mul_f(S::sub_f(hi, o), inverse);
+            let ordered = S::lt_f(t_lo, t_hi);
+            let near = S::select_f(ordered, t_lo, t_hi);
+            let far = S::select_f(ordered, t_hi, t_lo);
+            t_enter = S::select_f(parallel, t_enter, larger::<S>(near, t_enter));
+            t_exit = S::select_f(parallel, t_exit, S::min_f(far, t_exit));
+        }
+        let hit = S::and_m(
+            S::and_m(S::lt_f(t_enter, t_exit), S::not_m(miss)),
+            S::and_m(finite::<S>(t_enter), finite::<S>(t_exit)),
+        );
+
+        // `walk_start`'s axes and `lane_stop`.
+        let mut t_stop = t_exit;
+        let mut overflow = S::not_m(hit);
+        let mut linear = S::splat_i(0);
+        let mut stride_step = [S::splat_i(0); 3];
+        let (mut t_first, mut t_delta) = ([zero; 3], [zero; 3]);
+        for a in 0..3 {
+            let (o, d) = (origin[a], direction[a]);
+            let entry = S::add_f(o, S::mul_f(t_enter, d));
+            // `floor_i32`: Rust's saturating `as i32` (the instruction gives i32::MIN
+            // above the range too), less one where that is above `entry`.
+            let truncated = S::select_i(
+                S::not_lt_f(entry, S::splat_f(2_147_483_648.0)),
+                S::splat_i(i32::MAX),
+                S::trunc_i(entry),
+            );
+            let below = S::and_m(
+                S::gt_f(S::to_f(truncated), entry),
+                S::gt_i(truncated, S::splat_i(i32::MIN)),
+            );
+            let floor = S::select_i(below, S::sub_i(truncated, S::splat_i(1)), truncated);
+            let last = S::splat_i(counts[a] - 1);
+            let index = S::max_i(S::min_i(floor, last), S::splat_i(0));
+            let (up, down) = (S::gt_f(d, zero), S::lt_f(d, zero));
+            let face = S::select_i(up, S::add_i(index, S::splat_i(1)), index);
+            let first = S::div_f(S::sub_f(S::to_f(face), o), d);
+            let infinity = S::splat_f(f32::INFINITY);
+            t_first[a] = S::select_f(S::or_m(up, down), first, infinity);
+            t_delta[a] = S::select_f(
+                up,
+                S::div_f(one, d),
+                S::select_f(down, S::div_f(S::splat_f(-1.0), d), infinity),
+            );
+            let stride = S::splat_i(strides[a]);
+            stride_step[a] = S::select_i(
+                up,
+                stride,
+                S::select_i(down, S::sub_i(S::splat_i(0), stride), S::splat_i(0)),
+            );
+            linear = S::add_i(linear, S::mul_i(index, stride));
+            // The crossing that leaves the grid: number `inside` (from 0).
+            let inside = S::select_i(up, S::sub_i(last, index), index);
+            let leave = S::select_f(
+                S::gt_i(inside, S::splat_i(0)),
+                S::add_f(t_first[a], S::mul_f(S::to_f(inside), t_delta[a])),
+                t_first[a],
+            );
+            let moving = S::or_m(up, down);
+            t_stop = S::select_f(moving, S::min_f(leave, t_stop), t_stop);
+            overflow = S::or_m(
+                overflow,
+                S::and_m(moving, S::not_m(finite::<S>(t_first[a]))),
+            );
+        }
+        let scalar = S::bits(S::and_m(hit, overflow)) & ((1u32 << S::LANES) - 1);
+
+        // About the voxel `PREFETCH_VOXELS` further along the longest axis.
+        let mut longest = zero;
+        for d in direction {
+            longest = larger::<S>(larger::<S>(d, S::sub_f(zero, d)), longest);
+        }
+        let lead = S::div_f(S::splat_f(PREFETCH_VOXELS), longest);
+        let mut lead_offset = S::splat_i(0);
+        for a in 0..3 {
+            let voxels = S::floor_f(S::add_f(S::mul_f(lead, direction[a]), S::splat_f(0.5)));
+            lead_offset = S::add_i(
+                lead_offset,
+                S::mul_i(S::trunc_i(voxels), S::splat_i(strides[a])),
+            );
+        }
+
+        // `GridParams::world_length`.
+        let m = &grid.index_to_world;
+        let [dx, dy, dz] = direction;
+        let mut w = [zero; 3];
+        for (r, w) in w.iter_mut().enumerate() {
+            *w = S::add_f(
+                S::add_f(
+                    S::mul_f(S::splat_f(m[3 * r]), dx),
+                    S::mul_f(S::splat_f(m[3 * r + 1]), dy),
+                ),
+                S::mul_f(S::splat_f(m[3 * r + 2]), dz),
+            );
+        }
+        let world_length = S::sqrt_f(S::add_f(
+            S::add_f(S::mul_f(w[0], w[0]), S::mul_f(w[1], w[1])),
+            S::mul_f(w[2], w[2]),
+        ));
+
+        LaneStarts {
+            done: S::or_m(S::not_m(hit), overflow),
+            scalar,
+            t_now: t_enter,
+            t_stop,
+            t_next: t_first,
+            t_first,
+            t_delta,
+            stride_step,
+            linear,
+            lead_offset,
+            world_length,
+        }
+    }
+}
+
+/// Lanes where `x` is a finite number (`x - x` is 0 there, NaN elsewhere).
+///
+/// # Safety
+/// As [`Simd`]'s methods.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn finite<S: Simd>(x: S::F) -> S::M {
+    S::eq_f(S::sub_f(x, x), S::splat_f(0.0))
+}
+
+/// `xray_kernels::math::max`: `a` where `a > b`, else `b`.
+///
+/// # Safety
+/// As [`Simd`]'s methods.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn larger<S: Simd>(a: S::F, b: S::F) -> S::F {
+    S::select_f(S::gt_f(a, b), a, b)
+}
+
+/// The walk of the lanes of `starts` in lockstep, handing each step's voxels and
+/// lengths to `sink`; see the module docs. With `PREFETCH`, every [`prefetch_interval`]
+/// steps it also asks for the cache lines the lanes will read about
+/// [`PREFETCH_VOXELS`] further on (worth it once the volume does not fit in the cache).
 ///
 /// Each lane stops at the first step whose crossing reaches its `t_stop`: the smallest
 /// of its exit parameter and the crossings at which each axis would leave the grid (the
@@ -478,85 +708,28 @@ fn lane_stop(counts: [i32; 3], start: &WalkStart) -> Option<f32> {
 /// projectors refuse non-finite volumes and projections).
 ///
 /// # Safety
-/// Must run compiled for `S`'s instruction set, on a CPU that has it; `rays` must hold
-/// at most `S::LANES` rays; the grid must have at least one voxel and fewer than `2^31`,
-/// and `sink` must accept any of its voxels. Then every voxel visited is in the grid:
-/// active lanes start inside it (`walk_start` clamps the entry voxel), and an index
-/// leaves it only at a step where its axis is crossed at its leaving crossing, so
-/// `t_cross` equals that crossing and is at least `t_stop`: the lane is done from that
-/// step, whose visit comes before the move. Prefetches may point anywhere; they never
-/// fault.
+/// Must run compiled for `S`'s instruction set, on a CPU that has it; `starts` must come
+/// from [`LaneStarts::new`] on a grid with at least one voxel and fewer than `2^31`, and
+/// `sink` must accept any of its voxels. Then every voxel visited is in the grid:
+/// active lanes start inside it (the entry voxel is clamped), and an index leaves it
+/// only at a step where its axis is crossed at its leaving crossing, so `t_cross`
+/// equals that crossing and is at least `t_stop`: the lane is done from that step,
+/// whose visit comes before the move. Prefetches may point anywhere; they never fault.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
-    grid: &GridParams,
-    rays: &[Ray],
-    sink: &mut V,
-) -> u32 {
-    let counts = [grid.nx, grid.ny, grid.nz].map(|n| n as i32);
-    let strides = [1, counts[0], counts[0] * counts[1]];
-
-    // Per-lane start state, one array per quantity. Lanes without a ray, whose ray
-    // misses, or left to the caller are done from the start (-1 in `idle`).
-    let mut idle = [-1i32; MAX_LANES];
-    let mut scalar_lanes = 0u32;
-    let mut stride_step = [[0i32; MAX_LANES]; 3];
-    let mut t_next = [[0.0f32; MAX_LANES]; 3];
-    let mut t_delta = [[0.0f32; MAX_LANES]; 3];
-    let mut t_first = [[0.0f32; MAX_LANES]; 3];
-    let mut t_now = [0.0f32; MAX_LANES];
-    let mut t_stop = [0.0f32; MAX_LANES];
-    let mut lead_offset = [0i32; MAX_LANES];
-    let mut linear_start = [0i32; MAX_LANES];
-    for (lane, ray) in rays.iter().enumerate().take(S::LANES) {
-        let Some(start) = walk_start(grid, ray) else {
-            continue;
-        };
-        let Some(stop) = lane_stop(counts, &start) else {
-            scalar_lanes |= 1 << lane;
-            continue;
-        };
-        for (a, axis) in [start.x, start.y, start.z].into_iter().enumerate() {
-            stride_step[a][lane] = axis.step * strides[a];
-            t_next[a][lane] = axis.t_next;
-            t_delta[a][lane] = axis.t_delta;
-            t_first[a][lane] = axis.t_first;
-            linear_start[lane] += axis.index * strides[a];
-        }
-        // The voxel `PREFETCH_VOXELS` further along the longest axis is about this many
-        // places further on in memory (rounded per axis: a prefetch need not be exact).
-        let d = ray.direction.map(f32::abs);
-        let lead = PREFETCH_VOXELS / d[0].max(d[1]).max(d[2]);
-        lead_offset[lane] = (0..3)
-            .map(|a| (lead * ray.direction[a]).round() as i32 * strides[a])
-            .fold(0i32, i32::wrapping_add);
-        idle[lane] = 0;
-        t_now[lane] = start.t_enter;
-        t_stop[lane] = stop;
-    }
-
-    // (Plain statements, not closures: a closure would be compiled without the
-    // instruction set, and its vector operations would become calls.)
-    let [lx, ly, lz] = [
-        S::load_i(&stride_step[0]),
-        S::load_i(&stride_step[1]),
-        S::load_i(&stride_step[2]),
-    ];
-    let [mut tx, mut ty, mut tz] = [
-        S::load_f(&t_next[0]),
-        S::load_f(&t_next[1]),
-        S::load_f(&t_next[2]),
-    ];
-    let [dx, dy, dz] = [
-        S::load_f(&t_delta[0]),
-        S::load_f(&t_delta[1]),
-        S::load_f(&t_delta[2]),
-    ];
-    let [fx, fy, fz] = [
-        S::load_f(&t_first[0]),
-        S::load_f(&t_first[1]),
-        S::load_f(&t_first[2]),
-    ];
+unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(starts: &LaneStarts<S>, sink: &mut V) {
+    let LaneStarts {
+        mut done,
+        t_now: mut t,
+        t_stop,
+        t_next: [mut tx, mut ty, mut tz],
+        t_first: [fx, fy, fz],
+        t_delta: [dx, dy, dz],
+        stride_step: [lx, ly, lz],
+        mut linear,
+        lead_offset,
+        ..
+    } = *starts;
     // `Axis::advance`: a crossing is `t_first + crossed * t_delta`. Faces crossed per
     // axis plus one, as `f32` (exact: the walker exists only for grids under 2^24 voxels
     // a side, so an active lane's count stays below 2^24, and `crossed as f32` is the
@@ -564,12 +737,6 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
     // so that the walk's chain of dependent instructions stays one blend per step.
     let one = S::splat_f(1.0);
     let [mut kx, mut ky, mut kz] = [one; 3];
-    let lead_offset = S::load_i(&lead_offset);
-    let mut t = S::load_f(&t_now);
-    let t_stop = S::load_f(&t_stop);
-    let mut linear = S::load_i(&linear_start);
-    // A done lane stays done.
-    let mut done = S::negative_i(S::load_i(&idle));
 
     let prefetch_every = prefetch_interval();
     let mut until_prefetch = 1u32;
@@ -609,7 +776,6 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(
         kz = S::select_f(mz, S::add_f(kz, one), kz);
         linear = S::add_i(linear, S::select_i(mx, lx, S::select_i(my, ly, lz)));
     }
-    scalar_lanes
 }
 
 /// `Axis::advance`'s crossing: `first + crossed * delta` (`crossed` a whole number).
@@ -632,6 +798,81 @@ fn prefetch(p: *const f32) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// A [`LaneStarts`] as plain arrays, for the tests to compare with the scalar
+/// `walk_start` and [`lane_stop`] lane by lane.
+#[cfg(all(test, target_arch = "x86_64"))]
+#[derive(Debug)]
+struct StartArrays {
+    done: u32,
+    scalar: u32,
+    t_now: [f32; MAX_LANES],
+    t_stop: [f32; MAX_LANES],
+    t_next: [[f32; MAX_LANES]; 3],
+    t_first: [[f32; MAX_LANES]; 3],
+    t_delta: [[f32; MAX_LANES]; 3],
+    stride_step: [[i32; MAX_LANES]; 3],
+    linear: [i32; MAX_LANES],
+    world_length: [f32; MAX_LANES],
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+impl StartArrays {
+    /// The starts of `rays` computed in the lanes of `path` (a vector path this CPU
+    /// runs).
+    fn of(path: LanePath, grid: &GridParams, rays: &[Ray]) -> StartArrays {
+        /// # Safety
+        /// As [`Simd`]'s methods.
+        #[inline(always)]
+        unsafe fn arrays<S: Simd>(grid: &GridParams, rays: &[Ray]) -> StartArrays {
+            let s = LaneStarts::<S>::new(grid, rays);
+            StartArrays {
+                done: S::bits(s.done) & ((1u32 << S::LANES) - 1),
+                scalar: s.scalar,
+                t_now: S::to_array(s.t_now),
+                t_stop: S::to_array(s.t_stop),
+                t_next: [
+                    S::to_array(s.t_next[0]),
+                    S::to_array(s.t_next[1]),
+                    S::to_array(s.t_next[2]),
+                ],
+                t_first: [
+                    S::to_array(s.t_first[0]),
+                    S::to_array(s.t_first[1]),
+                    S::to_array(s.t_first[2]),
+                ],
+                t_delta: [
+                    S::to_array(s.t_delta[0]),
+                    S::to_array(s.t_delta[1]),
+                    S::to_array(s.t_delta[2]),
+                ],
+                stride_step: [
+                    S::to_array_i(s.stride_step[0]),
+                    S::to_array_i(s.stride_step[1]),
+                    S::to_array_i(s.stride_step[2]),
+                ],
+                linear: S::to_array_i(s.linear),
+                world_length: S::to_array(s.world_length),
+            }
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(grid: &GridParams, rays: &[Ray]) -> StartArrays {
+            arrays::<super::lanes::avx2::Avx2>(grid, rays)
+        }
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+        unsafe fn avx512(grid: &GridParams, rays: &[Ray]) -> StartArrays {
+            arrays::<super::lanes::avx512::Avx512>(grid, rays)
+        }
+        assert!(path != LanePath::Scalar && path.is_supported() && rays.len() <= path.lanes());
+        // SAFETY: the CPU runs `path`.
+        unsafe {
+            match path {
+                LanePath::Avx512 => avx512(grid, rays),
+                _ => avx2(grid, rays),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -808,6 +1049,82 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Checks the lanes' starts of `rays` against `walk_start` and `lane_stop`, lane by
+    /// lane, bit for bit, on every vector path.
+    #[cfg(target_arch = "x86_64")]
+    fn assert_starts_equal_the_scalar_ones(g: &GridParams, rays: &[Ray]) {
+        let counts = [g.nx, g.ny, g.nz].map(|n| n as i32);
+        let strides = [1, counts[0], counts[0] * counts[1]];
+        for path in vector_paths("siddon lane starts") {
+            for group in rays.chunks(path.lanes()) {
+                let got = super::StartArrays::of(path, g, group);
+                for (lane, ray) in group.iter().enumerate() {
+                    let bit = 1 << lane;
+                    let context = format!("{path}, ray {ray:?}: {got:?}");
+                    let Some(start) = walk_start(g, ray) else {
+                        assert!(got.done & bit != 0 && got.scalar & bit == 0, "{context}");
+                        continue;
+                    };
+                    let Some(stop) = super::lane_stop(counts, &start) else {
+                        assert!(got.done & bit != 0 && got.scalar & bit != 0, "{context}");
+                        continue;
+                    };
+                    assert!(got.done & bit == 0 && got.scalar & bit == 0, "{context}");
+                    assert_eq!(
+                        got.t_now[lane].to_bits(),
+                        start.t_enter.to_bits(),
+                        "{context}"
+                    );
+                    assert_eq!(got.t_stop[lane].to_bits(), stop.to_bits(), "{context}");
+                    let axes = [start.x, start.y, start.z];
+                    let mut linear = 0;
+                    for (a, axis) in axes.iter().enumerate() {
+                        assert_eq!(got.t_next[a][lane].to_bits(), axis.t_next.to_bits());
+                        assert_eq!(got.t_first[a][lane].to_bits(), axis.t_first.to_bits());
+                        assert_eq!(got.t_delta[a][lane].to_bits(), axis.t_delta.to_bits());
+                        assert_eq!(got.stride_step[a][lane], axis.step * strides[a]);
+                        linear += axis.index * strides[a];
+                    }
+                    assert_eq!(got.linear[lane], linear, "{context}");
+                    let length = g.world_length(ray.direction);
+                    assert_eq!(got.world_length[lane].to_bits(), length.to_bits());
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn lane_starts_equal_walk_start_and_lane_stop_bit_for_bit() {
+        let (g, _) = edge_grid();
+        assert_starts_equal_the_scalar_ones(&g, &edge_rays());
+        let g = grid([13, 9, 17], [0.7, 1.3, 2.1]);
+        let mut random = ChaCha8Rng::seed_from_u64(29);
+        let rays: Vec<Ray> = (0..4_000)
+            .map(|i| match i % 4 {
+                // Rays far outside and huge ones, whose entry overflows `i32`.
+                0 => between(
+                    point_around_grid(&mut random).map(|x| x * 1e9),
+                    point_around_grid(&mut random),
+                ),
+                1 => {
+                    let mut ray = between(
+                        point_around_grid(&mut random),
+                        point_around_grid(&mut random),
+                    );
+                    ray.t_min = f32::NEG_INFINITY;
+                    ray.t_max = f32::INFINITY;
+                    ray
+                }
+                _ => between(
+                    point_around_grid(&mut random),
+                    point_around_grid(&mut random),
+                ),
+            })
+            .collect();
+        assert_starts_equal_the_scalar_ones(&g, &rays);
     }
 
     #[cfg(target_arch = "x86_64")]

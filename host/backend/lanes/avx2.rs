@@ -69,6 +69,10 @@ impl Simd for Avx2 {
         _mm256_min_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn sqrt_f(a: __m256) -> __m256 {
+        _mm256_sqrt_ps(a)
+    }
+    #[inline(always)]
     unsafe fn floor_f(a: __m256) -> __m256 {
         _mm256_floor_ps(a)
     }

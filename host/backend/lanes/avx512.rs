@@ -74,6 +74,10 @@ impl Simd for Avx512 {
         _mm512_min_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn sqrt_f(a: __m512) -> __m512 {
+        _mm512_sqrt_ps(a)
+    }
+    #[inline(always)]
     unsafe fn floor_f(a: __m512) -> __m512 {
         _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(a)
     }

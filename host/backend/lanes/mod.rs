@@ -258,6 +258,8 @@ pub(crate) trait Simd: Copy {
     /// `if a < b { a } else { b }`: `b` on ties and when either is NaN, as
     /// `xray_kernels::math::min`.
     unsafe fn min_f(a: Self::F, b: Self::F) -> Self::F;
+    /// The square root, correctly rounded.
+    unsafe fn sqrt_f(a: Self::F) -> Self::F;
     /// Rounded towards minus infinity.
     unsafe fn floor_f(a: Self::F) -> Self::F;
     /// `a as f32`.
