@@ -13,21 +13,22 @@
 //! steps later.
 //!
 //! The walk is written once, over [`Simd`]; [`SiddonLanes::trace`] runs it compiled for
-//! the chosen [`LanePath`]. Every lane starts from `xray_kernels::siddon::walk_start`
-//! and does the same `f32` operations in the same order as
+//! the chosen [`LanePath`]. Every lane starts where `xray_kernels::siddon::walk_start`
+//! says (computed in the lanes with its operations, in its order) and does the same
+//! `f32` operations in the same order as
 //! `xray_kernels::siddon::siddon` (the function the GPU kernel runs), only leaving out
 //! the zero-length steps the scalar kernel may take after a crossing tied with the one
 //! that leaves the grid (terms `mu * 0`, which change no sum), so the line integrals
 //! are bit for bit the scalar kernel's on every path. The transpose adds each ray's
 //! terms as `siddon_adjoint` does (less those zero terms), the rays of a group
 //! interleaved step by step (so a voxel two of them cross sums their terms in another
-//! order than one ray at a time). Rays so close to an axis that a crossing overflows go
-//! to the scalar kernels. The unit tests below, and those of [`super::cpu`], check all
+//! order than one ray at a time). Rays so close to an axis that their first crossing on
+//! it is not a finite number go to the scalar kernels. The unit tests below, and those of [`super::cpu`], check all
 //! of this.
 
 use xray_kernels::ray::Ray;
 use xray_kernels::siddon::siddon_adjoint;
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 use xray_kernels::siddon::WalkStart;
 use xray_kernels::GridParams;
 
@@ -256,6 +257,8 @@ impl<S: Simd> Visit<S> for Integrate<'_, S> {
 
     #[inline(always)]
     unsafe fn visit(&mut self, active: S::M, linear: S::I, length: S::F) {
+        #[cfg(test)]
+        assert_inside::<S>(active, linear, self.volume.len());
         // Done lanes read voxel 0 and add +0.0, which leaves any sum unchanged bit for
         // bit (a sum that starts at +0.0 is never -0.0).
         let mu = gather::<S>(self.how, self.volume, S::keep_i(active, linear));
@@ -282,8 +285,28 @@ impl<S: Simd> Visit<S> for Scatter<'_, S> {
 
     #[inline(always)]
     unsafe fn visit(&mut self, active: S::M, linear: S::I, length: S::F) {
+        #[cfg(test)]
+        assert_inside::<S>(active, linear, self.target.len());
         scatter_add::<S>(self.target, linear, active, S::mul_f(self.weight, length));
         self.written.include(active, linear);
+    }
+}
+
+/// Panics unless every lane set in `active` indexes one of `voxels` voxels: the unit
+/// tests' check of [`walk`]'s safety argument (a lane that visited one voxel too many,
+/// with length zero, would not change any sum).
+///
+/// # Safety
+/// As [`Simd`]'s methods.
+#[cfg(all(test, target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn assert_inside<S: Simd>(active: S::M, at: S::I, voxels: usize) {
+    let (at, active) = (S::to_array_i(at), S::bits(active));
+    for (lane, &index) in at.iter().enumerate().take(S::LANES) {
+        assert!(
+            active & (1 << lane) == 0 || (0..voxels as i64).contains(&i64::from(index)),
+            "lane {lane} visits voxel {index} of {voxels}"
+        );
     }
 }
 
@@ -446,7 +469,7 @@ fn prefetch_interval() -> u32 {
 /// finite number (a direction so close to the axis that it overflows `t_first`): those
 /// rays go to the scalar kernel. Otherwise every crossing the walk computes is a number
 /// (finite or `+inf`), never NaN.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 fn lane_stop(counts: [i32; 3], start: &WalkStart) -> Option<f32> {
     let mut stop = start.t_exit;
     for (a, axis) in [start.x, start.y, start.z].into_iter().enumerate() {
@@ -504,10 +527,11 @@ struct LaneStarts<S: Simd> {
 
 #[cfg(target_arch = "x86_64")]
 impl<S: Simd> LaneStarts<S> {
-    /// The starts of `rays` (at most `S::LANES`) on the whole grid `grid`.
+    /// The starts of `rays` (at most `S::LANES`) on `grid`.
     ///
     /// # Safety
-    /// As [`Simd`]'s methods.
+    /// As [`Simd`]'s methods; `grid` must be a whole grid (no slab: the clip is to
+    /// `0..nz`) with sides under 2^24 voxels, as the walkers' constructors check.
     #[inline(always)]
     unsafe fn new(grid: &GridParams, rays: &[Ray]) -> Self {
         debug_assert!(grid.is_whole() && rays.len() <= S::LANES);
@@ -579,7 +603,9 @@ impl<S: Simd> LaneStarts<S> {
             let (o, d) = (origin[a], direction[a]);
             let entry = S::add_f(o, S::mul_f(t_enter, d));
             // `floor_i32`: Rust's saturating `as i32` (the instruction gives i32::MIN
-            // above the range too), less one where that is above `entry`.
+            // above the range too), less one where that is above `entry`. (NaN, which
+            // `as i32` makes 0, cannot occur in a lane that hits: `entry` is a finite
+            // number plus a product of finite numbers.)
             let truncated = S::select_i(
                 S::not_lt_f(entry, S::splat_f(2_147_483_648.0)),
                 S::splat_i(i32::MAX),
@@ -627,7 +653,7 @@ impl<S: Simd> LaneStarts<S> {
 
         // About the voxel `PREFETCH_VOXELS` further along the longest axis.
         let mut longest = zero;
-        for d in direction {
+        for &d in &direction {
             longest = larger::<S>(larger::<S>(d, S::sub_f(zero, d)), longest);
         }
         let lead = S::div_f(S::splat_f(PREFETCH_VOXELS), longest);
@@ -644,8 +670,8 @@ impl<S: Simd> LaneStarts<S> {
         let m = &grid.index_to_world;
         let [dx, dy, dz] = direction;
         let mut w = [zero; 3];
-        for (r, w) in w.iter_mut().enumerate() {
-            *w = S::add_f(
+        for r in 0..3 {
+            w[r] = S::add_f(
                 S::add_f(
                     S::mul_f(S::splat_f(m[3 * r]), dx),
                     S::mul_f(S::splat_f(m[3 * r + 1]), dy),
@@ -709,7 +735,9 @@ unsafe fn larger<S: Simd>(a: S::F, b: S::F) -> S::F {
 ///
 /// # Safety
 /// Must run compiled for `S`'s instruction set, on a CPU that has it; `starts` must come
-/// from [`LaneStarts::new`] on a grid with at least one voxel and fewer than `2^31`, and
+/// from [`LaneStarts::new`] on a whole grid with at least one voxel and fewer than
+/// `2^31`, and sides under 2^24 voxels (so that the `f32` crossing counts are exact and
+/// each leaving crossing is computed bit for bit as `t_stop` has it), and
 /// `sink` must accept any of its voxels. Then every voxel visited is in the grid:
 /// active lanes start inside it (the entry voxel is clamped), and an index leaves it
 /// only at a step where its axis is crossed at its leaving crossing, so `t_cross`
@@ -733,8 +761,8 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(starts: &LaneStarts<S
     // `Axis::advance`: a crossing is `t_first + crossed * t_delta`. Faces crossed per
     // axis plus one, as `f32` (exact: the walker exists only for grids under 2^24 voxels
     // a side, so an active lane's count stays below 2^24, and `crossed as f32` is the
-    // same number), and each axis's crossing after the next one, computed a step ahead
-    // so that the walk's chain of dependent instructions stays one blend per step.
+    // same number). Each axis's next crossing is computed where the step uses it (not
+    // kept from the step before), which keeps the loop's vectors in registers.
     let one = S::splat_f(1.0);
     let [mut kx, mut ky, mut kz] = [one; 3];
 
@@ -882,7 +910,9 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use xray_kernels::ray::Ray;
-    use xray_kernels::siddon::{siddon, siddon_adjoint, walk_start};
+    #[cfg(target_arch = "x86_64")]
+    use xray_kernels::siddon::walk_start;
+    use xray_kernels::siddon::{siddon, siddon_adjoint};
     use xray_kernels::GridParams;
 
     use super::super::lanes::test_support::{
@@ -1104,7 +1134,7 @@ mod tests {
         let mut random = ChaCha8Rng::seed_from_u64(29);
         let rays: Vec<Ray> = (0..4_000)
             .map(|i| match i % 4 {
-                // Rays far outside and huge ones, whose entry overflows `i32`.
+                // Rays from far away (whose entry point carries a large rounding).
                 0 => between(
                     point_around_grid(&mut random).map(|x| x * 1e9),
                     point_around_grid(&mut random),
