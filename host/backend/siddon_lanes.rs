@@ -510,8 +510,7 @@ struct LaneStarts<S: Simd> {
     t_now: S::F,
     /// Where each lane stops ([`lane_stop`]).
     t_stop: S::F,
-    /// Per axis: `Axis::t_next` (the first crossing), `t_first`, `t_delta`.
-    t_next: [S::F; 3],
+    /// Per axis: `Axis::t_first` (also `t_next`, where the walk starts), `t_delta`.
     t_first: [S::F; 3],
     t_delta: [S::F; 3],
     /// Per axis: how far the linear index moves when the lane crosses a face.
@@ -619,10 +618,11 @@ impl<S: Simd> LaneStarts<S> {
             let last = S::splat_i(counts[a] - 1);
             let index = S::max_i(S::min_i(floor, last), S::splat_i(0));
             let (up, down) = (S::gt_f(d, zero), S::lt_f(d, zero));
+            let moving = S::or_m(up, down);
             let face = S::select_i(up, S::add_i(index, S::splat_i(1)), index);
             let first = S::div_f(S::sub_f(S::to_f(face), o), d);
             let infinity = S::splat_f(f32::INFINITY);
-            t_first[a] = S::select_f(S::or_m(up, down), first, infinity);
+            t_first[a] = S::select_f(moving, first, infinity);
             t_delta[a] = S::select_f(
                 up,
                 S::div_f(one, d),
@@ -642,7 +642,6 @@ impl<S: Simd> LaneStarts<S> {
                 S::add_f(t_first[a], S::mul_f(S::to_f(inside), t_delta[a])),
                 t_first[a],
             );
-            let moving = S::or_m(up, down);
             t_stop = S::select_f(moving, S::min_f(leave, t_stop), t_stop);
             overflow = S::or_m(
                 overflow,
@@ -689,7 +688,6 @@ impl<S: Simd> LaneStarts<S> {
             scalar,
             t_now: t_enter,
             t_stop,
-            t_next: t_first,
             t_first,
             t_delta,
             stride_step,
@@ -750,7 +748,6 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(starts: &LaneStarts<S
         mut done,
         t_now: mut t,
         t_stop,
-        t_next: [mut tx, mut ty, mut tz],
         t_first: [fx, fy, fz],
         t_delta: [dx, dy, dz],
         stride_step: [lx, ly, lz],
@@ -763,6 +760,7 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(starts: &LaneStarts<S
     // a side, so an active lane's count stays below 2^24, and `crossed as f32` is the
     // same number). Each axis's next crossing is computed where the step uses it (not
     // kept from the step before), which keeps the loop's vectors in registers.
+    let [mut tx, mut ty, mut tz] = [fx, fy, fz];
     let one = S::splat_f(1.0);
     let [mut kx, mut ky, mut kz] = [one; 3];
 
@@ -837,7 +835,6 @@ struct StartArrays {
     scalar: u32,
     t_now: [f32; MAX_LANES],
     t_stop: [f32; MAX_LANES],
-    t_next: [[f32; MAX_LANES]; 3],
     t_first: [[f32; MAX_LANES]; 3],
     t_delta: [[f32; MAX_LANES]; 3],
     stride_step: [[i32; MAX_LANES]; 3],
@@ -850,6 +847,14 @@ impl StartArrays {
     /// The starts of `rays` computed in the lanes of `path` (a vector path this CPU
     /// runs).
     fn of(path: LanePath, grid: &GridParams, rays: &[Ray]) -> StartArrays {
+        /// The three axes' lanes, as arrays.
+        ///
+        /// # Safety
+        /// As [`Simd`]'s methods.
+        #[inline(always)]
+        unsafe fn axes<S: Simd>(v: [S::F; 3]) -> [[f32; MAX_LANES]; 3] {
+            [S::to_array(v[0]), S::to_array(v[1]), S::to_array(v[2])]
+        }
         /// # Safety
         /// As [`Simd`]'s methods.
         #[inline(always)]
@@ -860,21 +865,8 @@ impl StartArrays {
                 scalar: s.scalar,
                 t_now: S::to_array(s.t_now),
                 t_stop: S::to_array(s.t_stop),
-                t_next: [
-                    S::to_array(s.t_next[0]),
-                    S::to_array(s.t_next[1]),
-                    S::to_array(s.t_next[2]),
-                ],
-                t_first: [
-                    S::to_array(s.t_first[0]),
-                    S::to_array(s.t_first[1]),
-                    S::to_array(s.t_first[2]),
-                ],
-                t_delta: [
-                    S::to_array(s.t_delta[0]),
-                    S::to_array(s.t_delta[1]),
-                    S::to_array(s.t_delta[2]),
-                ],
+                t_first: axes::<S>(s.t_first),
+                t_delta: axes::<S>(s.t_delta),
                 stride_step: [
                     S::to_array_i(s.stride_step[0]),
                     S::to_array_i(s.stride_step[1]),
@@ -1111,7 +1103,8 @@ mod tests {
                     let axes = [start.x, start.y, start.z];
                     let mut linear = 0;
                     for (a, axis) in axes.iter().enumerate() {
-                        assert_eq!(got.t_next[a][lane].to_bits(), axis.t_next.to_bits());
+                        // The walk starts at `t_next`, which `walk_start` sets to `t_first`.
+                        assert_eq!(got.t_first[a][lane].to_bits(), axis.t_next.to_bits());
                         assert_eq!(got.t_first[a][lane].to_bits(), axis.t_first.to_bits());
                         assert_eq!(got.t_delta[a][lane].to_bits(), axis.t_delta.to_bits());
                         assert_eq!(got.stride_step[a][lane], axis.step * strides[a]);
