@@ -1,5 +1,6 @@
-//! Joseph's method for a vector's lanes of rays at once (8 with AVX2, 16 with AVX-512):
-//! the CPU's fast path for Joseph's forward projection and its transpose on x86-64.
+//! Joseph's method for a vector's lanes of rays at once (8 with AVX2, 16 with AVX-512;
+//! the transpose 8 on both, see [`JosephAdjointLanes::new`]): the CPU's fast path for
+//! Joseph's forward projection and its transpose on x86-64.
 //!
 //! Neighbouring rays almost always share their dominant axis, so the lanes' rays sample
 //! the same slice at each step: one vector computes their sample positions, bilinear
@@ -13,12 +14,9 @@
 //! `xray_kernels::joseph::joseph_start` and does the same `f32` operations in the same
 //! order as `xray_kernels::joseph::joseph`, so the line integrals are bit for bit the
 //! scalar kernel's on every path. The transpose adds each ray's terms exactly as
-//! `joseph_adjoint` computes them, the rays of a group interleaved (so a voxel two of
-//! them touch sums their terms in another order than one ray at a time): on AVX2 lane
-//! by lane; on AVX-512, a slice step whose rays cross the slice side by side sums its
-//! terms in dense rows first ([`super::joseph_rows`]), and other steps go lane by lane.
-//! The unit tests below, and those of [`super::cpu`] and [`super::joseph_rows`], check
-//! both.
+//! `joseph_adjoint` does, the rays of a group interleaved (so a voxel two of them touch
+//! sums their terms in another order than one ray at a time). The unit tests below, and
+//! those of [`super::cpu`], check both.
 
 use xray_kernels::joseph::{joseph, joseph_adjoint, joseph_start, JosephStart};
 use xray_kernels::ray::Ray;
@@ -111,18 +109,30 @@ impl<'a> JosephLanes<'a> {
 
 /// The lockstep sampler of the transpose (backprojection) on one grid: it exists only
 /// when the lane path is a vector one and the grid's linear indices fit in the `i32`
-/// lanes.
+/// lanes. It runs 8 rays at a time on AVX2 and on AVX-512 alike: with 16 the
+/// backprojection was slower (see [`JosephAdjointLanes::new`]).
 #[derive(Clone, Copy)]
 pub(crate) struct JosephAdjointLanes<'a> {
     grid: &'a GridParams,
+    /// The AVX2 path (every CPU with AVX-512 has AVX2).
     path: LanePath,
 }
 
 impl<'a> JosephAdjointLanes<'a> {
-    /// The sampler for volumes of the whole `grid` on `path`, or `None` when `path` is
-    /// scalar or this CPU does not run it, or the grid is a slab, empty, or has `2^31`
-    /// voxels or more.
+    /// The sampler for volumes of the whole `grid` on `path` (AVX2's 8 lanes where
+    /// `path` is AVX-512), or `None` when `path` is scalar or this CPU does not run it,
+    /// or the grid is a slab, empty, or has `2^31` voxels or more.
+    ///
+    /// Why 8 lanes on AVX-512: a slice step adds each lane's 4 taps with scalar loads,
+    /// adds and stores, and on the Zen 4 measured (fp256, 2 threads, alternated builds)
+    /// 16-lane groups backprojected 2.0-2.4 Mray/s against 2.8-3.2 for 8-lane groups.
+    /// Summing a group's terms in dense rows first (`vexpandps` into 16 or 32 slots,
+    /// then masked vector adds) gave 2.8-3.1: no faster than 8 lanes one tap at a time.
     pub(crate) fn new(grid: &'a GridParams, path: LanePath) -> Option<Self> {
+        let path = match path {
+            LanePath::Avx512 => LanePath::Avx2,
+            other => other,
+        };
         lanes_fit(grid, grid.voxel_count(), path).then_some(JosephAdjointLanes { grid, path })
     }
 
@@ -161,15 +171,11 @@ impl<'a> JosephAdjointLanes<'a> {
                 *weight = start.map_or(0.0, |s| value * s.length_per_slice);
             }
             let span_ref = &mut span;
-            // SAFETY: `new` checked that the CPU runs `path` (a vector path) and that the
-            // grid's voxel count (at least one) fits in `i32`; `target` holds that many;
-            // all started lanes share one frame, and lanes past `rays.len()` are `None`.
-            unsafe {
-                match self.path {
-                    LanePath::Avx512 => scatter_avx512(&starts, &weights, target, span_ref),
-                    _ => scatter_avx2(&starts, &weights, target, span_ref),
-                }
-            }
+            // SAFETY: `new` checked that the CPU runs `path` (AVX2, the only vector path it
+            // keeps) and that the grid's voxel count (at least one) fits in `i32`; `target`
+            // holds that many; all started lanes share one frame, and lanes past
+            // `rays.len()` (at most 8) are `None`.
+            unsafe { scatter_avx2(&starts, &weights, target, span_ref) }
             return span;
         }
         // One ray at a time (a target of the wrong length fails on its first write).
@@ -243,54 +249,6 @@ unsafe fn scatter_avx2(
     scatter::<super::lanes::avx2::Avx2>(starts, weights, target, span)
 }
 
-/// [`scatter`] for AVX-512: slice steps of the shape [`super::joseph_rows`] takes go
-/// there, the others lane by lane.
-///
-/// # Safety
-/// As [`scatter`], on a CPU with AVX-512 F, BW, DQ and VL, POPCNT, BMI1, BMI2 and LZCNT
-/// (every CPU with AVX-512 has the last four).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,popcnt,bmi1,bmi2,lzcnt")]
-unsafe fn scatter_avx512(
-    starts: &Starts,
-    weights: &[f32; MAX_LANES],
-    target: &mut [f32],
-    span: &mut Span,
-) {
-    use super::joseph_rows::{add_rows, RowAxes, SliceStep};
-    use super::lanes::avx512::Avx512;
-    let Some(lockstep) = Lockstep::<Avx512>::new(starts) else {
-        return;
-    };
-    let Some(frame) = starts.iter().flatten().next().map(|s| s.frame) else {
-        return;
-    };
-    let axes = RowAxes {
-        stride_b: frame.stride[1] as isize,
-        stride_c: frame.stride[2] as isize,
-        count_b: frame.count[1] as i32,
-        count_c: frame.count[2] as i32,
-    };
-    let weight = Avx512::load_f(weights);
-    let mut written = SpanLanes::<Avx512>::new();
-    let mut rows_span = Span::EMPTY;
-    for k in lockstep.first..=lockstep.last {
-        let t = lockstep.taps(k);
-        let terms = tap_terms::<Avx512>(&t, weight);
-        let step = SliceStep {
-            active: t.active,
-            slice_start: k as isize * frame.stride[0] as isize,
-            ib: t.ib,
-            ic: t.ic,
-            terms,
-        };
-        if !add_rows(&step, &axes, target, &mut rows_span) {
-            scatter_taps::<Avx512>(&t, &terms, target, &mut written);
-        }
-    }
-    *span = span.union(written.span()).union(rows_span);
-}
-
 /// The lanes' rays stepped slice by slice together: what the forward sampling and its
 /// transpose share.
 #[cfg(target_arch = "x86_64")]
@@ -317,9 +275,7 @@ struct Lockstep<S: Simd> {
 struct SliceTaps<S: Simd> {
     /// Lanes whose ray samples this slice.
     active: S::M,
-    /// Tap (0, 0)'s voxel indices along `b` and `c`, and its linear index.
-    ib: S::I,
-    ic: S::I,
+    /// The linear index of tap (0, 0).
     base: S::I,
     /// Bilinear weights along the frame's `b` and `c` axes.
     wb: S::F,
@@ -408,8 +364,6 @@ impl<S: Simd> Lockstep<S> {
         );
         SliceTaps {
             active,
-            ib,
-            ic,
             base,
             wb: S::sub_f(fb, flb),
             wc: S::sub_f(fc, flc),
@@ -488,72 +442,27 @@ unsafe fn scatter<S: Simd>(
         return;
     };
     let weight = S::load_f(weights);
+    let one = S::splat_f(1.0);
     let mut written = SpanLanes::<S>::new();
     for k in lockstep.first..=lockstep.last {
         let t = lockstep.taps(k);
-        let terms = tap_terms::<S>(&t, weight);
-        scatter_taps::<S>(&t, &terms, target, &mut written);
+        // The scalar kernel's tap weights: (1 - wb)(1 - wc), wb (1 - wc), (1 - wb) wc,
+        // wb wc.
+        let (ub, uc) = (S::sub_f(one, t.wb), S::sub_f(one, t.wc));
+        let tap_weights = [
+            S::mul_f(ub, uc),
+            S::mul_f(t.wb, uc),
+            S::mul_f(ub, t.wc),
+            S::mul_f(t.wb, t.wc),
+        ];
+        for ((inside, offset), tap_weight) in t.inside.iter().zip(&t.offset).zip(tap_weights) {
+            let valid = S::and_m(*inside, t.active);
+            let index = S::keep_i(valid, S::add_i(t.base, *offset));
+            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weight));
+            written.include(valid, index);
+        }
     }
     *span = span.union(written.span());
-}
-
-/// The terms of slice taps `t` for rays of `weight` (value times length per slice): the
-/// scalar kernel's tap weights (1 - wb)(1 - wc), wb (1 - wc), (1 - wb) wc and wb wc,
-/// each times `weight`.
-///
-/// # Safety
-/// As [`Simd`]'s methods.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn tap_terms<S: Simd>(t: &SliceTaps<S>, weight: S::F) -> [S::F; 4] {
-    let one = S::splat_f(1.0);
-    let (ub, uc) = (S::sub_f(one, t.wb), S::sub_f(one, t.wc));
-    [
-        S::mul_f(weight, S::mul_f(ub, uc)),
-        S::mul_f(weight, S::mul_f(t.wb, uc)),
-        S::mul_f(weight, S::mul_f(ub, t.wc)),
-        S::mul_f(weight, S::mul_f(t.wb, t.wc)),
-    ]
-}
-
-/// Adds the `terms` of slice taps `t` to `target` tap by tap, lane by lane, widening
-/// `written` to hold them.
-///
-/// # Safety
-/// As [`scatter`].
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn scatter_taps<S: Simd>(
-    t: &SliceTaps<S>,
-    terms: &[S::F; 4],
-    target: &mut [f32],
-    written: &mut SpanLanes<S>,
-) {
-    // Spelled out tap by tap, so that the taps' arrays stay in registers.
-    scatter_tap::<S>(t, 0, terms[0], target, written);
-    scatter_tap::<S>(t, 1, terms[1], target, written);
-    scatter_tap::<S>(t, 2, terms[2], target, written);
-    scatter_tap::<S>(t, 3, terms[3], target, written);
-}
-
-/// Adds `term` to tap `tap` of slice taps `t` in every lane where it is inside the grid,
-/// lane by lane, widening `written` to hold it.
-///
-/// # Safety
-/// As [`scatter`].
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn scatter_tap<S: Simd>(
-    t: &SliceTaps<S>,
-    tap: usize,
-    term: S::F,
-    target: &mut [f32],
-    written: &mut SpanLanes<S>,
-) {
-    let valid = S::and_m(t.inside[tap], t.active);
-    let index = S::keep_i(valid, S::add_i(t.base, t.offset[tap]));
-    scatter_add::<S>(target, index, valid, term);
-    written.include(valid, index);
 }
 
 /// Lanes where `0 <= i < n`.

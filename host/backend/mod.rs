@@ -8,8 +8,6 @@ pub(crate) mod cpu;
 pub(crate) mod fdk_lanes;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 pub(crate) mod joseph_lanes;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod joseph_rows;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 pub(crate) mod lanes;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]

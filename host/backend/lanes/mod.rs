@@ -168,11 +168,6 @@ impl LanePath {
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512dq")
                     && std::arch::is_x86_feature_detected!("avx512vl")
-                    // Every CPU with AVX-512 has these; the Joseph transpose uses them.
-                    && std::arch::is_x86_feature_detected!("popcnt")
-                    && std::arch::is_x86_feature_detected!("bmi1")
-                    && std::arch::is_x86_feature_detected!("bmi2")
-                    && std::arch::is_x86_feature_detected!("lzcnt")
             }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
