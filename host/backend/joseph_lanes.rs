@@ -468,8 +468,10 @@ unsafe fn scatter<S: Simd>(
 }
 
 /// How many slices ahead the transpose prefetches the rows it will add to. On the Zen 4
-/// measured (fp256, alternated runs), 16 gave the backprojection 10-40 % (8, 24 and 32
-/// less); the forward sampling gained nothing from the same prefetch, and has none.
+/// measured (fp256, alternated runs of 8-10 rounds), the best round of the
+/// backprojection was about 20 % faster with it (1 and 2 threads; 8, 24 and 32 slices
+/// gained less), the medians moved within the machine's noise; the forward sampling
+/// gained nothing from the same prefetch, and has none.
 const PREFETCH_SLICES_AHEAD: f32 = 16.0;
 
 /// Where the first and last lanes' taps will be [`PREFETCH_SLICES_AHEAD`] slices on, for
