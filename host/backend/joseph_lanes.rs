@@ -126,8 +126,9 @@ impl<'a> JosephAdjointLanes<'a> {
     /// Why 8 lanes on AVX-512: a slice step adds each lane's 4 taps with scalar loads,
     /// adds and stores, and on the Zen 4 measured (fp256, 2 threads, alternated builds)
     /// 16-lane groups backprojected 2.0-2.4 Mray/s against 2.8-3.2 for 8-lane groups.
-    /// Summing a group's terms in dense rows first (`vexpandps` into 16 or 32 slots,
-    /// then masked vector adds) gave 2.8-3.1: no faster than 8 lanes one tap at a time.
+    /// Summing a group's terms in dense rows first (`vexpandps` into 32 slots for 16
+    /// lanes or 16 for 8, then masked vector adds) gave 2.6-2.9 and 2.2-3.1: no faster
+    /// than 8 lanes one tap at a time.
     pub(crate) fn new(grid: &'a GridParams, path: LanePath) -> Option<Self> {
         let path = match path {
             LanePath::Avx512 => LanePath::Avx2,
@@ -469,9 +470,10 @@ unsafe fn scatter<S: Simd>(
 
 /// How many slices ahead the transpose prefetches the rows it will add to. On the Zen 4
 /// measured (fp256, alternated runs of 8-10 rounds), the best round of the
-/// backprojection was about 20 % faster with it (1 and 2 threads; 8, 24 and 32 slices
-/// gained less), the medians moved within the machine's noise; the forward sampling
-/// gained nothing from the same prefetch, and has none.
+/// backprojection was about 20 % faster with it, with 1 and with 2 threads, and the
+/// medians moved within the machine's noise; of 4, 8, 16, 24, 32 and 64 slices (runs
+/// of 3-10 rounds, as noisy), 16 had the best rounds. The forward sampling gained
+/// nothing from the same prefetch, and has none.
 const PREFETCH_SLICES_AHEAD: f32 = 16.0;
 
 /// Where the first and last lanes' taps will be [`PREFETCH_SLICES_AHEAD`] slices on, for
