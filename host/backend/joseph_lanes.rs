@@ -130,10 +130,7 @@ impl<'a> JosephAdjointLanes<'a> {
     /// lanes or 16 for 8, then masked vector adds) gave 2.6-2.9 and 2.2-3.1: no faster
     /// than 8 lanes one tap at a time.
     pub(crate) fn new(grid: &'a GridParams, path: LanePath) -> Option<Self> {
-        let path = match path {
-            LanePath::Avx512 => LanePath::Avx2,
-            other => other,
-        };
+        let path = adjoint_path(path);
         lanes_fit(grid, grid.voxel_count(), path).then_some(JosephAdjointLanes { grid, path })
     }
 
@@ -187,6 +184,15 @@ impl<'a> JosephAdjointLanes<'a> {
             });
         }
         span
+    }
+}
+
+/// The path Joseph's transpose runs where the projections run `path`: AVX2's 8 lanes
+/// where `path` is AVX-512 (see [`JosephAdjointLanes::new`]), else `path`.
+pub(crate) fn adjoint_path(path: LanePath) -> LanePath {
+    match path {
+        LanePath::Avx512 => LanePath::Avx2,
+        other => other,
     }
 }
 

@@ -84,8 +84,14 @@ pub fn backend_statuses() -> Vec<BackendStatus> {
                     match path {
                         lanes::LanePath::Scalar => "one ray or voxel per step".to_string(),
                         _ => format!(
-                            "{} rays or voxels per step; gathers by {}",
+                            "{} rays or voxels per step{}; gathers by {}",
                             path.lanes(),
+                            match joseph_lanes::adjoint_path(path) {
+                                adjoint if adjoint != path => {
+                                    format!(" (Joseph's backprojection {})", adjoint.lanes())
+                                }
+                                _ => String::new(),
+                            },
                             lanes::Gather::in_use()
                         ),
                     }
