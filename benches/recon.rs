@@ -8,7 +8,8 @@
 //!   updates (voxels times views).
 //!
 //! Each id ends in the vector path that ran (`avx512`, `avx2` or `scalar`: the fastest
-//! the CPU has, or the one `XRAY_CPU_LANES` caps it to) and how its lanes gather
+//! the CPU has, or the one `XRAY_CPU_LANES` caps it to; Joseph's backprojection runs
+//! AVX2's 8 lanes under `avx512`) and how its lanes gather
 //! (`instruction` or `loads`: this CPU's preferred way, or the one `XRAY_CPU_GATHER`
 //! names).
 

@@ -5,9 +5,8 @@
 //! The projections run 16 rays at once in SIMD lanes where the CPU has AVX-512, 8 where
 //! it has AVX2 ([`super::siddon_lanes`], [`super::joseph_lanes`]; Joseph's transpose 8
 //! on both, which measured faster), and FDK's backprojection as many voxels
-//! ([`super::fdk_lanes`]). Forward projections and FDK are
-//! bit for bit the scalar kernels'; a backprojection adds the same terms, a group's in
-//! lane order.
+//! ([`super::fdk_lanes`]). Forward projections and FDK are bit for bit the scalar
+//! kernels'; a backprojection adds the same terms, a group's in lane order.
 //!
 //! Work is split into bands of [`TILE_ROWS`] rows of one view, walked in tiles of
 //! [`TILE_COLS`] columns (scalar kernels) or in square blocks of a vector's lanes of
@@ -267,7 +266,7 @@ const PARTIAL_VOLUME_BUDGET: usize = 2 << 30;
 /// Rays run a vector's lanes at a time where the CPU allows ([`SiddonAdjointLanes`],
 /// [`JosephAdjointLanes`]): each adds the scalar kernel's terms, but a voxel that rays
 /// of one group cross sums them in lane order, so the lane path (16, 8 or 1 rays at a
-/// time) moves results by a rounding.
+/// time; Joseph's 8 or 1) moves results by a rounding.
 ///
 /// # Errors
 /// [`crate::Error::Allocation`] if the partial volumes cannot be allocated.

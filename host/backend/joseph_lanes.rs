@@ -163,6 +163,8 @@ impl<'a> JosephAdjointLanes<'a> {
         let starts = starts(self.grid, rays);
         #[cfg(target_arch = "x86_64")]
         if share_a_frame(&starts) && target.len() == self.grid.voxel_count() {
+            // The vector code below is AVX2's, in groups of its 8 lanes.
+            debug_assert_eq!(self.path, LanePath::Avx2);
             let mut weights = [0.0f32; MAX_LANES];
             for ((weight, start), value) in weights.iter_mut().zip(&starts).zip(values) {
                 // The scalar kernel's `value * start.length_per_slice`.
@@ -659,6 +661,15 @@ mod tests {
                     |ray, value, add| joseph_adjoint(&g, ray, value, add),
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_transpose_takes_8_lanes_on_every_vector_path() {
+        let g = grid([13, 9, 17], [0.7, 1.3, 2.1]);
+        for path in vector_paths("joseph adjoint lanes, lane count") {
+            let lanes = JosephAdjointLanes::new(&g, path).expect("a supported path");
+            assert_eq!(lanes.lanes(), 8, "{path}");
         }
     }
 
