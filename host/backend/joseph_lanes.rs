@@ -24,7 +24,7 @@ use xray_kernels::GridParams;
 
 use super::lanes::{gather, Gather, LanePath, Simd, MAX_LANES};
 #[cfg(target_arch = "x86_64")]
-use super::lanes::{scatter_add, SpanLanes};
+use super::lanes::{prefetch, scatter_add, SpanLanes};
 use super::span::Span;
 
 /// The lockstep sampler for one volume: it exists only when the lane path is a vector
@@ -534,18 +534,10 @@ impl<S: Simd> RowsAhead<S> {
         let at = S::to_array_i(S::add_i(base, self.lead));
         for lane in [0, S::LANES - 1] {
             let row = values.wrapping_offset(at[lane] as isize);
-            prefetch_line(row);
-            prefetch_line(row.wrapping_add(self.stride_c));
+            prefetch(row);
+            prefetch(row.wrapping_add(self.stride_c));
         }
     }
-}
-
-/// Asks for the cache line at `p` (any address: a prefetch never faults).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn prefetch_line(p: *const f32) {
-    // SAFETY: a prefetch reads nothing architecturally and never faults.
-    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast()) }
 }
 
 /// Lanes where `0 <= i < n`.

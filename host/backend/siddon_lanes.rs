@@ -23,8 +23,8 @@
 //! terms as `siddon_adjoint` does (less those zero terms), the rays of a group
 //! interleaved step by step (so a voxel two of them cross sums their terms in another
 //! order than one ray at a time). Rays so close to an axis that their first crossing on
-//! it is not a finite number go to the scalar kernels. The unit tests below, and those of [`super::cpu`], check all
-//! of this.
+//! it is not a finite number go to the scalar kernels. The unit tests below, and those
+//! of [`super::cpu`], check all of this.
 
 use xray_kernels::ray::Ray;
 use xray_kernels::siddon::siddon_adjoint;
@@ -33,7 +33,7 @@ use xray_kernels::siddon::WalkStart;
 use xray_kernels::GridParams;
 
 #[cfg(target_arch = "x86_64")]
-use super::lanes::{gather, scatter_add, SpanLanes};
+use super::lanes::{gather, prefetch, scatter_add, SpanLanes};
 use super::lanes::{Gather, LanePath, Simd, MAX_LANES};
 use super::span::Span;
 #[cfg(target_arch = "x86_64")]
@@ -812,18 +812,6 @@ unsafe fn walk<S: Simd, V: Visit<S>, const PREFETCH: bool>(starts: &LaneStarts<S
 #[inline(always)]
 unsafe fn next<S: Simd>(first: S::F, crossed: S::F, delta: S::F) -> S::F {
     S::add_f(first, S::mul_f(crossed, delta))
-}
-
-/// Asks for the cache line at `p` (any address: a prefetch never faults).
-#[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing architecturally and never faults.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// A [`LaneStarts`] as plain arrays, for the tests to compare with the scalar

@@ -340,6 +340,19 @@ pub(crate) unsafe fn gather<S: Simd>(how: Gather, values: &[f32], at: S::I) -> S
     }
 }
 
+/// Asks for the cache line at `p` (any address: a prefetch never faults); the walkers'
+/// prefetches.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Adds `terms` to `target[at]` in the lanes set in `active`, lane by lane in order, with
 /// scalar loads and stores. (On the Intel Xeon measured, AVX-512's gather, add and
 /// `vpscatterdps`, in rounds that `vpconflictd` orders where lanes share a voxel, made
