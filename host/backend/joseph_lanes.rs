@@ -142,7 +142,8 @@ impl<'a> JosephAdjointLanes<'a> {
     /// Adds `values[i]` times ray `i`'s Joseph weights into `target` (the whole grid's
     /// voxels), for up to [`JosephAdjointLanes::lanes`] rays: each ray adds exactly the
     /// terms `xray_kernels::joseph::joseph_adjoint` adds, the rays' terms interleaved
-    /// slice by slice, tap by tap, lane by lane. Returns the span of voxels written.
+    /// slice by slice (within a slice, lane by lane where every lane's four taps are
+    /// inside the grid, else tap by tap). Returns the span of voxels written.
     pub(crate) fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
         debug_assert_eq!(rays.len(), values.len());
         if rays.len() > self.lanes() {
@@ -274,6 +275,8 @@ struct Lockstep<S: Simd> {
     stride_c: S::I,
     /// Voxels from one slice to the next.
     stride_k: usize,
+    /// Taps (0, 0), (1, 0), (0, 1), (1, 1) as offsets from tap (0, 0), in voxels.
+    tap_offsets: [usize; 4],
     /// The first and last slice any lane samples.
     first: i32,
     last: i32,
@@ -334,6 +337,12 @@ impl<S: Simd> Lockstep<S> {
             stride_b: S::splat_i(frame.stride[1] as i32),
             stride_c: S::splat_i(frame.stride[2] as i32),
             stride_k: frame.stride[0],
+            tap_offsets: [
+                0,
+                frame.stride[1],
+                frame.stride[2],
+                frame.stride[1] + frame.stride[2],
+            ],
         })
     }
 
@@ -434,8 +443,12 @@ unsafe fn integrate<S: Simd>(volume: &[f32], how: Gather, starts: &Starts, out: 
 }
 
 /// The transpose of [`integrate`]: adds `weights[lane]` times each tap's bilinear
-/// weight to the tap's voxel, slice by slice, tap by tap, lane by lane, as
-/// `joseph_adjoint` does for one ray.
+/// weight to the tap's voxel, slice by slice, as `joseph_adjoint` does for one ray.
+/// Within a slice, where every active lane's four taps are inside the grid (almost
+/// every step of a ray inside the volume), each lane adds its four taps in turn
+/// ([`add_taps_inside`]: one index read out of the vector per lane, not one per tap;
+/// on the Zen 4 measured, fp256 with 2 threads, 3.6-3.9 Mray/s against 3.4-3.5 tap by
+/// tap); elsewhere each tap is added lane by lane, its lanes outside the grid masked.
 ///
 /// # Safety
 /// As [`integrate`], with `target` in place of `volume`.
@@ -460,20 +473,65 @@ unsafe fn scatter<S: Simd>(
         // The scalar kernel's tap weights: (1 - wb)(1 - wc), wb (1 - wc), (1 - wb) wc,
         // wb wc.
         let (ub, uc) = (S::sub_f(one, t.wb), S::sub_f(one, t.wc));
-        let tap_weights = [
-            S::mul_f(ub, uc),
-            S::mul_f(t.wb, uc),
-            S::mul_f(ub, t.wc),
-            S::mul_f(t.wb, t.wc),
+        let terms = [
+            S::mul_f(weight, S::mul_f(ub, uc)),
+            S::mul_f(weight, S::mul_f(t.wb, uc)),
+            S::mul_f(weight, S::mul_f(ub, t.wc)),
+            S::mul_f(weight, S::mul_f(t.wb, t.wc)),
         ];
-        for ((inside, offset), tap_weight) in t.inside.iter().zip(&t.offset).zip(tap_weights) {
-            let valid = S::and_m(*inside, t.active);
-            let index = S::keep_i(valid, S::add_i(t.base, *offset));
-            scatter_add::<S>(target, index, valid, S::mul_f(weight, tap_weight));
-            written.include(valid, index);
+        let active = S::bits(t.active);
+        // Taps (0, 0) and (1, 1) inside the grid: all four are.
+        let all_inside = S::bits(S::and_m(t.inside[0], t.inside[3]));
+        if active & !all_inside == 0 {
+            // SAFETY: every active lane's four taps index `target` (see `integrate`).
+            add_taps_inside::<S>(target, t.base, active, &terms, lockstep.tap_offsets);
+            written.include_range(t.active, t.base, S::add_i(t.base, t.offset[3]));
+        } else {
+            for ((inside, offset), term) in t.inside.iter().zip(&t.offset).zip(terms) {
+                let valid = S::and_m(*inside, t.active);
+                let index = S::keep_i(valid, S::add_i(t.base, *offset));
+                scatter_add::<S>(target, index, valid, term);
+                written.include(valid, index);
+            }
         }
     }
     *span = span.union(written.span());
+}
+
+/// Adds `terms[tap][lane]` to `target[base[lane] + offsets[tap]]` for each lane set in
+/// `active`, lane by lane, tap by tap: a slice step whose active lanes have all four taps
+/// inside the grid, with one index read out of `base` per lane instead of one per tap.
+/// A lane's four taps are four different voxels, so each ray adds exactly the terms
+/// `scatter_add` would; only lanes touching the same voxel sum in another order.
+///
+/// # Safety
+/// As [`Simd`]'s methods; `base[lane] + offsets[tap]` must index `target` for every
+/// lane set in `active` and every tap.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn add_taps_inside<S: Simd>(
+    target: &mut [f32],
+    base: S::I,
+    active: u32,
+    terms: &[S::F; 4],
+    offsets: [usize; 4],
+) {
+    let base = S::to_array_i(base);
+    let terms = [
+        S::to_array(terms[0]),
+        S::to_array(terms[1]),
+        S::to_array(terms[2]),
+        S::to_array(terms[3]),
+    ];
+    let target = target.as_mut_ptr();
+    for lane in 0..S::LANES {
+        if active & (1 << lane) != 0 {
+            let voxel = target.add(base[lane] as u32 as usize);
+            for (offset, terms) in offsets.iter().zip(&terms) {
+                *voxel.add(*offset) += terms[lane];
+            }
+        }
+    }
 }
 
 /// How many slices ahead the transpose prefetches the rows it will add to. On the Zen 4

@@ -406,6 +406,17 @@ impl<S: Simd> SpanLanes<S> {
         self.hi = S::select_i(active, S::max_i(self.hi, at), self.hi);
     }
 
+    /// Widens the bounds to hold `lo..=hi` in the lanes set in `active` (where
+    /// `lo <= hi`): one bound each instead of both for two indices.
+    ///
+    /// # Safety
+    /// As [`Simd`]'s methods.
+    #[inline(always)]
+    pub(crate) unsafe fn include_range(&mut self, active: S::M, lo: S::I, hi: S::I) {
+        self.lo = S::select_i(active, S::min_i(self.lo, lo), self.lo);
+        self.hi = S::select_i(active, S::max_i(self.hi, hi), self.hi);
+    }
+
     /// The span of every index included (active lanes' indices are non-negative).
     ///
     /// # Safety
