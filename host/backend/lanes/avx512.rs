@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Simd, MAX_LANES};
+use super::{pair_at, Simd, MAX_LANES};
 
 /// The AVX-512 instruction set (a marker: its methods need a CPU with AVX-512 F, BW, DQ
 /// and VL).
@@ -204,6 +204,30 @@ impl Simd for Avx512 {
             lane += 1;
         });
         _mm512_loadu_ps(out.as_ptr())
+    }
+
+    /// The pairs of lanes 0, 1 | 4, 5 | 8, 9 | 12, 13 in one register and the others
+    /// in another, so that one even and one odd shuffle of the two give the lanes in
+    /// order.
+    #[inline(always)]
+    unsafe fn gather_pairs(values: &[f32], at: __m512i) -> (__m512, __m512) {
+        let mut pairs = [0i64; 16];
+        let mut lane = 0;
+        Self::for_each_lane(at, |i| {
+            pairs[lane] = pair_at(values.as_ptr(), i);
+            lane += 1;
+        });
+        let p = pairs;
+        let a = _mm512_castsi512_ps(_mm512_set_epi64(
+            p[13], p[12], p[9], p[8], p[5], p[4], p[1], p[0],
+        ));
+        let b = _mm512_castsi512_ps(_mm512_set_epi64(
+            p[15], p[14], p[11], p[10], p[7], p[6], p[3], p[2],
+        ));
+        (
+            _mm512_shuffle_ps::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_ps::<0b11_01_11_01>(a, b),
+        )
     }
 
     #[inline(always)]

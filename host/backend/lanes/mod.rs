@@ -320,6 +320,12 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// Every lane of `at` must be a valid index into `values` (a non-negative `i32`).
     unsafe fn gather_loads(values: &[f32], at: Self::I) -> Self::F;
+    /// `(values[at[i]], values[at[i] + 1])` in lane `i`: two neighbouring values read
+    /// with one 8-byte load per lane, split into two vectors.
+    ///
+    /// # Safety
+    /// `at[i]` and `at[i] + 1` must be valid indices into `values` in every lane.
+    unsafe fn gather_pairs(values: &[f32], at: Self::I) -> (Self::F, Self::F);
     /// `values[at[i]]` in lane `i`, read with the gather instruction.
     ///
     /// # Safety
@@ -338,6 +344,19 @@ pub(crate) unsafe fn gather<S: Simd>(how: Gather, values: &[f32], at: S::I) -> S
         Gather::Loads => S::gather_loads(values, at),
         Gather::Instruction => S::gather_instruction(values, at),
     }
+}
+
+/// The 8 bytes at `values + at` (`at` a non-negative `i32` index), as one `i64`: a
+/// pair of neighbouring `f32` for [`Simd::gather_pairs`].
+///
+/// # Safety
+/// `at` and `at + 1` must be valid indices into the slice `values` points into.
+#[inline(always)]
+pub(crate) unsafe fn pair_at(values: *const f32, at: i32) -> i64 {
+    values
+        .add(at as u32 as usize)
+        .cast::<i64>()
+        .read_unaligned()
 }
 
 /// Asks for the cache line at `p` (any address: a prefetch never faults); the walkers'
@@ -433,5 +452,67 @@ impl<S: Simd> SpanLanes<S> {
             }
         }
         span
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    //! The lane operations that are more than one instruction, against plain indexing.
+
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::test_support::vector_paths;
+    use super::{avx2::Avx2, avx512::Avx512, LanePath, Simd, MAX_LANES};
+
+    type Pairs = ([f32; MAX_LANES], [f32; MAX_LANES]);
+
+    /// [`Simd::gather_pairs`] of `at` on `S`, as arrays.
+    #[inline(always)]
+    unsafe fn pairs<S: Simd>(values: &[f32], at: &[i32; MAX_LANES]) -> Pairs {
+        let (first, second) = S::gather_pairs(values, S::load_i(at));
+        (S::to_array(first), S::to_array(second))
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn pairs_avx2(values: &[f32], at: &[i32; MAX_LANES]) -> Pairs {
+        pairs::<Avx2>(values, at)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn pairs_avx512(values: &[f32], at: &[i32; MAX_LANES]) -> Pairs {
+        pairs::<Avx512>(values, at)
+    }
+
+    #[test]
+    fn gathered_pairs_are_each_lanes_value_and_its_neighbour_in_lane_order() {
+        let values: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let mut random = ChaCha8Rng::seed_from_u64(5);
+        for path in vector_paths("gather pairs") {
+            for round in 0..100 {
+                let mut at = [0i32; MAX_LANES];
+                for (lane, at) in at.iter_mut().enumerate() {
+                    // The first and the last pair in some lanes, anywhere in the others.
+                    *at = match (round + lane) % 5 {
+                        0 => 0,
+                        1 => values.len() as i32 - 2,
+                        _ => random.random_range(0..values.len() as i32 - 1),
+                    };
+                }
+                // SAFETY: the CPU runs `path` (`vector_paths`), and every index and the
+                // next are inside `values`.
+                let (first, second) = unsafe {
+                    match path {
+                        LanePath::Avx512 => pairs_avx512(&values, &at),
+                        _ => pairs_avx2(&values, &at),
+                    }
+                };
+                for lane in 0..path.lanes() {
+                    let i = at[lane] as usize;
+                    assert_eq!(first[lane], values[i], "{path:?} lane {lane}");
+                    assert_eq!(second[lane], values[i + 1], "{path:?} lane {lane}");
+                }
+            }
+        }
     }
 }
