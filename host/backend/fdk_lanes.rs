@@ -12,8 +12,8 @@
 //! -0.0, which no sum that starts at +0.0 keeps), and what the GPU kernel computes up to
 //! its own rounding. The unit tests below check that on every path the CPU has.
 //!
-//! Where every lane's four taps are on the detector (all but the voxels that project
-//! onto its edge) and the lanes read with scalar loads ([`Gather::Loads`]), each lane
+//! Where every used lane's four taps are on the detector (all but the voxels that
+//! project onto its edge) and the lanes read with scalar loads ([`Gather::Loads`]), each lane
 //! reads its taps as two pairs of neighbouring pixels, one 8-byte load each
 //! ([`Simd::gather_pairs`]), instead of four masked loads: on the Zen 4 measured (fp256
 //! FDK from 16 views, 2 threads, alternated builds) 0.98-1.04 against 0.86-0.90 G
@@ -143,8 +143,11 @@ unsafe fn on_avx512(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
 /// # Safety
 /// Must run compiled for `S`'s instruction set, on a CPU that has it; `task.filtered`
 /// must hold `task.views.len()` images of `rows * cols <= i32::MAX` pixels. Then every
-/// tap read is inside its view's image: a tap is read only where its row and column are
-/// on the detector, and other taps read pixel 0 and are masked to 0.
+/// tap read is inside its view's image: in a group with a lane whose four taps are all
+/// on the detector and no used lane with a tap off it, the used lanes read their taps
+/// and the others pixels 0, 1, `cols` and `cols + 1` (inside an image at least 2 x 2, as
+/// the used lane's taps show); otherwise a tap is read only where its row and column
+/// are on the detector, and other taps read pixel 0 and are masked to 0.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
@@ -191,9 +194,10 @@ unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
             let (col0, col1) = (within::<S>(c0, cols_i), within::<S>(c1, cols_i));
             let (row0, row1) = (within::<S>(r0, rows_i), within::<S>(r1, rows_i));
             let base = S::add_i(S::mul_i(r0, cols_i), c0);
-            let used_bits = S::bits(used);
-            if used_bits == 0 {
-                // Every lane would add +0.0, which leaves each sum as it is.
+            if S::bits(used) == 0 {
+                // Every lane would add +0.0, which leaves each sum as it is. (The pairs
+                // below rely on this: with no lane used, their condition would hold
+                // for an image too small for their reads.)
                 continue;
             }
             let inside = S::and_m(S::and_m(row0, row1), S::and_m(col0, col1));
@@ -224,9 +228,10 @@ unsafe fn add_row<S: Simd>(task: &FdkRows, iy: f32, iz: f32, out: &mut [f32]) {
     }
 }
 
-/// The four taps (0, 0), (0, 1), (1, 0), (1, 1) (row, column) at `base` in each lane
-/// set in `used`, each read where its row and column are on the detector (`on`: rows
-/// `r0`, `r0 + 1`, columns `c0`, `c0 + 1`) and +0.0 elsewhere.
+/// The four taps (0, 0), (0, 1), (1, 0), (1, 1) (row, column) at `base`: in each lane
+/// set in `used`, each tap read where its row and its column are on the detector (the
+/// masks `row0`, `row1` of rows `r0`, `r0 + 1` and `col0`, `col1` of columns `c0`,
+/// `c0 + 1`), +0.0 elsewhere and in the lanes not used.
 ///
 /// # Safety
 /// As [`Simd`]'s methods; a tap on the detector must be a pixel of `pixels`.

@@ -142,8 +142,8 @@ impl<'a> JosephAdjointLanes<'a> {
     /// Adds `values[i]` times ray `i`'s Joseph weights into `target` (the whole grid's
     /// voxels), for up to [`JosephAdjointLanes::lanes`] rays: each ray adds exactly the
     /// terms `xray_kernels::joseph::joseph_adjoint` adds, the rays' terms interleaved
-    /// slice by slice (within a slice, lane by lane where every lane's four taps are
-    /// inside the grid, else tap by tap). Returns the span of voxels written.
+    /// slice by slice (within a slice, lane by lane where every active lane's four
+    /// taps are inside the grid, else tap by tap). Returns the span of voxels written.
     pub(crate) fn scatter(&self, rays: &[Ray], values: &[f32], target: &mut [f32]) -> Span {
         debug_assert_eq!(rays.len(), values.len());
         if rays.len() > self.lanes() {
@@ -523,10 +523,15 @@ unsafe fn add_taps_inside<S: Simd>(
         S::to_array(terms[2]),
         S::to_array(terms[3]),
     ];
-    let target = target.as_mut_ptr();
     for lane in 0..S::LANES {
         if active & (1 << lane) != 0 {
-            let voxel = target.add(base[lane] as u32 as usize);
+            debug_assert!(
+                base[lane] >= 0 && base[lane] as usize + offsets[3] < target.len(),
+                "lane {lane} taps at {} + {offsets:?} of {}",
+                base[lane],
+                target.len()
+            );
+            let voxel = target.as_mut_ptr().add(base[lane] as u32 as usize);
             for (offset, terms) in offsets.iter().zip(&terms) {
                 *voxel.add(*offset) += terms[lane];
             }

@@ -214,7 +214,7 @@ impl Simd for Avx512 {
         let mut pairs = [0i64; 16];
         let mut lane = 0;
         Self::for_each_lane(at, |i| {
-            pairs[lane] = pair_at(values.as_ptr(), i);
+            pairs[lane] = pair_at(values, i);
             lane += 1;
         });
         let p = pairs;

@@ -346,14 +346,16 @@ pub(crate) unsafe fn gather<S: Simd>(how: Gather, values: &[f32], at: S::I) -> S
     }
 }
 
-/// The 8 bytes at `values + at` (`at` a non-negative `i32` index), as one `i64`: a
-/// pair of neighbouring `f32` for [`Simd::gather_pairs`].
+/// The 8 bytes of `values[at]` and `values[at + 1]`, as one `i64`: a pair of
+/// neighbouring `f32` for [`Simd::gather_pairs`].
 ///
 /// # Safety
-/// `at` and `at + 1` must be valid indices into the slice `values` points into.
+/// `at` and `at + 1` must be valid indices into `values` (checked in debug builds).
 #[inline(always)]
-pub(crate) unsafe fn pair_at(values: *const f32, at: i32) -> i64 {
+pub(crate) unsafe fn pair_at(values: &[f32], at: i32) -> i64 {
+    debug_assert!(at >= 0 && (at as usize) + 1 < values.len(), "pair at {at}");
     values
+        .as_ptr()
         .add(at as u32 as usize)
         .cast::<i64>()
         .read_unaligned()
