@@ -13,8 +13,8 @@
 //! its own rounding. The unit tests below check that on every path the CPU has.
 //!
 //! Where every used lane's four taps are on the detector (all but the voxels that
-//! project onto its edge) and the lanes read with scalar loads ([`Gather::Loads`]), each lane
-//! reads its taps as two pairs of neighbouring pixels, one 8-byte load each
+//! project onto its edge) and the lanes read with scalar loads ([`Gather::Loads`]),
+//! each lane reads its taps as two pairs of neighbouring pixels, one 8-byte load each
 //! ([`Simd::gather_pairs`]), instead of four masked loads: on the Zen 4 measured (fp256
 //! FDK from 16 views, 2 threads, alternated builds) 0.98-1.04 against 0.86-0.90 G
 //! voxel-views per second with AVX-512 and 0.78-0.84 against 0.61-0.72 with AVX2. With

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{pair_at, Simd, MAX_LANES};
+use super::{lane_pairs, Simd, MAX_LANES};
 
 /// The AVX2 instruction set (a marker: its methods need a CPU with AVX2).
 #[derive(Clone, Copy, Debug)]
@@ -209,13 +209,7 @@ impl Simd for Avx2 {
     /// that one even and one odd shuffle of the two give the lanes in order.
     #[inline(always)]
     unsafe fn gather_pairs(values: &[f32], at: __m256i) -> (__m256, __m256) {
-        let mut pairs = [0i64; 8];
-        let mut lane = 0;
-        Self::for_each_lane(at, |i| {
-            pairs[lane] = pair_at(values, i);
-            lane += 1;
-        });
-        let p = pairs;
+        let p = lane_pairs::<Self>(values, at);
         let a = _mm256_castsi256_ps(_mm256_set_epi64x(p[5], p[4], p[1], p[0]));
         let b = _mm256_castsi256_ps(_mm256_set_epi64x(p[7], p[6], p[3], p[2]));
         (

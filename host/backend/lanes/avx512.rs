@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{pair_at, Simd, MAX_LANES};
+use super::{lane_pairs, Simd, MAX_LANES};
 
 /// The AVX-512 instruction set (a marker: its methods need a CPU with AVX-512 F, BW, DQ
 /// and VL).
@@ -211,13 +211,7 @@ impl Simd for Avx512 {
     /// order.
     #[inline(always)]
     unsafe fn gather_pairs(values: &[f32], at: __m512i) -> (__m512, __m512) {
-        let mut pairs = [0i64; 16];
-        let mut lane = 0;
-        Self::for_each_lane(at, |i| {
-            pairs[lane] = pair_at(values, i);
-            lane += 1;
-        });
-        let p = pairs;
+        let p = lane_pairs::<Self>(values, at);
         let a = _mm512_castsi512_ps(_mm512_set_epi64(
             p[13], p[12], p[9], p[8], p[5], p[4], p[1], p[0],
         ));

@@ -346,19 +346,26 @@ pub(crate) unsafe fn gather<S: Simd>(how: Gather, values: &[f32], at: S::I) -> S
     }
 }
 
-/// The 8 bytes of `values[at]` and `values[at + 1]`, as one `i64`: a pair of
-/// neighbouring `f32` for [`Simd::gather_pairs`].
+/// The 8 bytes of `values[at[i]]` and `values[at[i] + 1]` of each lane `i`, as one
+/// `i64` each, in the first [`Simd::LANES`] places: what [`Simd::gather_pairs`] shuffles.
 ///
 /// # Safety
-/// `at` and `at + 1` must be valid indices into `values` (checked in debug builds).
+/// As [`Simd`]'s methods; `at[i]` and `at[i] + 1` must be valid indices into `values`
+/// in every lane (checked in debug builds).
 #[inline(always)]
-pub(crate) unsafe fn pair_at(values: &[f32], at: i32) -> i64 {
-    debug_assert!(at >= 0 && (at as usize) + 1 < values.len(), "pair at {at}");
-    values
-        .as_ptr()
-        .add(at as u32 as usize)
-        .cast::<i64>()
-        .read_unaligned()
+pub(crate) unsafe fn lane_pairs<S: Simd>(values: &[f32], at: S::I) -> [i64; MAX_LANES] {
+    let mut pairs = [0i64; MAX_LANES];
+    let mut lane = 0;
+    S::for_each_lane(at, |i| {
+        debug_assert!(i >= 0 && (i as usize) + 1 < values.len(), "pair at {i}");
+        pairs[lane] = values
+            .as_ptr()
+            .add(i as u32 as usize)
+            .cast::<i64>()
+            .read_unaligned();
+        lane += 1;
+    });
+    pairs
 }
 
 /// Asks for the cache line at `p` (any address: a prefetch never faults); the walkers'
